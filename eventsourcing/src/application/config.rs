@@ -1,0 +1,91 @@
+//! Where an application keeps its events: a URL, the environment, or the default SQLite file.
+
+use std::path::PathBuf;
+use std::str::FromStr;
+use std::sync::Arc;
+
+use super::error::ApplicationError;
+use crate::persistence::{MemoryRecorder, Storage};
+
+/// The environment variable read by [`crate::Application::open_default`].
+pub const URL_ENV: &str = "EVENTSOURCING_URL";
+
+/// The store used when nothing is configured: a SQLite file in the working directory.
+pub const DEFAULT_URL: &str = "sqlite://eventsourcing.db";
+
+/// A parsed store URL.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum StoreUrl {
+    /// `memory:`: events live as long as the application.
+    Memory,
+    /// `sqlite://PATH`: an embedded SQLite file (`sqlite://:memory:` for a private in-memory
+    /// database).
+    Sqlite(PathBuf),
+    /// `postgres://...` or `postgresql://...`: a PostgreSQL server (libpq-style URL).
+    Postgres(String),
+}
+
+impl FromStr for StoreUrl {
+    type Err = ApplicationError;
+
+    fn from_str(url: &str) -> Result<Self, Self::Err> {
+        if url == "memory:" || url == "memory://" {
+            Ok(Self::Memory)
+        } else if let Some(path) = url
+            .strip_prefix("sqlite://")
+            .or_else(|| url.strip_prefix("sqlite:"))
+        {
+            if path.is_empty() {
+                return Err(ApplicationError::Config(format!(
+                    "`{url}` names no SQLite file"
+                )));
+            }
+            Ok(Self::Sqlite(PathBuf::from(path)))
+        } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Ok(Self::Postgres(url.to_owned()))
+        } else {
+            Err(ApplicationError::Config(format!(
+                "unsupported store URL `{url}`: expected `memory:`, `sqlite://PATH` or `postgres://...`"
+            )))
+        }
+    }
+}
+
+impl StoreUrl {
+    /// The URL from [`URL_ENV`], or [`DEFAULT_URL`] when it is unset or empty.
+    ///
+    /// # Errors
+    /// [`ApplicationError::Config`] for an unsupported URL.
+    pub fn from_env() -> Result<Self, ApplicationError> {
+        match std::env::var(URL_ENV) {
+            Ok(url) if !url.trim().is_empty() => url.trim().parse(),
+            _ => DEFAULT_URL.parse(),
+        }
+    }
+
+    /// Opens the recorder this URL names, creating the schema if needed.
+    ///
+    /// # Errors
+    /// [`ApplicationError::Config`] when the backend is not compiled in, or the backend's
+    /// error when it cannot be opened.
+    pub fn open_recorder(&self) -> Result<Arc<dyn Storage>, ApplicationError> {
+        match self {
+            Self::Memory => Ok(Arc::new(MemoryRecorder::new())),
+            Self::Sqlite(path) => open_sqlite(path),
+            Self::Postgres(url) => open_postgres(url),
+        }
+    }
+}
+
+fn open_sqlite(_path: &std::path::Path) -> Result<Arc<dyn Storage>, ApplicationError> {
+    Err(ApplicationError::Config(
+        "this build has no SQLite support: enable the `sqlite` feature".into(),
+    ))
+}
+
+fn open_postgres(_url: &str) -> Result<Arc<dyn Storage>, ApplicationError> {
+    Err(ApplicationError::Config(
+        "this build has no PostgreSQL support: enable the `postgres` feature".into(),
+    ))
+}

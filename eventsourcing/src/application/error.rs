@@ -1,0 +1,83 @@
+//! The application layer's error type.
+
+use thiserror::Error;
+use uuid::Uuid;
+
+use crate::domain::{DomainError, ReplayError};
+use crate::persistence::PersistenceError;
+use crate::system::BusError;
+
+/// Everything that can go wrong when an application saves or loads aggregates.
+#[derive(Debug, Error)]
+#[non_exhaustive]
+pub enum ApplicationError {
+    /// No events are stored for this aggregate id.
+    #[error("aggregate {id} not found")]
+    NotFound {
+        /// The id asked for.
+        id: Uuid,
+    },
+    /// The aggregate exists but was discarded (see [`crate::Entity::is_discarded`]).
+    #[error("aggregate {id} was discarded")]
+    Discarded {
+        /// The id asked for.
+        id: Uuid,
+    },
+    /// Another writer saved the stream first; nothing of this save was written. Reload the
+    /// aggregate and retry the command.
+    #[error("conflict on stream `{stream_id}`: expected version {expected}, found {actual}; nothing was written")]
+    Conflict {
+        /// The stream that moved on.
+        stream_id: String,
+        /// The version this save expected.
+        expected: u64,
+        /// The version the stream has.
+        actual: u64,
+    },
+    /// A stored event could not be applied to the entity while loading it.
+    #[error("loading aggregate failed: {0}")]
+    Replay(#[from] ReplayError),
+    /// A domain rule or codec failed.
+    #[error(transparent)]
+    Domain(#[from] DomainError),
+    /// The store failed.
+    #[error(transparent)]
+    Persistence(PersistenceError),
+    /// The events were committed, but a subscriber of the application's bus failed.
+    #[error("events committed up to position {last_position}, but a subscriber failed: {source}")]
+    Publish {
+        /// The last position committed by the save.
+        last_position: u64,
+        /// What the subscribers reported.
+        #[source]
+        source: BusError,
+    },
+    /// The application's configuration is invalid.
+    #[error("invalid configuration: {0}")]
+    Config(String),
+}
+
+impl ApplicationError {
+    /// True for [`ApplicationError::Conflict`].
+    #[must_use]
+    pub fn is_conflict(&self) -> bool {
+        matches!(self, Self::Conflict { .. })
+    }
+}
+
+impl From<PersistenceError> for ApplicationError {
+    fn from(error: PersistenceError) -> Self {
+        match error {
+            PersistenceError::Conflict {
+                stream_id,
+                expected,
+                actual,
+            } => Self::Conflict {
+                stream_id,
+                expected,
+                actual,
+            },
+            other => Self::Persistence(other),
+        }
+    }
+}

@@ -1,0 +1,16 @@
+//! The application layer: the event store, repositories (the event player), the application
+//! object, the notification log and configuration.
+
+mod app;
+mod config;
+mod error;
+mod event_store;
+mod notification_log;
+mod repository;
+
+pub use app::{Application, ApplicationBuilder, Saveable, Saved};
+pub use config::{StoreUrl, DEFAULT_URL, URL_ENV};
+pub use error::ApplicationError;
+pub use event_store::EventStore;
+pub use notification_log::{NotificationIter, NotificationLog};
+pub use repository::{EventSourcedRepository, Repository};

@@ -1,0 +1,316 @@
+//! `Aggregate<T>`: an entity's state with its identity, version, timestamps and the events
+//! recorded since it was last saved.
+
+use std::ops::Deref;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+
+use uuid::Uuid;
+
+use super::entity::Entity;
+use super::error::DomainError;
+use super::event::{DomainEvent, EventEnvelope};
+use super::metadata::{EventContext, Metadata, Timestamp};
+
+/// An entity with its identity and history.
+///
+/// The state is readable through `Deref<Target = T>`, but there is no `DerefMut`: the state
+/// changes only by recording events, so the history is always complete.
+#[derive(Debug, Clone)]
+pub struct Aggregate<T: Entity> {
+    id: Uuid,
+    version: u64,
+    created_on: Timestamp,
+    modified_on: Timestamp,
+    state: T,
+    pending: Vec<EventEnvelope<T::Event>>,
+    context: EventContext,
+}
+
+impl<T: Entity> Aggregate<T> {
+    /// Creates a new entity with a fresh id (UUID v7) from its creation event, which becomes
+    /// the first pending event.
+    ///
+    /// # Errors
+    /// Whatever the mutator returns, e.g. [`DomainError::NotCreated`] for an event that does not
+    /// create the entity.
+    pub fn create(event: T::Event) -> Result<Self, DomainError> {
+        Self::create_with_id(Uuid::now_v7(), event)
+    }
+
+    /// As [`Aggregate::create`], with a given id.
+    ///
+    /// # Errors
+    /// As [`Aggregate::create`].
+    pub fn create_with_id(id: Uuid, event: T::Event) -> Result<Self, DomainError> {
+        Self::create_in_context(id, event, EventContext::default())
+    }
+
+    /// As [`Aggregate::create_with_id`], with causation, correlation and user values for the
+    /// events this aggregate records.
+    ///
+    /// # Errors
+    /// As [`Aggregate::create`].
+    pub fn create_in_context(
+        id: Uuid,
+        event: T::Event,
+        context: EventContext,
+    ) -> Result<Self, DomainError> {
+        let metadata = Metadata::with_context(&context);
+        let state = T::mutate(None, event.clone())?;
+        Ok(Self {
+            id,
+            version: 1,
+            created_on: metadata.timestamp,
+            modified_on: metadata.timestamp,
+            state,
+            pending: vec![EventEnvelope {
+                stream_id: id,
+                version: 1,
+                metadata,
+                position: None,
+                event,
+            }],
+            context,
+        })
+    }
+
+    /// Records an event: applies it to the state and keeps it as pending until saved.
+    ///
+    /// The mutator runs on a copy of the state, so if it fails or panics the aggregate is left
+    /// exactly as it was (a panic then continues to unwind).
+    ///
+    /// # Errors
+    /// Whatever the mutator returns; nothing is recorded then.
+    pub fn record(&mut self, event: T::Event) -> Result<(), DomainError> {
+        let next = T::mutate(Some(self.state.clone()), event.clone())?;
+        let metadata = Metadata::with_context(&self.context);
+        self.version += 1;
+        self.modified_on = metadata.timestamp;
+        self.state = next;
+        self.pending.push(EventEnvelope {
+            stream_id: self.id,
+            version: self.version,
+            metadata,
+            position: None,
+            event,
+        });
+        Ok(())
+    }
+
+    /// Rebuilds an aggregate from its recorded events, oldest first (the event player).
+    ///
+    /// Returns `Ok(None)` when there are no events. Events must be contiguous and belong to
+    /// one stream; a panic in the mutator is caught and reported as
+    /// [`DomainError::MutatorPanicked`].
+    ///
+    /// # Errors
+    /// The mutator's error for the first event it rejects.
+    pub fn replay<I>(events: I) -> Result<Option<Self>, ReplayError>
+    where
+        I: IntoIterator<Item = EventEnvelope<T::Event>>,
+    {
+        let mut aggregate: Option<Self> = None;
+        for envelope in events {
+            aggregate = Some(Self::replay_one(aggregate, envelope)?);
+        }
+        Ok(aggregate)
+    }
+
+    /// Applies one recorded event during replay; `None` starts a new aggregate.
+    ///
+    /// # Errors
+    /// See [`Aggregate::replay`].
+    pub fn replay_one(
+        aggregate: Option<Self>,
+        envelope: EventEnvelope<T::Event>,
+    ) -> Result<Self, ReplayError> {
+        let EventEnvelope {
+            stream_id,
+            version,
+            metadata,
+            event,
+            ..
+        } = envelope;
+        let topic = event.topic();
+        let fail = |error: DomainError| ReplayError {
+            stream_id,
+            version,
+            error,
+        };
+        match aggregate {
+            None => {
+                let state = apply_caught::<T>(None, event, topic).map_err(fail)?;
+                Ok(Self {
+                    id: stream_id,
+                    version,
+                    created_on: metadata.timestamp,
+                    modified_on: metadata.timestamp,
+                    state,
+                    pending: Vec::new(),
+                    context: EventContext::default(),
+                })
+            }
+            Some(mut aggregate) => {
+                aggregate.state =
+                    apply_caught::<T>(Some(aggregate.state), event, topic).map_err(fail)?;
+                aggregate.version = version;
+                aggregate.modified_on = metadata.timestamp;
+                Ok(aggregate)
+            }
+        }
+    }
+
+    /// Rebuilds from a snapshot of the state at `version`.
+    #[must_use]
+    pub fn from_snapshot(
+        id: Uuid,
+        version: u64,
+        created_on: Timestamp,
+        modified_on: Timestamp,
+        state: T,
+    ) -> Self {
+        Self {
+            id,
+            version,
+            created_on,
+            modified_on,
+            state,
+            pending: Vec::new(),
+            context: EventContext::default(),
+        }
+    }
+
+    /// The entity's id, which is also its stream id.
+    #[must_use]
+    pub fn id(&self) -> Uuid {
+        self.id
+    }
+
+    /// The number of events in the entity's history, including pending ones.
+    #[must_use]
+    pub fn version(&self) -> u64 {
+        self.version
+    }
+
+    /// The version the store holds: [`Aggregate::version`] minus pending events.
+    #[must_use]
+    pub fn saved_version(&self) -> u64 {
+        self.version - self.pending.len() as u64
+    }
+
+    /// When the creation event was recorded.
+    #[must_use]
+    pub fn created_on(&self) -> Timestamp {
+        self.created_on
+    }
+
+    /// When the latest event was recorded.
+    #[must_use]
+    pub fn modified_on(&self) -> Timestamp {
+        self.modified_on
+    }
+
+    /// The state (also reachable through `Deref`).
+    #[must_use]
+    pub fn state(&self) -> &T {
+        &self.state
+    }
+
+    /// Consumes the aggregate, returning its state.
+    #[must_use]
+    pub fn into_state(self) -> T {
+        self.state
+    }
+
+    /// Events recorded since the aggregate was created or last saved.
+    #[must_use]
+    pub fn pending_events(&self) -> &[EventEnvelope<T::Event>] {
+        &self.pending
+    }
+
+    /// Takes the pending events out: the seed's "collect pending events". After a successful
+    /// save the application does this for you.
+    pub fn collect_events(&mut self) -> Vec<EventEnvelope<T::Event>> {
+        std::mem::take(&mut self.pending)
+    }
+
+    /// The causation, correlation and user values that events recorded from now on carry.
+    pub fn set_context(&mut self, context: EventContext) {
+        self.context = context;
+    }
+
+    /// The current event context.
+    #[must_use]
+    pub fn context(&self) -> &EventContext {
+        &self.context
+    }
+
+    /// Saves the parts of the aggregate a failed command must not change.
+    #[doc(hidden)]
+    #[must_use]
+    pub fn checkpoint(&self) -> Checkpoint<T> {
+        Checkpoint {
+            version: self.version,
+            modified_on: self.modified_on,
+            state: self.state.clone(),
+            pending: self.pending.len(),
+        }
+    }
+
+    /// Returns to a checkpoint, dropping the events recorded since.
+    #[doc(hidden)]
+    pub fn restore(&mut self, checkpoint: Checkpoint<T>) {
+        self.version = checkpoint.version;
+        self.modified_on = checkpoint.modified_on;
+        self.state = checkpoint.state;
+        self.pending.truncate(checkpoint.pending);
+    }
+}
+
+/// A copy of an aggregate's mutable parts, taken before a command that may fail.
+#[doc(hidden)]
+#[derive(Debug)]
+pub struct Checkpoint<T> {
+    version: u64,
+    modified_on: Timestamp,
+    state: T,
+    pending: usize,
+}
+
+fn apply_caught<T: Entity>(
+    state: Option<T>,
+    event: T::Event,
+    topic: &'static str,
+) -> Result<T, DomainError> {
+    match catch_unwind(AssertUnwindSafe(|| T::mutate(state, event))) {
+        Ok(result) => result,
+        Err(panic) => Err(DomainError::MutatorPanicked {
+            topic: topic.to_owned(),
+            message: panic
+                .downcast_ref::<&str>()
+                .map(|s| (*s).to_owned())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_default(),
+        }),
+    }
+}
+
+impl<T: Entity> Deref for Aggregate<T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        &self.state
+    }
+}
+
+/// A replay that stopped at an event the mutator could not apply.
+#[derive(Debug, thiserror::Error)]
+#[error("replaying stream {stream_id} stopped at version {version}: {error}")]
+pub struct ReplayError {
+    /// The stream being replayed.
+    pub stream_id: Uuid,
+    /// The version of the event that failed.
+    pub version: u64,
+    /// What went wrong.
+    #[source]
+    pub error: DomainError,
+}

@@ -1,0 +1,80 @@
+//! Event sourcing for Rust: write plain structs and methods, add a few attributes, and get a
+//! durable, concurrent, replayable application.
+//!
+//! The crate is organised in layers, each with its own error type:
+//!
+//! - [`domain`]: entities, [`Aggregate`], [`DomainEvent`], topics and metadata (no I/O);
+//! - [`persistence`]: [`StoredEvent`], the [`Mapper`], the recorder traits and the
+//!   memory, SQLite and PostgreSQL recorders;
+//! - [`application`]: [`EventStore`], [`Repository`], [`Application`] and the notification log;
+//! - [`system`]: the in-process [`EventBus`] and the [`PersistenceSubscriber`].
+//!
+//! See the README for a tour.
+
+pub mod application;
+pub mod domain;
+pub mod persistence;
+pub mod system;
+
+pub use application::{
+    Application, ApplicationBuilder, ApplicationError, EventSourcedRepository, EventStore,
+    NotificationLog, Repository, Saveable, Saved, StoreUrl,
+};
+pub use domain::{
+    topic_of, Aggregate, DomainError, DomainEvent, Entity, EventContext, EventEnvelope, Metadata,
+    Timestamp,
+};
+pub use eventsourcing_derive::{entity, DomainEvent};
+pub use persistence::{
+    AggregateRecorder, ApplicationRecorder, EventQuery, Mapper, MemoryRecorder, NotificationQuery,
+    PersistenceError, ProcessRecorder, StoredEvent, StreamAppend, Tracking,
+};
+pub use system::{EventBus, PersistenceSubscriber};
+pub use uuid::Uuid;
+
+/// The names most applications need: `use eventsourcing::prelude::*;`.
+pub mod prelude {
+    pub use crate::{
+        entity, Aggregate, Application, ApplicationError, DomainError, DomainEvent, Entity,
+        EventEnvelope, EventSourcedRepository, EventStore, Repository, Uuid,
+    };
+    pub use serde::{Deserialize, Serialize};
+}
+
+/// What generated code needs; not part of the public API.
+#[doc(hidden)]
+pub mod __private {
+    pub use inventory;
+    pub use serde;
+    pub use serde_json;
+    pub use std;
+
+    pub use crate::domain::{
+        Aggregate, Checkpoint, DomainError, DomainEvent, Entity, EventTypeRegistration,
+        SnapshotCodec, TopicRegistration, Upcaster,
+    };
+
+    /// Records an event produced by generated code. Generated mutators accept every
+    /// non-creation event of their own entity, so the only failure left is a hand-written
+    /// `Entity` impl that rejects it; that is a bug in the entity, reported loudly.
+    pub fn record<T: Entity>(aggregate: &mut Aggregate<T>, event: T::Event) {
+        if let Err(error) = aggregate.record(event) {
+            panic!(
+                "the mutator of `{}` rejected its own command's event: {error}",
+                T::NAME
+            );
+        }
+    }
+
+    /// Creates an aggregate from a creation event produced by a generated factory.
+    #[must_use]
+    pub fn create<T: Entity>(event: T::Event) -> Aggregate<T> {
+        match Aggregate::create(event) {
+            Ok(aggregate) => aggregate,
+            Err(error) => panic!(
+                "the mutator of `{}` rejected its own creation event: {error}",
+                T::NAME
+            ),
+        }
+    }
+}

@@ -1,0 +1,286 @@
+//! The in-memory recorder: thread-safe, always available, and the test double for the others.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::{PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
+
+use uuid::Uuid;
+
+use super::error::PersistenceError;
+use super::recorder::{
+    validate_batch, AggregateRecorder, ApplicationRecorder, ProcessRecorder, SnapshotRecorder,
+};
+use super::stored_event::{
+    EventQuery, NotificationQuery, StoredEvent, StoredSnapshot, StreamAppend, Tracking,
+};
+
+/// Keeps events in process memory. Implements all three recorder traits with the same
+/// guarantees as the durable ones (atomic batches, conflicts, gap-free positions), minus
+/// durability.
+#[derive(Debug, Default)]
+pub struct MemoryRecorder {
+    inner: RwLock<Inner>,
+}
+
+#[derive(Debug, Default)]
+struct Inner {
+    /// Every event by position.
+    log: BTreeMap<u64, StoredEvent>,
+    /// Each stream's positions, index `v - 1` holding version `v`.
+    streams: HashMap<String, Vec<u64>>,
+    by_event_id: HashMap<Uuid, u64>,
+    tracking: HashMap<String, BTreeSet<u64>>,
+    /// Each stream's snapshots by version.
+    snapshots: HashMap<String, BTreeMap<u64, StoredSnapshot>>,
+    last_position: u64,
+}
+
+impl MemoryRecorder {
+    /// An empty recorder.
+    #[must_use]
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn read(&self) -> RwLockReadGuard<'_, Inner> {
+        // A panic while holding the lock cannot leave `Inner` half-updated: writes are applied
+        // only after every check has passed, so the poisoned state is still consistent.
+        self.inner.read().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn write(&self) -> RwLockWriteGuard<'_, Inner> {
+        self.inner.write().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+impl Inner {
+    fn check(
+        &self,
+        batch: &[StreamAppend],
+        tracking: Option<&Tracking>,
+    ) -> Result<(), PersistenceError> {
+        validate_batch(batch)?;
+        for append in batch {
+            let actual = self.streams.get(&append.stream_id).map_or(0, Vec::len) as u64;
+            if actual != append.expected_version {
+                return Err(PersistenceError::Conflict {
+                    stream_id: append.stream_id.clone(),
+                    expected: append.expected_version,
+                    actual,
+                });
+            }
+            for event in &append.events {
+                if self.by_event_id.contains_key(&event.metadata.event_id) {
+                    return Err(PersistenceError::InvalidBatch {
+                        stream_id: append.stream_id.clone(),
+                        reason: format!("event id {} is already stored", event.metadata.event_id),
+                    });
+                }
+            }
+        }
+        if let Some(t) = tracking {
+            if self
+                .tracking
+                .get(&t.upstream)
+                .is_some_and(|s| s.contains(&t.position))
+            {
+                return Err(PersistenceError::AlreadyTracked {
+                    upstream: t.upstream.clone(),
+                    position: t.position,
+                });
+            }
+        }
+        Ok(())
+    }
+
+    fn apply(&mut self, batch: &[StreamAppend], tracking: Option<&Tracking>) -> Vec<u64> {
+        let mut positions = Vec::with_capacity(batch.iter().map(|a| a.events.len()).sum());
+        for append in batch {
+            for event in &append.events {
+                self.last_position += 1;
+                let position = self.last_position;
+                let mut stored = event.clone();
+                stored.position = Some(position);
+                self.by_event_id.insert(stored.metadata.event_id, position);
+                self.streams
+                    .entry(append.stream_id.clone())
+                    .or_default()
+                    .push(position);
+                self.log.insert(position, stored);
+                positions.push(position);
+            }
+        }
+        if let Some(t) = tracking {
+            self.tracking
+                .entry(t.upstream.clone())
+                .or_default()
+                .insert(t.position);
+        }
+        positions
+    }
+
+    fn append(
+        &mut self,
+        batch: &[StreamAppend],
+        tracking: Option<&Tracking>,
+    ) -> Result<Vec<u64>, PersistenceError> {
+        self.check(batch, tracking)?;
+        Ok(self.apply(batch, tracking))
+    }
+}
+
+impl AggregateRecorder for MemoryRecorder {
+    fn append(&self, batch: &[StreamAppend]) -> Result<Vec<u64>, PersistenceError> {
+        self.write().append(batch, None)
+    }
+
+    fn select_events(
+        &self,
+        stream_id: &str,
+        query: &EventQuery,
+    ) -> Result<Vec<StoredEvent>, PersistenceError> {
+        let inner = self.read();
+        let Some(positions) = inner.streams.get(stream_id) else {
+            return Ok(Vec::new());
+        };
+        let limit = query.limit.unwrap_or(usize::MAX);
+        let in_range = positions
+            .iter()
+            .filter_map(|p| inner.log.get(p))
+            .filter(|e| query.contains(e.version));
+        Ok(if query.descending {
+            in_range.rev().take(limit).cloned().collect()
+        } else {
+            in_range.take(limit).cloned().collect()
+        })
+    }
+
+    fn event_by_id(&self, event_id: Uuid) -> Result<Option<StoredEvent>, PersistenceError> {
+        let inner = self.read();
+        Ok(inner
+            .by_event_id
+            .get(&event_id)
+            .and_then(|p| inner.log.get(p))
+            .cloned())
+    }
+
+    fn delete_stream(&self, stream_id: &str) -> Result<u64, PersistenceError> {
+        let mut inner = self.write();
+        inner.snapshots.remove(stream_id);
+        let Some(positions) = inner.streams.remove(stream_id) else {
+            return Ok(0);
+        };
+        for position in &positions {
+            if let Some(event) = inner.log.remove(position) {
+                inner.by_event_id.remove(&event.metadata.event_id);
+            }
+        }
+        Ok(positions.len() as u64)
+    }
+
+    fn update_events(&self, events: &[StoredEvent]) -> Result<(), PersistenceError> {
+        let mut inner = self.write();
+        let mut targets = Vec::with_capacity(events.len());
+        for event in events {
+            let position = usize::try_from(event.version)
+                .ok()
+                .and_then(|v| v.checked_sub(1))
+                .and_then(|i| inner.streams.get(&event.stream_id)?.get(i).copied())
+                .ok_or_else(|| PersistenceError::EventNotFound {
+                    stream_id: event.stream_id.clone(),
+                    version: event.version,
+                })?;
+            targets.push(position);
+        }
+        for (event, position) in events.iter().zip(targets) {
+            if let Some(stored) = inner.log.get_mut(&position) {
+                let old_id = stored.metadata.event_id;
+                stored.topic.clone_from(&event.topic);
+                stored.schema_version = event.schema_version;
+                stored.payload.clone_from(&event.payload);
+                stored.metadata = event.metadata.clone();
+                let new_id = stored.metadata.event_id;
+                if old_id != new_id {
+                    inner.by_event_id.remove(&old_id);
+                    inner.by_event_id.insert(new_id, position);
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+impl ApplicationRecorder for MemoryRecorder {
+    fn select_notifications(
+        &self,
+        query: &NotificationQuery,
+    ) -> Result<Vec<StoredEvent>, PersistenceError> {
+        let inner = self.read();
+        let upper = query.to_position.unwrap_or(u64::MAX);
+        if query.from_position > upper {
+            return Ok(Vec::new());
+        }
+        Ok(inner
+            .log
+            .range(query.from_position..=upper)
+            .map(|(_, e)| e)
+            .filter(|e| query.topics.is_empty() || query.topics.iter().any(|t| *t == e.topic))
+            .take(query.limit)
+            .cloned()
+            .collect())
+    }
+
+    fn max_position(&self) -> Result<u64, PersistenceError> {
+        Ok(self.read().log.last_key_value().map_or(0, |(p, _)| *p))
+    }
+}
+
+impl ProcessRecorder for MemoryRecorder {
+    fn append_tracked(
+        &self,
+        batch: &[StreamAppend],
+        tracking: &Tracking,
+    ) -> Result<Vec<u64>, PersistenceError> {
+        self.write().append(batch, Some(tracking))
+    }
+
+    fn max_tracking_position(&self, upstream: &str) -> Result<Option<u64>, PersistenceError> {
+        Ok(self
+            .read()
+            .tracking
+            .get(upstream)
+            .and_then(|s| s.last().copied()))
+    }
+}
+
+impl SnapshotRecorder for MemoryRecorder {
+    fn put_snapshot(&self, snapshot: &StoredSnapshot) -> Result<(), PersistenceError> {
+        self.write()
+            .snapshots
+            .entry(snapshot.stream_id.clone())
+            .or_default()
+            .insert(snapshot.version, snapshot.clone());
+        Ok(())
+    }
+
+    fn latest_snapshot(
+        &self,
+        stream_id: &str,
+        at_most_version: Option<u64>,
+    ) -> Result<Option<StoredSnapshot>, PersistenceError> {
+        let inner = self.read();
+        Ok(inner.snapshots.get(stream_id).and_then(|by_version| {
+            by_version
+                .range(..=at_most_version.unwrap_or(u64::MAX))
+                .next_back()
+                .map(|(_, s)| s.clone())
+        }))
+    }
+
+    fn delete_snapshots(&self, stream_id: &str) -> Result<u64, PersistenceError> {
+        Ok(self
+            .write()
+            .snapshots
+            .remove(stream_id)
+            .map_or(0, |s| s.len() as u64))
+    }
+}

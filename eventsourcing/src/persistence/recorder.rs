@@ -1,0 +1,221 @@
+//! The recorder traits: the small contract every storage backend implements.
+//!
+//! Three layers, as in the Python library: an [`AggregateRecorder`] keeps streams with
+//! optimistic concurrency; an [`ApplicationRecorder`] adds the global log (positions); a
+//! [`ProcessRecorder`] adds tracking records written atomically with new events. The
+//! conformance suite in `tests/` runs the same checks against every implementation.
+
+use std::sync::Arc;
+
+use uuid::Uuid;
+
+use super::error::PersistenceError;
+use super::stored_event::{
+    EventQuery, NotificationQuery, StoredEvent, StoredSnapshot, StreamAppend, Tracking,
+};
+
+/// Keeps streams of events with optimistic concurrency.
+pub trait AggregateRecorder: Send + Sync {
+    /// Appends events to one or more streams in one atomic step.
+    ///
+    /// Contract:
+    /// - all events of all streams are written, or none;
+    /// - each stream must be at its `expected_version` (0 when new), otherwise the call fails
+    ///   with [`PersistenceError::Conflict`] naming the stream, the expected and the actual
+    ///   version, and nothing is written;
+    /// - versions in each [`StreamAppend`] run from `expected_version + 1` without gaps;
+    /// - positions are assigned in batch order and returned in the same order; every position is
+    ///   greater than every position committed before, and readers never see a lower position
+    ///   appear after a higher one (gap-free global order).
+    ///
+    /// # Errors
+    /// Conflict, invalid batch, limits, or backend failures.
+    fn append(&self, batch: &[StreamAppend]) -> Result<Vec<u64>, PersistenceError>;
+
+    /// The events of one stream in a version range, ascending (or descending), with a limit.
+    ///
+    /// # Errors
+    /// Backend failures or corrupt rows.
+    fn select_events(
+        &self,
+        stream_id: &str,
+        query: &EventQuery,
+    ) -> Result<Vec<StoredEvent>, PersistenceError>;
+
+    /// One event by its event id.
+    ///
+    /// # Errors
+    /// Backend failures or corrupt rows.
+    fn event_by_id(&self, event_id: Uuid) -> Result<Option<StoredEvent>, PersistenceError>;
+
+    /// Deletes every event of a stream; returns how many were deleted.
+    ///
+    /// # Errors
+    /// Backend failures.
+    fn delete_stream(&self, stream_id: &str) -> Result<u64, PersistenceError>;
+
+    /// Rewrites stored events in place (for schema migration), atomically: each event replaces
+    /// the topic, schema version, payload and metadata of the stored event with the same stream
+    /// and version; positions do not change.
+    ///
+    /// # Errors
+    /// [`PersistenceError::EventNotFound`] (and nothing is changed) when one is missing.
+    fn update_events(&self, events: &[StoredEvent]) -> Result<(), PersistenceError>;
+}
+
+/// An aggregate recorder with a global, gap-free log of every event.
+pub trait ApplicationRecorder: AggregateRecorder {
+    /// Events in position order from `query.from_position`, at most `query.limit`, optionally
+    /// only some topics. Every returned event has `position` set.
+    ///
+    /// # Errors
+    /// Backend failures or corrupt rows.
+    fn select_notifications(
+        &self,
+        query: &NotificationQuery,
+    ) -> Result<Vec<StoredEvent>, PersistenceError>;
+
+    /// The highest position that readers can see (0 when empty).
+    ///
+    /// # Errors
+    /// Backend failures.
+    fn max_position(&self) -> Result<u64, PersistenceError>;
+}
+
+/// An application recorder that also tracks how far it has processed other applications' logs.
+pub trait ProcessRecorder: ApplicationRecorder {
+    /// As [`AggregateRecorder::append`], and records `tracking` in the same transaction.
+    ///
+    /// # Errors
+    /// As `append`, plus [`PersistenceError::AlreadyTracked`] when the upstream position was
+    /// already recorded (nothing is written then).
+    fn append_tracked(
+        &self,
+        batch: &[StreamAppend],
+        tracking: &Tracking,
+    ) -> Result<Vec<u64>, PersistenceError>;
+
+    /// The highest position recorded for `upstream`, if any.
+    ///
+    /// # Errors
+    /// Backend failures.
+    fn max_tracking_position(&self, upstream: &str) -> Result<Option<u64>, PersistenceError>;
+}
+
+/// Keeps snapshots of entity state, beside the events.
+///
+/// Recorders that implement both this and [`AggregateRecorder`] delete a stream's snapshots in
+/// the same transaction as its events ([`AggregateRecorder::delete_stream`]).
+pub trait SnapshotRecorder: Send + Sync {
+    /// Stores a snapshot, replacing any snapshot of the same stream and version.
+    ///
+    /// # Errors
+    /// Backend failures.
+    fn put_snapshot(&self, snapshot: &StoredSnapshot) -> Result<(), PersistenceError>;
+
+    /// The newest snapshot of a stream at or below `at_most_version` (any version when
+    /// `None`).
+    ///
+    /// # Errors
+    /// Backend failures or corrupt rows.
+    fn latest_snapshot(
+        &self,
+        stream_id: &str,
+        at_most_version: Option<u64>,
+    ) -> Result<Option<StoredSnapshot>, PersistenceError>;
+
+    /// Deletes every snapshot of a stream; returns how many were deleted.
+    ///
+    /// # Errors
+    /// Backend failures.
+    fn delete_snapshots(&self, stream_id: &str) -> Result<u64, PersistenceError>;
+}
+
+/// A backend that keeps events, tracking records and snapshots: what a store URL opens.
+pub trait Storage: ProcessRecorder + SnapshotRecorder {}
+
+impl<T: ProcessRecorder + SnapshotRecorder + ?Sized> Storage for T {}
+
+macro_rules! forward_recorders {
+    ($($ptr:ty),*) => {$(
+        impl<R: AggregateRecorder + ?Sized> AggregateRecorder for $ptr {
+            fn append(&self, batch: &[StreamAppend]) -> Result<Vec<u64>, PersistenceError> {
+                (**self).append(batch)
+            }
+            fn select_events(&self, stream_id: &str, query: &EventQuery) -> Result<Vec<StoredEvent>, PersistenceError> {
+                (**self).select_events(stream_id, query)
+            }
+            fn event_by_id(&self, event_id: Uuid) -> Result<Option<StoredEvent>, PersistenceError> {
+                (**self).event_by_id(event_id)
+            }
+            fn delete_stream(&self, stream_id: &str) -> Result<u64, PersistenceError> {
+                (**self).delete_stream(stream_id)
+            }
+            fn update_events(&self, events: &[StoredEvent]) -> Result<(), PersistenceError> {
+                (**self).update_events(events)
+            }
+        }
+        impl<R: ApplicationRecorder + ?Sized> ApplicationRecorder for $ptr {
+            fn select_notifications(&self, query: &NotificationQuery) -> Result<Vec<StoredEvent>, PersistenceError> {
+                (**self).select_notifications(query)
+            }
+            fn max_position(&self) -> Result<u64, PersistenceError> {
+                (**self).max_position()
+            }
+        }
+        impl<R: SnapshotRecorder + ?Sized> SnapshotRecorder for $ptr {
+            fn put_snapshot(&self, snapshot: &StoredSnapshot) -> Result<(), PersistenceError> {
+                (**self).put_snapshot(snapshot)
+            }
+            fn latest_snapshot(&self, stream_id: &str, at_most_version: Option<u64>) -> Result<Option<StoredSnapshot>, PersistenceError> {
+                (**self).latest_snapshot(stream_id, at_most_version)
+            }
+            fn delete_snapshots(&self, stream_id: &str) -> Result<u64, PersistenceError> {
+                (**self).delete_snapshots(stream_id)
+            }
+        }
+        impl<R: ProcessRecorder + ?Sized> ProcessRecorder for $ptr {
+            fn append_tracked(&self, batch: &[StreamAppend], tracking: &Tracking) -> Result<Vec<u64>, PersistenceError> {
+                (**self).append_tracked(batch, tracking)
+            }
+            fn max_tracking_position(&self, upstream: &str) -> Result<Option<u64>, PersistenceError> {
+                (**self).max_tracking_position(upstream)
+            }
+        }
+    )*};
+}
+
+forward_recorders!(&R, Arc<R>, Box<R>);
+
+/// Checks the parts of the append contract that need no storage: non-empty stream ids and
+/// contiguous versions starting after the expected version. Recorders call it before any I/O.
+///
+/// # Errors
+/// [`PersistenceError::InvalidBatch`].
+pub fn validate_batch(batch: &[StreamAppend]) -> Result<(), PersistenceError> {
+    for (index, append) in batch.iter().enumerate() {
+        let invalid = |reason: String| PersistenceError::InvalidBatch {
+            stream_id: append.stream_id.clone(),
+            reason,
+        };
+        if append.stream_id.is_empty() {
+            return Err(invalid("the stream id is empty".into()));
+        }
+        if batch[..index]
+            .iter()
+            .any(|a| a.stream_id == append.stream_id)
+        {
+            return Err(invalid("the stream appears twice in one batch".into()));
+        }
+        for (offset, event) in (1u64..).zip(&append.events) {
+            let expected = append.expected_version + offset;
+            if event.version != expected || event.stream_id != append.stream_id {
+                return Err(invalid(format!(
+                    "event for stream `{}` has version {}, expected version {expected}",
+                    event.stream_id, event.version
+                )));
+            }
+        }
+    }
+    Ok(())
+}

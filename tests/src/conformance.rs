@@ -1,0 +1,663 @@
+//! The recorder conformance suite: one set of checks that every storage backend must pass.
+//!
+//! A backend's test file supplies only a constructor returning a fresh, empty store and
+//! invokes [`recorder_conformance!`](crate::recorder_conformance):
+//!
+//! ```ignore
+//! fn fresh() -> Option<Arc<dyn Storage>> { Some(Arc::new(MemoryRecorder::new())) }
+//! eventsourcing_tests::recorder_conformance!(fresh);
+//! ```
+//!
+//! `None` from the constructor means the backend is unavailable here (a skip that the
+//! constructor has already reported loudly).
+
+use std::collections::{BTreeMap, HashSet};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Barrier};
+use std::thread;
+
+use eventsourcing::domain::{Metadata, Timestamp};
+use eventsourcing::persistence::{
+    EventQuery, NotificationQuery, PersistenceError, Storage, StoredEvent, StoredSnapshot,
+    StreamAppend, Tracking,
+};
+use uuid::Uuid;
+
+/// A store under test.
+pub type Store = Arc<dyn Storage>;
+
+/// A stored event for tests, with a small JSON payload.
+#[must_use]
+pub fn event(stream_id: &str, version: u64, topic: &str) -> StoredEvent {
+    StoredEvent {
+        stream_id: stream_id.to_owned(),
+        version,
+        topic: topic.to_owned(),
+        schema_version: 1,
+        payload: format!(r#"{{"stream":"{stream_id}","version":{version}}}"#).into_bytes(),
+        metadata: Metadata::new(),
+        position: None,
+    }
+}
+
+/// An append of `count` new events to `stream_id`, expecting `expected_version`.
+#[must_use]
+pub fn append(stream_id: &str, expected_version: u64, count: u64) -> StreamAppend {
+    StreamAppend {
+        stream_id: stream_id.to_owned(),
+        expected_version,
+        events: (1..=count)
+            .map(|i| event(stream_id, expected_version + i, "Test.Happened"))
+            .collect(),
+    }
+}
+
+fn new_stream() -> String {
+    Uuid::now_v7().to_string()
+}
+
+fn versions(events: &[StoredEvent]) -> Vec<u64> {
+    events.iter().map(|e| e.version).collect()
+}
+
+fn all_notifications(store: &Store) -> Vec<StoredEvent> {
+    store
+        .select_notifications(&NotificationQuery::new(1, usize::MAX >> 1))
+        .expect("select notifications")
+}
+
+/// Appending to a new stream, then reading it back, gives identical events with positions.
+pub fn append_and_select(store: &Store) {
+    let stream = new_stream();
+    let batch = append(&stream, 0, 3);
+    let positions = store.append(std::slice::from_ref(&batch)).expect("append");
+    assert_eq!(positions.len(), 3);
+    assert!(
+        positions.windows(2).all(|w| w[0] < w[1]),
+        "positions increase: {positions:?}"
+    );
+    let stored = store
+        .select_events(&stream, &EventQuery::all())
+        .expect("select");
+    assert_eq!(versions(&stored), vec![1, 2, 3]);
+    for ((read, written), position) in stored.iter().zip(&batch.events).zip(&positions) {
+        assert_eq!(read.stream_id, written.stream_id);
+        assert_eq!(read.topic, written.topic);
+        assert_eq!(read.schema_version, written.schema_version);
+        assert_eq!(read.payload, written.payload);
+        assert_eq!(read.metadata, written.metadata);
+        assert_eq!(read.position, Some(*position));
+    }
+    assert!(store
+        .select_events(&new_stream(), &EventQuery::all())
+        .expect("select")
+        .is_empty());
+}
+
+/// Version ranges, descending order and limits.
+pub fn select_ranges(store: &Store) {
+    let stream = new_stream();
+    store.append(&[append(&stream, 0, 10)]).expect("append");
+    let select = |q: EventQuery| versions(&store.select_events(&stream, &q).expect("select"));
+    assert_eq!(select(EventQuery::all().from_version(8)), vec![8, 9, 10]);
+    assert_eq!(select(EventQuery::all().to_version(2)), vec![1, 2]);
+    assert_eq!(
+        select(EventQuery::all().from_version(3).to_version(5)),
+        vec![3, 4, 5]
+    );
+    assert_eq!(
+        select(EventQuery::all().descending().limit(3)),
+        vec![10, 9, 8]
+    );
+    assert_eq!(
+        select(EventQuery::all().to_version(5).descending().limit(2)),
+        vec![5, 4]
+    );
+    assert_eq!(
+        select(EventQuery::all().from_version(4).limit(2)),
+        vec![4, 5]
+    );
+    assert_eq!(
+        select(EventQuery::all().from_version(11)),
+        Vec::<u64>::new()
+    );
+    assert_eq!(select(EventQuery::all().limit(0)), Vec::<u64>::new());
+}
+
+/// A stale expected version is a typed conflict naming the stream and both versions, and
+/// writes nothing.
+pub fn conflict_writes_nothing(store: &Store) {
+    let stream = new_stream();
+    store.append(&[append(&stream, 0, 2)]).expect("append");
+    let before = store.max_position().expect("max");
+    let error = store
+        .append(&[append(&stream, 1, 1)])
+        .expect_err("stale append must fail");
+    match error {
+        PersistenceError::Conflict {
+            stream_id,
+            expected,
+            actual,
+        } => {
+            assert_eq!(stream_id, stream);
+            assert_eq!(expected, 1);
+            assert_eq!(actual, 2);
+        }
+        other => panic!("expected a conflict, got {other:?}"),
+    }
+    let error = store
+        .append(&[append(&new_stream(), 3, 1)])
+        .expect_err("missing stream");
+    assert!(error.is_conflict(), "{error:?}");
+    assert_eq!(store.max_position().expect("max"), before);
+    assert_eq!(
+        store
+            .select_events(&stream, &EventQuery::all())
+            .expect("select")
+            .len(),
+        2
+    );
+}
+
+/// A batch over several streams is atomic: one conflicting stream means no stream is written.
+pub fn multi_stream_batch_is_atomic(store: &Store) {
+    let (a, b, c) = (new_stream(), new_stream(), new_stream());
+    store.append(&[append(&b, 0, 1)]).expect("append");
+    let before = store.max_position().expect("max");
+    let error = store
+        .append(&[append(&a, 0, 2), append(&b, 0, 1), append(&c, 0, 1)])
+        .expect_err("b is at version 1");
+    assert!(error.is_conflict(), "{error:?}");
+    assert!(store
+        .select_events(&a, &EventQuery::all())
+        .expect("select")
+        .is_empty());
+    assert!(store
+        .select_events(&c, &EventQuery::all())
+        .expect("select")
+        .is_empty());
+    assert_eq!(store.max_position().expect("max"), before);
+    let positions = store
+        .append(&[append(&a, 0, 2), append(&b, 1, 1), append(&c, 0, 1)])
+        .expect("append");
+    assert_eq!(positions.len(), 4);
+    let log = all_notifications(store);
+    let tail: Vec<(String, u64)> = log[log.len() - 4..]
+        .iter()
+        .map(|e| (e.stream_id.clone(), e.version))
+        .collect();
+    assert_eq!(
+        tail,
+        vec![(a.clone(), 1), (a, 2), (b, 2), (c, 1)],
+        "batch order is position order"
+    );
+}
+
+/// Batches that break the contract are rejected before anything is written.
+pub fn invalid_batches_are_rejected(store: &Store) {
+    let stream = new_stream();
+    let mut gap = append(&stream, 0, 2);
+    gap.events[1].version = 3;
+    let empty_id = append("", 0, 1);
+    let twice = [append(&stream, 0, 1), append(&stream, 0, 1)];
+    for batch in [vec![gap], vec![empty_id], twice.to_vec()] {
+        let error = store.append(&batch).expect_err("invalid batch");
+        assert!(
+            matches!(error, PersistenceError::InvalidBatch { .. }),
+            "{error:?}"
+        );
+    }
+    assert!(store
+        .select_events(&stream, &EventQuery::all())
+        .expect("select")
+        .is_empty());
+    assert_eq!(store.append(&[]).expect("empty batch"), Vec::<u64>::new());
+}
+
+/// Notifications come in position order, from a position, with a limit and topic filter.
+pub fn notifications(store: &Store) {
+    assert_eq!(
+        store.max_position().expect("max"),
+        0,
+        "a fresh store is empty"
+    );
+    let (a, b) = (new_stream(), new_stream());
+    let mut first = append(&a, 0, 2);
+    first.events[1].topic = "Test.Other".into();
+    let positions = store.append(&[first]).expect("append");
+    let more = store.append(&[append(&b, 0, 3)]).expect("append");
+    let all = all_notifications(store);
+    assert_eq!(all.len(), 5);
+    let all_positions: Vec<u64> = all.iter().map(|e| e.position.expect("position")).collect();
+    assert_eq!(all_positions, [positions.clone(), more.clone()].concat());
+    assert_eq!(store.max_position().expect("max"), more[2]);
+
+    let page = store
+        .select_notifications(&NotificationQuery::new(positions[1], 2))
+        .expect("page");
+    assert_eq!(
+        page.iter()
+            .map(|e| e.position.expect("position"))
+            .collect::<Vec<_>>(),
+        vec![positions[1], more[0]]
+    );
+    let other = store
+        .select_notifications(&NotificationQuery::new(1, 10).topics(["Test.Other"]))
+        .expect("topic");
+    assert_eq!(other.len(), 1);
+    assert_eq!(other[0].stream_id, a);
+    let both = store
+        .select_notifications(
+            &NotificationQuery::new(1, 10).topics(["Test.Other", "Test.Happened"]),
+        )
+        .expect("topics");
+    assert_eq!(both.len(), 5);
+    let bounded = store
+        .select_notifications(&NotificationQuery::new(1, 10).to_position(positions[1]))
+        .expect("bounded");
+    assert_eq!(bounded.len(), 2);
+    let beyond = store
+        .select_notifications(&NotificationQuery::new(more[2] + 1, 10))
+        .expect("beyond");
+    assert!(beyond.is_empty());
+}
+
+/// One event by its id; unknown ids give `None`.
+pub fn event_by_id(store: &Store) {
+    let stream = new_stream();
+    let batch = append(&stream, 0, 2);
+    let id = batch.events[1].metadata.event_id;
+    store.append(&[batch]).expect("append");
+    let found = store.event_by_id(id).expect("by id").expect("found");
+    assert_eq!(
+        (found.stream_id.as_str(), found.version),
+        (stream.as_str(), 2)
+    );
+    assert!(found.position.is_some());
+    assert!(store.event_by_id(Uuid::now_v7()).expect("by id").is_none());
+}
+
+/// Deleting a stream removes its events (and snapshots) only; the stream can start again.
+pub fn delete_stream(store: &Store) {
+    let (a, b) = (new_stream(), new_stream());
+    store
+        .append(&[append(&a, 0, 3), append(&b, 0, 1)])
+        .expect("append");
+    store.put_snapshot(&snapshot(&a, 2)).expect("snapshot");
+    let id = store.select_events(&a, &EventQuery::all()).expect("select")[0]
+        .metadata
+        .event_id;
+    assert_eq!(store.delete_stream(&a).expect("delete"), 3);
+    assert!(store
+        .select_events(&a, &EventQuery::all())
+        .expect("select")
+        .is_empty());
+    assert!(store.event_by_id(id).expect("by id").is_none());
+    assert!(
+        store.latest_snapshot(&a, None).expect("snapshot").is_none(),
+        "snapshots go too"
+    );
+    assert!(all_notifications(store).iter().all(|e| e.stream_id != a));
+    assert_eq!(
+        store
+            .select_events(&b, &EventQuery::all())
+            .expect("select")
+            .len(),
+        1
+    );
+    assert_eq!(store.delete_stream(&a).expect("delete again"), 0);
+    store
+        .append(&[append(&a, 0, 1)])
+        .expect("a deleted stream starts again at version 1");
+}
+
+/// Stored events can be rewritten in place (schema migration); positions stay.
+pub fn update_in_place(store: &Store) {
+    let stream = new_stream();
+    store.append(&[append(&stream, 0, 3)]).expect("append");
+    let mut events = store
+        .select_events(&stream, &EventQuery::all())
+        .expect("select");
+    let positions: Vec<_> = events.iter().map(|e| e.position).collect();
+    for e in &mut events[..2] {
+        e.topic = "Test.Renamed".into();
+        e.schema_version = 2;
+        e.payload = br#"{"migrated":true}"#.to_vec();
+        e.metadata.user.insert("migrated".into(), "yes".into());
+    }
+    store.update_events(&events[..2]).expect("update");
+    let read = store
+        .select_events(&stream, &EventQuery::all())
+        .expect("select");
+    assert_eq!(
+        read.iter().map(|e| e.position).collect::<Vec<_>>(),
+        positions
+    );
+    assert_eq!(read[..2], events[..2]);
+    assert_eq!(read[2].topic, "Test.Happened");
+
+    let mut missing = events[2].clone();
+    missing.version = 99;
+    let mut changed = events[2].clone();
+    changed.payload = b"{}".to_vec();
+    let error = store
+        .update_events(&[changed, missing])
+        .expect_err("missing event");
+    assert!(
+        matches!(error, PersistenceError::EventNotFound { version: 99, .. }),
+        "{error:?}"
+    );
+    let after = store
+        .select_events(&stream, &EventQuery::all())
+        .expect("select");
+    assert_eq!(
+        after[2].payload, events[2].payload,
+        "a failed update changes nothing"
+    );
+}
+
+/// Tracking records commit with the events and reject a second record of a position.
+pub fn tracking(store: &Store) {
+    let upstream = format!("upstream-{}", Uuid::now_v7());
+    assert_eq!(
+        store.max_tracking_position(&upstream).expect("tracking"),
+        None
+    );
+    let stream = new_stream();
+    let t = |position| Tracking {
+        upstream: upstream.clone(),
+        position,
+    };
+    store
+        .append_tracked(&[append(&stream, 0, 1)], &t(5))
+        .expect("tracked");
+    store
+        .append_tracked(&[], &t(6))
+        .expect("tracking with no events");
+    assert_eq!(
+        store.max_tracking_position(&upstream).expect("tracking"),
+        Some(6)
+    );
+    let before = store.max_position().expect("max");
+    let error = store
+        .append_tracked(&[append(&stream, 1, 1)], &t(5))
+        .expect_err("position 5 was processed");
+    assert!(
+        matches!(error, PersistenceError::AlreadyTracked { position: 5, .. }),
+        "{error:?}"
+    );
+    assert_eq!(
+        store.max_position().expect("max"),
+        before,
+        "nothing written"
+    );
+    let error = store
+        .append_tracked(&[append(&stream, 0, 1)], &t(7))
+        .expect_err("conflict");
+    assert!(error.is_conflict());
+    assert_eq!(
+        store.max_tracking_position(&upstream).expect("tracking"),
+        Some(6),
+        "conflict tracks nothing"
+    );
+    assert_eq!(
+        store
+            .max_tracking_position("someone-else")
+            .expect("tracking"),
+        None
+    );
+}
+
+/// Metadata and binary payloads survive exactly.
+pub fn round_trips_exactly(store: &Store) {
+    let stream = new_stream();
+    let mut e = event(&stream, 1, "Test.Binary");
+    e.payload = (0u8..=255).collect();
+    e.schema_version = 7;
+    e.metadata = Metadata {
+        event_id: Uuid::now_v7(),
+        timestamp: Timestamp::from_micros(1_700_000_000_123_456),
+        causation_id: Some(Uuid::now_v7()),
+        correlation_id: Some(Uuid::now_v7()),
+        user: BTreeMap::from([
+            ("user".to_owned(), "alice".to_owned()),
+            ("quote".to_owned(), "it's; DROP TABLE x; -- %_".to_owned()),
+        ]),
+    };
+    store
+        .append(&[StreamAppend {
+            stream_id: stream.clone(),
+            expected_version: 0,
+            events: vec![e.clone()],
+        }])
+        .expect("append");
+    let mut read = store
+        .select_events(&stream, &EventQuery::all())
+        .expect("select");
+    let read = read.remove(0);
+    assert_eq!(read.payload, e.payload);
+    assert_eq!(read.metadata, e.metadata);
+    assert_eq!(read.schema_version, 7);
+}
+
+/// Stream ids and topics made to break SQL and LIKE patterns are only values.
+pub fn hostile_identifiers(store: &Store) {
+    let ids = [
+        "'; DROP TABLE events; --".to_owned(),
+        "%".to_owned(),
+        "_".to_owned(),
+        "a\"b\\c".to_owned(),
+        "ünïcødé ✓".to_owned(),
+        "x".repeat(1000),
+    ];
+    for id in &ids {
+        let mut batch = append(id, 0, 2);
+        batch.events[0].topic = format!("{id}%_'\"");
+        store.append(&[batch]).expect("append hostile");
+    }
+    for id in &ids {
+        let read = store.select_events(id, &EventQuery::all()).expect("select");
+        assert_eq!(versions(&read), vec![1, 2], "stream {id:?}");
+        assert_eq!(read[0].topic, format!("{id}%_'\""));
+        let by_topic = store
+            .select_notifications(&NotificationQuery::new(1, 100).topics([read[0].topic.clone()]))
+            .expect("topic");
+        assert_eq!(
+            by_topic.len(),
+            1,
+            "topic filters match exactly, not as patterns"
+        );
+    }
+    assert!(
+        store
+            .select_events("%", &EventQuery::all())
+            .expect("select")
+            .len()
+            == 2
+    );
+    assert_eq!(store.delete_stream("_").expect("delete"), 2);
+    assert_eq!(
+        store
+            .select_events("%", &EventQuery::all())
+            .expect("select")
+            .len(),
+        2
+    );
+}
+
+fn snapshot(stream: &str, version: u64) -> StoredSnapshot {
+    StoredSnapshot {
+        stream_id: stream.to_owned(),
+        version,
+        topic: "Test".into(),
+        schema_version: 1,
+        state: format!(r#"{{"version":{version}}}"#).into_bytes(),
+        created_on: Timestamp::from_micros(1),
+        modified_on: Timestamp::from_micros(version.try_into().unwrap_or(i64::MAX)),
+    }
+}
+
+/// Snapshots: newest at or below a version, replace on the same version, delete.
+pub fn snapshots(store: &Store) {
+    let stream = new_stream();
+    assert!(store
+        .latest_snapshot(&stream, None)
+        .expect("latest")
+        .is_none());
+    for version in [5, 10, 20] {
+        store
+            .put_snapshot(&snapshot(&stream, version))
+            .expect("put");
+    }
+    let latest = |at| {
+        store
+            .latest_snapshot(&stream, at)
+            .expect("latest")
+            .map(|s| s.version)
+    };
+    assert_eq!(latest(None), Some(20));
+    assert_eq!(latest(Some(19)), Some(10));
+    assert_eq!(latest(Some(10)), Some(10));
+    assert_eq!(latest(Some(4)), None);
+    let mut replaced = snapshot(&stream, 10);
+    replaced.state = b"{\"replaced\":true}".to_vec();
+    store.put_snapshot(&replaced).expect("replace");
+    assert_eq!(
+        store.latest_snapshot(&stream, Some(10)).expect("latest"),
+        Some(replaced)
+    );
+    assert_eq!(store.delete_snapshots(&stream).expect("delete"), 3);
+    assert_eq!(latest(None), None);
+}
+
+/// N threads append at the same version of one stream, round after round: exactly one wins
+/// each round, the losers get conflicts, and the stream ends with one event per round.
+pub fn concurrent_writers_one_stream(store: &Store) {
+    const THREADS: usize = 4;
+    const ROUNDS: u64 = 15;
+    let stream = new_stream();
+    for round in 0..ROUNDS {
+        let barrier = Arc::new(Barrier::new(THREADS));
+        let handles: Vec<_> = (0..THREADS)
+            .map(|_| {
+                let (store, stream, barrier) =
+                    (Arc::clone(store), stream.clone(), Arc::clone(&barrier));
+                thread::spawn(move || {
+                    barrier.wait();
+                    store.append(&[append(&stream, round, 1)])
+                })
+            })
+            .collect();
+        let results: Vec<_> = handles
+            .into_iter()
+            .map(|h| h.join().expect("thread"))
+            .collect();
+        let wins = results.iter().filter(|r| r.is_ok()).count();
+        assert_eq!(
+            wins, 1,
+            "round {round}: exactly one writer wins: {results:?}"
+        );
+        assert!(results
+            .iter()
+            .all(|r| r.as_ref().is_ok() || r.as_ref().is_err_and(PersistenceError::is_conflict)));
+    }
+    let read = store
+        .select_events(&stream, &EventQuery::all())
+        .expect("select");
+    assert_eq!(versions(&read), (1..=ROUNDS).collect::<Vec<_>>());
+}
+
+/// M threads append to their own streams while a follower reads the log by position: the
+/// follower sees every event exactly once, in increasing position, and never skips one that
+/// commits later with a lower position.
+pub fn concurrent_writers_gap_free(store: &Store) {
+    const WRITERS: usize = 4;
+    const BATCHES: u64 = 40;
+    let start = store.max_position().expect("max") + 1;
+    let done = Arc::new(AtomicBool::new(false));
+    let follower = {
+        let (store, done) = (Arc::clone(store), Arc::clone(&done));
+        thread::spawn(move || {
+            let mut seen = Vec::new();
+            let mut next = start;
+            loop {
+                let finished = done.load(Ordering::SeqCst);
+                let page = store
+                    .select_notifications(&NotificationQuery::new(next, 50))
+                    .expect("follow");
+                for e in &page {
+                    let position = e.position.expect("position");
+                    assert!(position >= next, "out of order: {position} after {next}");
+                    next = position + 1;
+                    seen.push((e.stream_id.clone(), e.version, position));
+                }
+                if finished && page.is_empty() {
+                    return seen;
+                }
+            }
+        })
+    };
+    let writers: Vec<_> = (0..WRITERS)
+        .map(|_| {
+            let store = Arc::clone(store);
+            thread::spawn(move || {
+                let stream = new_stream();
+                for batch in 0..BATCHES {
+                    store
+                        .append(&[append(&stream, batch * 2, 2)])
+                        .expect("append");
+                }
+                stream
+            })
+        })
+        .collect();
+    let streams: Vec<String> = writers
+        .into_iter()
+        .map(|w| w.join().expect("writer"))
+        .collect();
+    done.store(true, Ordering::SeqCst);
+    let seen = follower.join().expect("follower");
+    let total = WRITERS * usize::try_from(BATCHES * 2).expect("small");
+    let mine: Vec<_> = seen
+        .iter()
+        .filter(|(s, _, _)| streams.contains(s))
+        .collect();
+    assert_eq!(mine.len(), total, "follower saw every event exactly once");
+    let unique: HashSet<_> = mine.iter().map(|(s, v, _)| (s.clone(), *v)).collect();
+    assert_eq!(unique.len(), total, "no duplicates");
+    let all = all_notifications(store);
+    let logged: Vec<u64> = all
+        .iter()
+        .filter_map(|e| e.position)
+        .filter(|p| *p >= start)
+        .collect();
+    let followed: Vec<u64> = seen.iter().map(|(_, _, p)| *p).collect();
+    assert_eq!(
+        followed, logged,
+        "the follower's view equals the final log: nothing skipped"
+    );
+}
+
+/// Declares one `#[test]` per conformance check for a backend. `$fresh` is a function
+/// returning `Option<Store>`: a fresh, empty store, or `None` to skip.
+#[macro_export]
+macro_rules! recorder_conformance {
+    ($fresh:path) => {
+        $crate::recorder_conformance!(@tests $fresh;
+            append_and_select, select_ranges, conflict_writes_nothing,
+            multi_stream_batch_is_atomic, invalid_batches_are_rejected, notifications,
+            event_by_id, delete_stream, update_in_place, tracking, round_trips_exactly,
+            hostile_identifiers, snapshots, concurrent_writers_one_stream,
+            concurrent_writers_gap_free);
+    };
+    (@tests $fresh:path; $($check:ident),* $(,)?) => {
+        $(
+            #[test]
+            fn $check() {
+                if let Some(store) = $fresh() {
+                    $crate::conformance::$check(&store);
+                }
+            }
+        )*
+    };
+}

@@ -1,0 +1,32 @@
+//! Shared test support: the recorder conformance suite that every backend runs, and helpers
+//! for finding the PostgreSQL server used in CI.
+
+pub mod conformance;
+
+/// The environment variable naming the PostgreSQL server for tests.
+pub const POSTGRES_URL_ENV: &str = "EVENTSOURCING_TEST_POSTGRES_URL";
+
+/// When set (as `.ci/run` does), a missing PostgreSQL URL fails the tests instead of skipping.
+pub const REQUIRE_POSTGRES_ENV: &str = "EVENTSOURCING_REQUIRE_POSTGRES";
+
+/// The PostgreSQL URL for tests, or `None` after printing a loud skip notice.
+///
+/// # Panics
+/// When [`REQUIRE_POSTGRES_ENV`] is set and the URL is not: CI must never skip PostgreSQL.
+#[must_use]
+pub fn postgres_url(test: &str) -> Option<String> {
+    match std::env::var(POSTGRES_URL_ENV) {
+        Ok(url) if !url.trim().is_empty() => Some(url),
+        _ => {
+            assert!(
+                std::env::var_os(REQUIRE_POSTGRES_ENV).is_none(),
+                "{REQUIRE_POSTGRES_ENV} is set but {POSTGRES_URL_ENV} is not: PostgreSQL tests must run"
+            );
+            eprintln!(
+                "\n!!!!!!!!!! SKIPPED PostgreSQL test `{test}`: set {POSTGRES_URL_ENV} \
+                 (e.g. postgres://postgres@127.0.0.1:5432/test) to run it !!!!!!!!!!\n"
+            );
+            None
+        }
+    }
+}

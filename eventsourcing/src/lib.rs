@@ -21,7 +21,7 @@ pub use application::{
     NotificationLog, Repository, Saveable, Saved, StoreUrl,
 };
 pub use domain::{
-    topic_of, Aggregate, DomainError, DomainEvent, Entity, EventContext, EventEnvelope, Metadata,
+    topic_of, Aggregate, Checkpoint, DomainError, DomainEvent, Entity, EventContext, EventEnvelope, Metadata,
     Timestamp,
 };
 pub use eventsourcing_derive::{entity, DomainEvent};

@@ -20,7 +20,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     // A transfer changes two aggregates; one save writes both or neither.
     transfer(&mut alice, &mut bob, 120_00)?;
     app.save((&mut alice, &mut bob))?;
-    println!("after transfer: Alice {} Bob {}", alice.balance(), bob.balance());
+    println!(
+        "after transfer: Alice {} Bob {}",
+        alice.balance(),
+        bob.balance()
+    );
 
     // Alice is at -20.00 with a 50.00 overdraft: 40.00 more is refused, nothing recorded.
     match transfer(&mut alice, &mut bob, 40_00) {
@@ -35,7 +39,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut stale: Aggregate<Account> = app.repository().get_at(alice.id(), 1)?;
     stale.deposit(1)?;
     match app.save(&mut stale) {
-        Err(ApplicationError::Conflict { expected, actual, .. }) => {
+        Err(ApplicationError::Conflict {
+            expected, actual, ..
+        }) => {
             println!("stale save rejected: expected version {expected}, stream is at {actual}");
         }
         other => println!("unexpected: {other:?}"),

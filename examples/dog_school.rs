@@ -32,7 +32,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     assert!(copy.pending_events().is_empty());
 
     let copy: Aggregate<Dog> = app.repository().get(dog.id())?;
-    println!("{} (version {}) knows: {}", copy.name(), copy.version(), copy.tricks().join(", "));
+    println!(
+        "{} (version {}) knows: {}",
+        copy.name(),
+        copy.version(),
+        copy.tricks().join(", ")
+    );
 
     let dogs = log
         .iter(1, 1_000)

@@ -18,7 +18,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     // Get the entity from the repo, using the new entity ID.
     let from_repo = app.example_repo.get(new_entity.id())?;
     assert_eq!(new_entity.state(), from_repo.state());
-    println!("registered {} with a={} b={}", from_repo.id(), from_repo.a, from_repo.b);
+    println!(
+        "registered {} with a={} b={}",
+        from_repo.id(),
+        from_repo.a,
+        from_repo.b
+    );
 
     // Discard it: the repository no longer returns it.
     discard(&mut new_entity)?;

@@ -21,8 +21,8 @@ pub use application::{
     NotificationLog, Repository, Saveable, Saved, StoreUrl,
 };
 pub use domain::{
-    topic_of, Aggregate, Checkpoint, DomainError, DomainEvent, Entity, EventContext, EventEnvelope, Metadata,
-    Timestamp,
+    topic_of, Aggregate, Checkpoint, DomainError, DomainEvent, Entity, EventContext, EventEnvelope,
+    Metadata, Timestamp,
 };
 pub use eventsourcing_derive::{entity, DomainEvent};
 pub use persistence::{

@@ -5,7 +5,9 @@ use std::sync::{Arc, Mutex};
 
 use eventsourcing::prelude::*;
 use eventsourcing::{EventQuery, StoredEvent};
-use eventsourcing_examples::bank::{transfer, Account, AccountCommands, AccountError, AccountEvent};
+use eventsourcing_examples::bank::{
+    transfer, Account, AccountCommands, AccountError, AccountEvent,
+};
 use eventsourcing_examples::dog_school::{Dog, DogCommands, DogError, DogEvent};
 
 fn app() -> Application {
@@ -21,7 +23,10 @@ fn save_and_get_round_trip() {
     assert_eq!(dog.pending_events().len(), 2);
     let saved = app.save(&mut dog).expect("save");
     assert_eq!(saved.positions.len(), 2);
-    assert!(dog.pending_events().is_empty(), "save clears pending events");
+    assert!(
+        dog.pending_events().is_empty(),
+        "save clears pending events"
+    );
     let copy: Aggregate<Dog> = app.repository().get(dog.id()).expect("get");
     assert_eq!(copy.state(), dog.state());
     assert_eq!(copy.version(), 2);
@@ -43,10 +48,21 @@ fn missing_aggregate_is_a_typed_not_found() {
 fn command_rule_failure_leaves_aggregate_unchanged() {
     let mut dog = Dog::register("Rex".into());
     dog.add_trick_once("sit".into()).expect("first time");
-    let before = (dog.state().clone(), dog.version(), dog.pending_events().len());
+    let before = (
+        dog.state().clone(),
+        dog.version(),
+        dog.pending_events().len(),
+    );
     let error = dog.add_trick_once("sit".into()).expect_err("second time");
     assert_eq!(error, DogError::AlreadyKnown("sit".into()));
-    assert_eq!((dog.state().clone(), dog.version(), dog.pending_events().len()), before);
+    assert_eq!(
+        (
+            dog.state().clone(),
+            dog.version(),
+            dog.pending_events().len()
+        ),
+        before
+    );
 }
 
 #[test]
@@ -73,7 +89,11 @@ fn stale_writer_gets_conflict_and_writes_nothing() {
         other => panic!("expected conflict, got {other:?}"),
     }
     assert_eq!(app.notification_log().max_position().expect("max"), before);
-    assert_eq!(second.pending_events().len(), 1, "a failed save keeps pending events");
+    assert_eq!(
+        second.pending_events().len(),
+        1,
+        "a failed save keeps pending events"
+    );
     let stored: Aggregate<Dog> = app.get(dog.id()).expect("get");
     assert_eq!(stored.tricks(), ["sit".to_owned()]);
 }
@@ -94,7 +114,11 @@ fn transfer_saves_two_aggregates_atomically() {
     transfer(&mut alice, &mut bob, 60).expect("transfer");
     let error = app.save((&mut alice, &mut bob)).expect_err("bob moved on");
     assert!(error.is_conflict());
-    assert_eq!(app.get::<Account>(alice.id()).expect("alice").balance(), 100, "alice untouched");
+    assert_eq!(
+        app.get::<Account>(alice.id()).expect("alice").balance(),
+        100,
+        "alice untouched"
+    );
     assert_eq!(app.get::<Account>(bob.id()).expect("bob").balance(), 5);
 
     // Reload and retry: both change together.
@@ -112,7 +136,10 @@ fn overdraft_limit_is_enforced_without_recording() {
     let mut account = Account::open("Carol".into(), 30);
     account.withdraw(30).expect("down to the limit");
     let error = account.withdraw(1).expect_err("beyond the limit");
-    assert!(matches!(error, AccountError::InsufficientFunds { balance: -30, .. }));
+    assert!(matches!(
+        error,
+        AccountError::InsufficientFunds { balance: -30, .. }
+    ));
     assert_eq!(account.pending_events().len(), 2);
     assert_eq!(account.deposit(0), Err(AccountError::NotPositive(0)));
     account.close().expect("close");
@@ -139,8 +166,13 @@ fn replay_equals_live_state() {
     assert_eq!(replayed.modified_on(), account.modified_on());
 
     // The event player on the raw events gives the same.
-    let events = app.event_store().events::<AccountEvent>(account.id()).expect("events");
-    let played = Aggregate::<Account>::replay(events).expect("replay").expect("some");
+    let events = app
+        .event_store()
+        .events::<AccountEvent>(account.id())
+        .expect("events");
+    let played = Aggregate::<Account>::replay(events)
+        .expect("replay")
+        .expect("some");
     assert_eq!(played.state(), account.state());
 }
 
@@ -159,7 +191,10 @@ fn time_travel_and_events_from_a_version() {
         .event_store()
         .select::<DogEvent>(dog.id(), &EventQuery::all().from_version(3))
         .expect("from 3");
-    assert_eq!(later.iter().map(|e| e.version).collect::<Vec<_>>(), vec![3, 4]);
+    assert_eq!(
+        later.iter().map(|e| e.version).collect::<Vec<_>>(),
+        vec![3, 4]
+    );
     assert!(matches!(&later[0].event, DogEvent::TrickAdded { trick } if trick == "beg"));
 }
 
@@ -176,13 +211,22 @@ fn notification_log_is_in_save_order() {
     }
     let log = app.notification_log();
     let all = log.select(1, 100).expect("select");
-    let seen: Vec<(String, u64)> = all.iter().map(|e| (e.stream_id.clone(), e.version)).collect();
+    let seen: Vec<(String, u64)> = all
+        .iter()
+        .map(|e| (e.stream_id.clone(), e.version))
+        .collect();
     assert_eq!(seen, expected);
     let positions: Vec<u64> = all.iter().filter_map(|e| e.position).collect();
     assert_eq!(positions, (1..=6).collect::<Vec<_>>());
     let page = log.select(3, 2).expect("page");
-    assert_eq!(page.iter().filter_map(|e| e.position).collect::<Vec<_>>(), vec![3, 4]);
-    let streamed: Vec<u64> = log.iter(2, 2).map(|e| e.expect("event").position.expect("position")).collect();
+    assert_eq!(
+        page.iter().filter_map(|e| e.position).collect::<Vec<_>>(),
+        vec![3, 4]
+    );
+    let streamed: Vec<u64> = log
+        .iter(2, 2)
+        .map(|e| e.expect("event").position.expect("position"))
+        .collect();
     assert_eq!(streamed, (2..=6).collect::<Vec<_>>());
     let decoded = log.decode::<DogEvent>(all[0].clone()).expect("decode");
     assert!(matches!(decoded.event, DogEvent::Registered { ref name } if name == "a"));
@@ -224,12 +268,13 @@ fn typed_bus_subscription_decodes_its_own_events() {
     let app = app();
     let tricks: Arc<Mutex<Vec<String>>> = Arc::default();
     let sink = Arc::clone(&tricks);
-    app.bus().subscribe_to::<DogEvent, _>(app.event_store().mapper().clone(), move |envelope| {
-        if let DogEvent::TrickAdded { trick } = envelope.event {
-            sink.lock().map_err(|e| e.to_string())?.push(trick);
-        }
-        Ok(())
-    });
+    app.bus()
+        .subscribe_to::<DogEvent, _>(app.event_store().mapper().clone(), move |envelope| {
+            if let DogEvent::TrickAdded { trick } = envelope.event {
+                sink.lock().map_err(|e| e.to_string())?.push(trick);
+            }
+            Ok(())
+        });
     let mut dog = Dog::register("Fido".into());
     dog.add_trick("sit".into());
     let mut account = Account::open("Eve".into(), 0);
@@ -240,9 +285,22 @@ fn typed_bus_subscription_decodes_its_own_events() {
 #[test]
 fn failing_subscriber_is_reported_after_commit() {
     let app = app();
-    app.bus().subscribe(|_: &[StoredEvent]| Err("projection down".into()));
+    app.bus()
+        .subscribe(|_: &[StoredEvent]| Err("projection down".into()));
     let mut dog = Dog::register("Fido".into());
     let error = app.save(&mut dog).expect_err("subscriber failed");
-    assert!(matches!(error, ApplicationError::Publish { last_position: 1, .. }), "{error:?}");
-    assert!(app.get::<Dog>(dog.id()).is_ok(), "the events were committed");
+    assert!(
+        matches!(
+            error,
+            ApplicationError::Publish {
+                last_position: 1,
+                ..
+            }
+        ),
+        "{error:?}"
+    );
+    assert!(
+        app.get::<Dog>(dog.id()).is_ok(),
+        "the events were committed"
+    );
 }

@@ -31,12 +31,22 @@ fn duplicate_topics_are_detected_at_start_up() {
     assert_eq!(copy::Born::topics(), vec!["Cat.Born"]);
     let error = validate_registry().expect_err("duplicate");
     match &error {
-        DomainError::DuplicateTopic { topic, first, second } => {
+        DomainError::DuplicateTopic {
+            topic,
+            first,
+            second,
+        } => {
             assert_eq!(topic, "Cat.Born");
             assert_ne!(first, second);
         }
         other => panic!("expected DuplicateTopic, got {other:?}"),
     }
-    let error = Application::builder().url("memory:").and_then(|b| b.build()).expect_err("refused");
-    assert!(matches!(error, ApplicationError::Domain(DomainError::DuplicateTopic { .. })));
+    let error = Application::builder()
+        .url("memory:")
+        .and_then(|b| b.build())
+        .expect_err("refused");
+    assert!(matches!(
+        error,
+        ApplicationError::Domain(DomainError::DuplicateTopic { .. })
+    ));
 }

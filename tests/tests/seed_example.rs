@@ -10,11 +10,17 @@ use eventsourcing_examples::seed::{
 fn register_then_get_from_repository() {
     let app = ExampleApplication::new(EventStore::in_memory());
     let new_entity = app.register_new_example(10, 20).expect("register");
-    let from_repo = app.example_repo.get(new_entity.id()).expect("stored by the subscriber");
+    let from_repo = app
+        .example_repo
+        .get(new_entity.id())
+        .expect("stored by the subscriber");
     assert_eq!(new_entity.state(), from_repo.state());
     assert_eq!((from_repo.a, from_repo.b), (10, 20));
     assert_eq!(from_repo.version(), 1);
-    assert!(app.example_repo.contains(new_entity.id()).expect("contains"));
+    assert!(app
+        .example_repo
+        .contains(new_entity.id())
+        .expect("contains"));
     assert!(!app.example_repo.contains(Uuid::now_v7()).expect("contains"));
 }
 
@@ -53,7 +59,8 @@ fn persistence_subscriber_reports_conflicts_to_the_publisher() {
     let bus = EventBus::new();
     let _subscriber = eventsourcing::PersistenceSubscriber::new(store.clone(), &bus);
     let example = register_new_example(5, 6).expect("factory");
-    bus.publish_events(store.mapper(), example.pending_events()).expect("first publish stores");
+    bus.publish_events(store.mapper(), example.pending_events())
+        .expect("first publish stores");
     let error = bus
         .publish_events(store.mapper(), example.pending_events())
         .expect_err("the same version again conflicts");
@@ -68,7 +75,9 @@ fn event_store_reads_by_id_topic_and_deletes() {
     let mut one = register_new_example(1, 1).expect("factory");
     discard(&mut one).expect("discard");
     let two = register_new_example(2, 2).expect("factory");
-    store.append(&one.pending_events().to_vec()).expect("append one");
+    store
+        .append(&one.pending_events().to_vec())
+        .expect("append one");
     store.append(two.pending_events()).expect("append two");
 
     let created = store
@@ -79,11 +88,23 @@ fn event_store_reads_by_id_topic_and_deletes() {
     assert_eq!(created[1].event, ExampleEvent::Created { a: 2, b: 2 });
 
     let id = one.pending_events()[1].metadata.event_id;
-    let found = store.event_by_id::<ExampleEvent>(id).expect("by id").expect("found");
+    let found = store
+        .event_by_id::<ExampleEvent>(id)
+        .expect("by id")
+        .expect("found");
     assert_eq!(found.event, ExampleEvent::Discarded);
     assert_eq!(found.version, 2);
 
     assert_eq!(store.delete_stream(one.id()).expect("delete"), 2);
-    assert!(store.events::<ExampleEvent>(one.id()).expect("events").is_empty());
-    assert_eq!(store.events::<ExampleEvent>(two.id()).expect("events").len(), 1);
+    assert!(store
+        .events::<ExampleEvent>(one.id())
+        .expect("events")
+        .is_empty());
+    assert_eq!(
+        store
+            .events::<ExampleEvent>(two.id())
+            .expect("events")
+            .len(),
+        1
+    );
 }

@@ -35,9 +35,16 @@ pub struct Example {
 /// # Errors
 /// A creation event for an existing entity, another event for a missing one, or any event
 /// after the entity was discarded.
-pub fn example_mutator(entity: Option<Example>, event: ExampleEvent) -> Result<Example, DomainError> {
+pub fn example_mutator(
+    entity: Option<Example>,
+    event: ExampleEvent,
+) -> Result<Example, DomainError> {
     match (entity, event) {
-        (None, ExampleEvent::Created { a, b }) => Ok(Example { a, b, discarded: false }),
+        (None, ExampleEvent::Created { a, b }) => Ok(Example {
+            a,
+            b,
+            discarded: false,
+        }),
         (Some(entity), event) if entity.discarded => Err(DomainError::rejected(
             event.topic(),
             "the example is discarded",
@@ -129,7 +136,11 @@ impl ExampleApplication {
     ///
     /// # Errors
     /// When storing fails (the error of the subscriber, e.g. a conflict).
-    pub fn register_new_example(&self, a: i64, b: i64) -> Result<Aggregate<Example>, Box<dyn std::error::Error>> {
+    pub fn register_new_example(
+        &self,
+        a: i64,
+        b: i64,
+    ) -> Result<Aggregate<Example>, Box<dyn std::error::Error>> {
         let mut example = register_new_example(a, b)?;
         self.publish(&mut example)?;
         Ok(example)
@@ -139,8 +150,12 @@ impl ExampleApplication {
     ///
     /// # Errors
     /// When storing fails; the events stay pending then.
-    pub fn publish(&self, example: &mut Aggregate<Example>) -> Result<(), Box<dyn std::error::Error>> {
-        self.bus.publish_events(&self.mapper, example.pending_events())?;
+    pub fn publish(
+        &self,
+        example: &mut Aggregate<Example>,
+    ) -> Result<(), Box<dyn std::error::Error>> {
+        self.bus
+            .publish_events(&self.mapper, example.pending_events())?;
         drop(example.collect_events());
         Ok(())
     }

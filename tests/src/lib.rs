@@ -2,6 +2,7 @@
 //! for finding the PostgreSQL server used in CI.
 
 pub mod conformance;
+pub mod support;
 
 /// The environment variable naming the PostgreSQL server for tests.
 pub const POSTGRES_URL_ENV: &str = "EVENTSOURCING_TEST_POSTGRES_URL";

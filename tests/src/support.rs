@@ -50,7 +50,7 @@ pub struct Guarded<G> {
 
 impl<G: Send + Sync + 'static> Guarded<G> {
     /// Wraps `store`; `guard` drops after it.
-    pub fn new(store: Arc<dyn Storage>, guard: G) -> Arc<dyn Storage> {
+    pub fn store(store: Arc<dyn Storage>, guard: G) -> Arc<dyn Storage> {
         Arc::new(Self {
             store,
             _guard: guard,

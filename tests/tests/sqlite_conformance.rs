@@ -12,7 +12,7 @@ mod file {
     fn fresh() -> Option<Arc<dyn Storage>> {
         let file = TempDb::new("sqlite-conformance");
         let recorder = SqliteRecorder::open(SqliteConfig::new(file.path())).expect("open file");
-        Some(Guarded::new(Arc::new(recorder), file))
+        Some(Guarded::store(Arc::new(recorder), file))
     }
 
     eventsourcing_tests::recorder_conformance!(fresh);

@@ -3,6 +3,7 @@
 
 pub mod conformance;
 pub mod model;
+pub mod support;
 
 /// The environment variable naming the PostgreSQL server for tests.
 pub const POSTGRES_URL_ENV: &str = "EVENTSOURCING_TEST_POSTGRES_URL";

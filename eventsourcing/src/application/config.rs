@@ -78,6 +78,14 @@ impl StoreUrl {
     }
 }
 
+#[cfg(feature = "sqlite")]
+fn open_sqlite(path: &std::path::Path) -> Result<Arc<dyn Storage>, ApplicationError> {
+    let recorder =
+        crate::persistence::SqliteRecorder::open(crate::persistence::SqliteConfig::new(path))?;
+    Ok(Arc::new(recorder))
+}
+
+#[cfg(not(feature = "sqlite"))]
 fn open_sqlite(_path: &std::path::Path) -> Result<Arc<dyn Storage>, ApplicationError> {
     Err(ApplicationError::Config(
         "this build has no SQLite support: enable the `sqlite` feature".into(),

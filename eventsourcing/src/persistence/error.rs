@@ -130,6 +130,17 @@ pub enum PersistenceError {
         #[source]
         source: BoxError,
     },
+    /// The database's schema is newer than this code knows (written by a later version of the
+    /// library), or unreadable; it was left untouched.
+    #[error("{backend} schema version {found} is not supported: this code supports versions up to {supported}")]
+    SchemaVersion {
+        /// Which backend.
+        backend: &'static str,
+        /// The version found in the database.
+        found: i64,
+        /// The newest version this code knows.
+        supported: i64,
+    },
     /// Invalid configuration (a bad URL, table name or setting).
     #[error("invalid configuration: {0}")]
     Config(String),

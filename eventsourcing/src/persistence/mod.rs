@@ -4,6 +4,8 @@ mod error;
 mod mapper;
 mod memory;
 mod recorder;
+#[cfg(feature = "sqlite")]
+pub mod sqlite;
 mod stored_event;
 
 pub use error::{BoxError, PersistenceError};
@@ -13,6 +15,8 @@ pub use recorder::{
     validate_batch, AggregateRecorder, ApplicationRecorder, ProcessRecorder, SnapshotRecorder,
     Storage,
 };
+#[cfg(feature = "sqlite")]
+pub use sqlite::{SqliteConfig, SqliteRecorder, Synchronous};
 pub use stored_event::{
     EventQuery, NotificationQuery, StoredEvent, StoredSnapshot, StreamAppend, Tracking,
 };

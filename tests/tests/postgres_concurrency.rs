@@ -35,7 +35,7 @@ fn client() -> postgres::Client {
 }
 
 fn drop_schema(config: &PostgresConfig) {
-    client(config)
+    client()
         .batch_execute(&format!(
             "DROP SCHEMA IF EXISTS \"{}\" CASCADE",
             config.schema_name()

@@ -87,15 +87,15 @@
 
 mod config;
 mod error;
+mod pool;
 
 use std::collections::BTreeMap;
 use std::str::FromStr;
 use std::time::Duration;
 
 use postgres::types::ToSql;
-use postgres::{Client, NoTls, Row, Transaction};
+use postgres::{Row, Statement, Transaction};
 use r2d2::{Pool, PooledConnection};
-use r2d2_postgres::PostgresConnectionManager;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
@@ -103,6 +103,7 @@ pub use config::{is_identifier, OrderingMode, PostgresConfig, URL_PARAMETERS};
 
 use self::config::Names;
 use self::error::{classify, is_unique_violation, pool, BACKEND};
+use self::pool::{Conn, Manager};
 use super::error::PersistenceError;
 use super::recorder::{
     validate_batch, AggregateRecorder, ApplicationRecorder, ProcessRecorder, SnapshotRecorder,
@@ -119,7 +120,6 @@ pub const SCHEMA_VERSION: i32 = 1;
 /// eight bind parameters whatever its size; chunking only bounds the message size.
 const CHUNK_ROWS: usize = 1000;
 
-type Manager = PostgresConnectionManager<NoTls>;
 type Connection = PooledConnection<Manager>;
 
 /// A recorder keeping events, tracking records and snapshots in PostgreSQL.
@@ -441,7 +441,7 @@ impl PostgresRecorder {
             // then dropped by the pool, because `is_closed` reports it broken.
             .test_on_check_out(false)
             .connection_timeout(config.connect_timeout)
-            .build_unchecked(PostgresConnectionManager::new(pg, NoTls));
+            .build_unchecked(Manager { config: pg });
         let recorder = Self {
             pool,
             sql: Sql::new(&names),
@@ -458,7 +458,7 @@ impl PostgresRecorder {
 
     fn migrate(&self) -> Result<(), PersistenceError> {
         let mut conn = self.conn()?;
-        let mut tx = conn.transaction().map_err(classify)?;
+        let mut tx = conn.client.transaction().map_err(classify)?;
         // Serialise concurrent openers of the same schema (CREATE ... IF NOT EXISTS races).
         let key = format!("eventsourcing:{}", self.names.schema);
         tx.execute("SELECT pg_advisory_xact_lock(hashtext($1))", &[&key])
@@ -516,22 +516,28 @@ impl PostgresRecorder {
             return Ok(Vec::new());
         }
         let mut conn = self.conn()?;
-        let outcome = {
-            match conn.transaction() {
-                Ok(tx) => self.append_in(tx, batch, &events, &chunks, tracked),
-                Err(e) => Err(AppendFailure::Error(classify(e))),
-            }
+        let statements = Statements {
+            current_versions: prepare(&mut conn, &self.sql.current_versions)?,
+            insert: prepare(&mut conn, &self.sql.insert)?,
+            track: prepare(&mut conn, &self.sql.track)?,
+        };
+        let outcome = match conn.client.transaction() {
+            Ok(tx) => self.append_in(tx, &statements, batch, &events, &chunks, tracked),
+            Err(e) => Err(AppendFailure::Error(classify(e))),
         };
         match outcome {
             Ok(positions) => Ok(positions),
             Err(AppendFailure::Error(e)) => Err(e),
-            Err(AppendFailure::StreamRace) => Err(self.race_conflict(&mut conn, batch)),
+            Err(AppendFailure::StreamRace) => {
+                Err(self.race_conflict(&mut conn, &statements.current_versions, batch))
+            }
         }
     }
 
     fn append_in(
         &self,
         mut tx: Transaction<'_>,
+        statements: &Statements,
         batch: &[StreamAppend],
         events: &[&StoredEvent],
         chunks: &[Columns<'_>],
@@ -542,7 +548,7 @@ impl PostgresRecorder {
         }
         if let Some((t, position)) = tracked {
             let inserted = tx
-                .execute(&self.sql.track, &[&t.upstream, &position])
+                .execute(&statements.track, &[&t.upstream, &position])
                 .map_err(classify)?;
             if inserted == 0 {
                 return Err(PersistenceError::AlreadyTracked {
@@ -553,7 +559,7 @@ impl PostgresRecorder {
             }
         }
         if !events.is_empty() && !self.config.skip_version_check {
-            let current = current_versions(&mut tx, &self.sql.current_versions, batch)?;
+            let current = current_versions(&mut tx, &statements.current_versions, batch)?;
             for (append, actual) in batch.iter().zip(current) {
                 if actual != append.expected_version {
                     return Err(PersistenceError::Conflict {
@@ -567,7 +573,7 @@ impl PostgresRecorder {
         }
         let mut by_id = std::collections::HashMap::with_capacity(events.len());
         for chunk in chunks {
-            let rows = tx.query(&self.sql.insert, &chunk.params()).map_err(|e| {
+            let rows = tx.query(&statements.insert, &chunk.params()).map_err(|e| {
                 if is_unique_violation(&e, &self.names.stream_version_key) {
                     AppendFailure::StreamRace
                 } else if is_unique_violation(&e, &self.names.event_id_key) {
@@ -611,9 +617,14 @@ impl PostgresRecorder {
 
     /// The conflict to report after a racing writer made the insert fail: the first stream of
     /// the batch that is not at its expected version any more.
-    fn race_conflict(&self, conn: &mut Client, batch: &[StreamAppend]) -> PersistenceError {
-        let current = match conn.transaction() {
-            Ok(mut tx) => current_versions(&mut tx, &self.sql.current_versions, batch),
+    fn race_conflict(
+        &self,
+        conn: &mut Conn,
+        statement: &Statement,
+        batch: &[StreamAppend],
+    ) -> PersistenceError {
+        let current = match conn.client.transaction() {
+            Ok(mut tx) => current_versions(&mut tx, statement, batch),
             Err(e) => Err(classify(e)),
         };
         let current = match current {
@@ -636,9 +647,20 @@ impl PostgresRecorder {
     }
 }
 
+/// The statements of an append, prepared before the transaction starts.
+struct Statements {
+    current_versions: Statement,
+    insert: Statement,
+    track: Statement,
+}
+
+fn prepare(conn: &mut Conn, sql: &str) -> Result<Statement, PersistenceError> {
+    conn.prepared(sql).map(|(_, s)| s).map_err(classify)
+}
+
 fn current_versions(
     tx: &mut Transaction<'_>,
-    sql: &str,
+    sql: &Statement,
     batch: &[StreamAppend],
 ) -> Result<Vec<u64>, PersistenceError> {
     let ids: Vec<&str> = batch.iter().map(|a| a.stream_id.as_str()).collect();
@@ -662,7 +684,7 @@ impl Drop for PostgresRecorder {
         if self.config.drop_schema_on_drop {
             if let Ok(mut conn) = self.pool.get() {
                 // Best effort: a test schema left behind is harmless.
-                let _ = conn.batch_execute(&format!(
+                let _ = conn.client.batch_execute(&format!(
                     "DROP SCHEMA IF EXISTS \"{}\" CASCADE",
                     self.names.schema
                 ));
@@ -695,16 +717,19 @@ impl AggregateRecorder for PostgresRecorder {
         } else {
             &self.sql.select_asc
         };
-        let rows = self
-            .conn()?
-            .query(sql, &[&stream_id, &from, &to, &limit])
+        let mut conn = self.conn()?;
+        let (client, statement) = conn.prepared(sql).map_err(classify)?;
+        let rows = client
+            .query(&statement, &[&stream_id, &from, &to, &limit])
             .map_err(classify)?;
         rows.iter().map(decode_event).collect()
     }
 
     fn event_by_id(&self, event_id: Uuid) -> Result<Option<StoredEvent>, PersistenceError> {
-        self.conn()?
-            .query_opt(&self.sql.by_id, &[&event_id.to_string()])
+        let mut conn = self.conn()?;
+        let (client, statement) = conn.prepared(&self.sql.by_id).map_err(classify)?;
+        client
+            .query_opt(&statement, &[&event_id.to_string()])
             .map_err(classify)?
             .as_ref()
             .map(decode_event)
@@ -713,11 +738,13 @@ impl AggregateRecorder for PostgresRecorder {
 
     fn delete_stream(&self, stream_id: &str) -> Result<u64, PersistenceError> {
         let mut conn = self.conn()?;
-        let mut tx = conn.transaction().map_err(classify)?;
-        tx.execute(&self.sql.delete_snapshots, &[&stream_id])
+        let delete_snapshots = prepare(&mut conn, &self.sql.delete_snapshots)?;
+        let delete_events = prepare(&mut conn, &self.sql.delete_events)?;
+        let mut tx = conn.client.transaction().map_err(classify)?;
+        tx.execute(&delete_snapshots, &[&stream_id])
             .map_err(classify)?;
         let deleted = tx
-            .execute(&self.sql.delete_events, &[&stream_id])
+            .execute(&delete_events, &[&stream_id])
             .map_err(classify)?;
         tx.commit().map_err(classify)?;
         Ok(deleted)
@@ -728,14 +755,15 @@ impl AggregateRecorder for PostgresRecorder {
             return Ok(());
         }
         let mut conn = self.conn()?;
-        let mut tx = conn.transaction().map_err(classify)?;
+        let update = prepare(&mut conn, &self.sql.update)?;
+        let mut tx = conn.client.transaction().map_err(classify)?;
         for event in events {
             let version = to_bigint(event.version, "event version")?;
             let schema_version = to_int(event.schema_version, "event schema version")?;
             let metadata = extras_json(&event.metadata, &event.stream_id)?;
             let updated = tx
                 .execute(
-                    &self.sql.update,
+                    &update,
                     &[
                         &event.stream_id,
                         &version,
@@ -774,12 +802,13 @@ impl ApplicationRecorder for PostgresRecorder {
         let limit = i64::try_from(query.limit).unwrap_or(i64::MAX);
         let mut conn = self.conn()?;
         let rows = if query.topics.is_empty() {
-            conn.query(&self.sql.notifications, &[&from, &to, &limit])
+            let (client, statement) = conn.prepared(&self.sql.notifications).map_err(classify)?;
+            client.query(&statement, &[&from, &to, &limit])
         } else {
-            conn.query(
-                &self.sql.notifications_topics,
-                &[&from, &to, &limit, &query.topics],
-            )
+            let (client, statement) = conn
+                .prepared(&self.sql.notifications_topics)
+                .map_err(classify)?;
+            client.query(&statement, &[&from, &to, &limit, &query.topics])
         }
         .map_err(classify)?;
         rows.iter().map(decode_event).collect()
@@ -788,7 +817,7 @@ impl ApplicationRecorder for PostgresRecorder {
     fn max_position(&self) -> Result<u64, PersistenceError> {
         let row = self
             .conn()?
-            .query_one(&self.sql.max_position, &[])
+            .prepared_one(&self.sql.max_position, &[])
             .map_err(classify)?;
         let max: i64 = row
             .try_get(0)
@@ -809,7 +838,7 @@ impl ProcessRecorder for PostgresRecorder {
     fn max_tracking_position(&self, upstream: &str) -> Result<Option<u64>, PersistenceError> {
         let row = self
             .conn()?
-            .query_one(&self.sql.max_tracking, &[&upstream])
+            .prepared_one(&self.sql.max_tracking, &[&upstream])
             .map_err(classify)?;
         let max: Option<i64> = row
             .try_get(0)
@@ -828,7 +857,7 @@ impl SnapshotRecorder for PostgresRecorder {
         let version = to_bigint(snapshot.version, "snapshot version")?;
         let schema_version = to_int(snapshot.schema_version, "snapshot schema version")?;
         self.conn()?
-            .execute(
+            .prepared_execute(
                 &self.sql.put_snapshot,
                 &[
                     &snapshot.stream_id,
@@ -851,7 +880,7 @@ impl SnapshotRecorder for PostgresRecorder {
     ) -> Result<Option<StoredSnapshot>, PersistenceError> {
         let at_most = at_most_version.map_or(i64::MAX, |v| i64::try_from(v).unwrap_or(i64::MAX));
         self.conn()?
-            .query_opt(&self.sql.latest_snapshot, &[&stream_id, &at_most])
+            .prepared_opt(&self.sql.latest_snapshot, &[&stream_id, &at_most])
             .map_err(classify)?
             .as_ref()
             .map(decode_snapshot)
@@ -860,7 +889,7 @@ impl SnapshotRecorder for PostgresRecorder {
 
     fn delete_snapshots(&self, stream_id: &str) -> Result<u64, PersistenceError> {
         self.conn()?
-            .execute(&self.sql.delete_snapshots, &[&stream_id])
+            .prepared_execute(&self.sql.delete_snapshots, &[&stream_id])
             .map_err(classify)
     }
 }

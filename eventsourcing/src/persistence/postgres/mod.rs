@@ -543,6 +543,22 @@ impl PostgresRecorder {
         chunks: &[Columns<'_>],
         tracked: Option<(&Tracking, i64)>,
     ) -> Result<Vec<u64>, AppendFailure> {
+        if !events.is_empty() && !self.config.skip_version_check {
+            let current = current_versions(&mut tx, &statements.current_versions, batch)?;
+            for (append, actual) in batch.iter().zip(current) {
+                if actual != append.expected_version {
+                    return Err(PersistenceError::Conflict {
+                        stream_id: append.stream_id.clone(),
+                        expected: append.expected_version,
+                        actual,
+                    }
+                    .into());
+                }
+            }
+        }
+        // The lock is taken as late as possible: it is held until commit and serialises
+        // appenders. The version check above may be stale by now; a writer that raced past
+        // it fails on the unique index and gets its conflict all the same.
         if !events.is_empty() && self.config.ordering == OrderingMode::TableLock {
             tx.batch_execute(&self.sql.lock).map_err(classify)?;
         }
@@ -556,19 +572,6 @@ impl PostgresRecorder {
                     position: t.position,
                 }
                 .into());
-            }
-        }
-        if !events.is_empty() && !self.config.skip_version_check {
-            let current = current_versions(&mut tx, &statements.current_versions, batch)?;
-            for (append, actual) in batch.iter().zip(current) {
-                if actual != append.expected_version {
-                    return Err(PersistenceError::Conflict {
-                        stream_id: append.stream_id.clone(),
-                        expected: append.expected_version,
-                        actual,
-                    }
-                    .into());
-                }
             }
         }
         let mut by_id = std::collections::HashMap::with_capacity(events.len());

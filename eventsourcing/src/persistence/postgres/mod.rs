@@ -34,8 +34,10 @@
 //! sequence, two writers A and B can take positions 10 and 11, B commits first, the follower
 //! reads 11 and moves on, and A's event 10 becomes visible only afterwards: it is skipped for
 //! ever. The recorder prevents this ([`OrderingMode::TableLock`], the default and only mode):
-//! an appending transaction runs `LOCK TABLE events IN EXCLUSIVE MODE` before it takes
-//! positions. That lock conflicts with other appends, updates and deletes but not with reads,
+//! an appending transaction checks the streams' versions, then runs `LOCK TABLE events IN
+//! EXCLUSIVE MODE` before it takes positions, and holds the lock until it commits (the check
+//! runs before the lock to keep the serialised window short; a writer that races past it
+//! fails on the unique index and still gets its conflict). That lock conflicts with other appends, updates and deletes but not with reads,
 //! so positions are assigned in commit order and every reader's snapshot holds a prefix of the
 //! log (holes left by rolled-back transactions are permanent and harmless). `max_position` is
 //! `max(position)` of that snapshot, so it never names a position that a follower could not
@@ -69,7 +71,27 @@
 //!   -- --ignored --nocapture throughput
 //! ```
 //!
-//! FIGURES_PLACEHOLDER
+//! Two interleaved rounds of 5 s per mode (debug build; the machine's load average was about 6
+//! from other engineers' builds, so every figure is a fraction of what a quiet machine gives):
+//!
+//! | mode | events/s | ordering |
+//! |---|---|---|
+//! | [`OrderingMode::TableLock`] (chosen) | 245, 269 (170-362 over four earlier runs) | gap-free |
+//! | plain sequence (hidden test mode) | 1209, 1476 (877-1228 earlier) | **skips events** |
+//! | pgbench, one INSERT per tx, 8 clients, same window | 1941 tx/s (1619 earlier) | none |
+//!
+//! The pgbench line was `pgbench -n -c 8 -j 2 -T 5 -f insert.sql` with `insert.sql` =
+//! `INSERT INTO pgb_ev (stream_id, payload) VALUES (md5(random()::text),
+//! repeat('x',200)::bytea);` into a table with an identity position. The table lock costs
+//! about 80 % of the unordered throughput here, the same ratio as the reference pgbench figures
+//! below. Batching recovers most of it: the lock is taken once per append, whatever its size
+//! (a 10,000-event append is one transaction of ten 1,000-row `INSERT ... SELECT FROM
+//! UNNEST(...)` statements).
+//!
+//! The lock was chosen because it is correct by construction, needs no cooperation from
+//! readers, keeps `max_position` trivially consistent, and cannot be delayed by transactions
+//! outside this store. The `xid8` design is the next step if append throughput under many
+//! concurrent writers matters more than that.
 //!
 //! Reference figures from pgbench on the same machine (one 200-byte event per transaction,
 //! 8 clients): plain sequence 6.9k-8.5k tx/s (no ordering guarantee), `LOCK TABLE ... IN
@@ -84,6 +106,11 @@
 //! serialization failure is [`PersistenceError::Busy`]. A broken connection is dropped by the
 //! pool and replaced on the next call. A row that breaks the schema's invariants (a negative
 //! version, unreadable metadata) is [`PersistenceError::Corrupt`] naming its position.
+
+// `PersistenceError` (shared by every backend) is 136 bytes, which the newer clippy's
+// `result_large_err` flags on every function returning it, across the whole crate. Shrinking
+// it (boxing the large variants) is a crate-wide decision, not this backend's.
+#![allow(clippy::result_large_err)]
 
 mod config;
 mod error;

@@ -32,3 +32,17 @@ pub fn postgres_url(test: &str) -> Option<String> {
         }
     }
 }
+
+/// A schema name that no other test (in this or a concurrent run) uses:
+/// `es_test_<pid>_<n>_<uuid-simple>`.
+#[must_use]
+pub fn unique_schema() -> String {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    format!(
+        "es_test_{}_{}_{}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed),
+        uuid::Uuid::new_v4().simple()
+    )
+}

@@ -92,6 +92,14 @@ fn open_sqlite(_path: &std::path::Path) -> Result<Arc<dyn Storage>, ApplicationE
     ))
 }
 
+#[cfg(feature = "postgres")]
+fn open_postgres(url: &str) -> Result<Arc<dyn Storage>, ApplicationError> {
+    use crate::persistence::{PostgresConfig, PostgresRecorder};
+    let config = PostgresConfig::from_url(url)?;
+    Ok(Arc::new(PostgresRecorder::open(config)?))
+}
+
+#[cfg(not(feature = "postgres"))]
 fn open_postgres(_url: &str) -> Result<Arc<dyn Storage>, ApplicationError> {
     Err(ApplicationError::Config(
         "this build has no PostgreSQL support: enable the `postgres` feature".into(),

@@ -3,6 +3,8 @@
 mod error;
 mod mapper;
 mod memory;
+#[cfg(feature = "postgres")]
+pub mod postgres;
 mod recorder;
 #[cfg(feature = "sqlite")]
 pub mod sqlite;
@@ -11,6 +13,8 @@ mod stored_event;
 pub use error::{BoxError, PersistenceError};
 pub use mapper::{Mapper, Transcoder};
 pub use memory::MemoryRecorder;
+#[cfg(feature = "postgres")]
+pub use postgres::{PostgresConfig, PostgresRecorder};
 pub use recorder::{
     validate_batch, AggregateRecorder, ApplicationRecorder, ProcessRecorder, SnapshotRecorder,
     Storage,

@@ -1,0 +1,388 @@
+//! Configuration of the PostgreSQL recorder: server URL, naming, pool and timeouts.
+
+use std::fmt;
+use std::time::Duration;
+
+use crate::persistence::PersistenceError;
+
+/// How the recorder keeps the global order gap-free for readers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum OrderingMode {
+    /// Each appending transaction takes `LOCK TABLE events IN EXCLUSIVE MODE` before it
+    /// assigns positions, so positions are handed out in commit order. Readers are never
+    /// blocked; writers of events are serialised. See the module documentation.
+    #[default]
+    TableLock,
+    /// A plain sequence, no ordering guarantee: a follower can skip an event that commits late
+    /// with a lower position. Only for the tests that prove the gap test detects it.
+    #[doc(hidden)]
+    UnorderedForTesting,
+}
+
+/// Settings of a [`super::PostgresRecorder`].
+///
+/// Names are validated as plain identifiers (`[A-Za-z_][A-Za-z0-9_]{0,62}`, including every
+/// table and index name derived from the prefix) before any SQL is built; values are always
+/// bind parameters.
+///
+/// ```
+/// use std::time::Duration;
+/// use eventsourcing::persistence::PostgresConfig;
+///
+/// let config = PostgresConfig::new("postgres://postgres@localhost/app")
+///     .schema("billing")
+///     .table_prefix("es_")
+///     .pool_size(4)
+///     .statement_timeout(Duration::from_secs(10));
+/// assert!(config.validate().is_ok());
+/// assert!(PostgresConfig::new("postgres://x").schema("a; DROP").validate().is_err());
+/// ```
+#[derive(Clone)]
+pub struct PostgresConfig {
+    pub(super) url: String,
+    pub(super) schema: String,
+    pub(super) table_prefix: String,
+    pub(super) pool_size: u32,
+    pub(super) connect_timeout: Duration,
+    pub(super) statement_timeout: Duration,
+    pub(super) idle_in_transaction_timeout: Duration,
+    pub(super) application_name: String,
+    pub(super) ordering: OrderingMode,
+    pub(super) skip_version_check: bool,
+    pub(super) hold_in_transaction: Option<Duration>,
+    pub(super) drop_schema_on_drop: bool,
+}
+
+impl fmt::Debug for PostgresConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // The URL may hold a password: never print it.
+        f.debug_struct("PostgresConfig")
+            .field("url", &"<redacted>")
+            .field("schema", &self.schema)
+            .field("table_prefix", &self.table_prefix)
+            .field("pool_size", &self.pool_size)
+            .field("connect_timeout", &self.connect_timeout)
+            .field("statement_timeout", &self.statement_timeout)
+            .field(
+                "idle_in_transaction_timeout",
+                &self.idle_in_transaction_timeout,
+            )
+            .field("application_name", &self.application_name)
+            .field("ordering", &self.ordering)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The URL query parameters that [`PostgresConfig::from_url`] consumes itself; all others are
+/// passed on to the driver (libpq-style options such as `sslmode` or `application_name`).
+pub const URL_PARAMETERS: &[&str] = &[
+    "schema",
+    "table_prefix",
+    "pool_size",
+    "connect_timeout_ms",
+    "statement_timeout_ms",
+];
+
+impl PostgresConfig {
+    /// Defaults: schema `public`, no table prefix (tables `events`, `tracking`, `snapshots`,
+    /// `eventsourcing_schema`), a pool of 8 connections, a 10 s connect timeout, a 30 s
+    /// statement (and lock wait) timeout, a 60 s idle-in-transaction timeout.
+    #[must_use]
+    pub fn new(url: impl Into<String>) -> Self {
+        Self {
+            url: url.into(),
+            schema: "public".into(),
+            table_prefix: String::new(),
+            pool_size: 8,
+            connect_timeout: Duration::from_secs(10),
+            statement_timeout: Duration::from_secs(30),
+            idle_in_transaction_timeout: Duration::from_secs(60),
+            application_name: "eventsourcing".into(),
+            ordering: OrderingMode::TableLock,
+            skip_version_check: false,
+            hold_in_transaction: None,
+            drop_schema_on_drop: false,
+        }
+    }
+
+    /// A configuration from a store URL. The query parameters listed in [`URL_PARAMETERS`]
+    /// (`schema`, `table_prefix`, `pool_size`, `connect_timeout_ms`, `statement_timeout_ms`)
+    /// are taken out; the rest of the URL goes to the driver unchanged.
+    ///
+    /// ```
+    /// use eventsourcing::persistence::PostgresConfig;
+    /// let config =
+    ///     PostgresConfig::from_url("postgres://u@h/db?schema=shop&sslmode=disable&pool_size=2")?;
+    /// assert_eq!(config.schema_name(), "shop");
+    /// # Ok::<(), eventsourcing::PersistenceError>(())
+    /// ```
+    ///
+    /// # Errors
+    /// [`PersistenceError::Config`] for a malformed value or an invalid name.
+    pub fn from_url(url: &str) -> Result<Self, PersistenceError> {
+        let (base, query) = match url.split_once('?') {
+            Some((base, query)) => (base, query),
+            None => (url, ""),
+        };
+        let mut passed_on = Vec::new();
+        let mut config = Self::new(base);
+        for pair in query.split('&').filter(|p| !p.is_empty()) {
+            let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+            let millis = || {
+                value
+                    .parse::<u64>()
+                    .map(Duration::from_millis)
+                    .map_err(|_| {
+                        PersistenceError::Config(format!(
+                            "`{key}` must be a number of milliseconds, not `{value}`"
+                        ))
+                    })
+            };
+            match key {
+                "schema" => config.schema = value.to_owned(),
+                "table_prefix" => config.table_prefix = value.to_owned(),
+                "pool_size" => {
+                    config.pool_size = value.parse().map_err(|_| {
+                        PersistenceError::Config(format!(
+                            "`pool_size` must be a positive integer, not `{value}`"
+                        ))
+                    })?;
+                }
+                "connect_timeout_ms" => config.connect_timeout = millis()?,
+                "statement_timeout_ms" => config.statement_timeout = millis()?,
+                _ => passed_on.push(pair),
+            }
+        }
+        if !passed_on.is_empty() {
+            config.url = format!("{base}?{}", passed_on.join("&"));
+        }
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// The schema holding the tables (default `public`); created if missing.
+    #[must_use]
+    pub fn schema(mut self, schema: impl Into<String>) -> Self {
+        self.schema = schema.into();
+        self
+    }
+
+    /// A prefix for every table and index name (default none), so that several stores can
+    /// share one schema.
+    #[must_use]
+    pub fn table_prefix(mut self, prefix: impl Into<String>) -> Self {
+        self.table_prefix = prefix.into();
+        self
+    }
+
+    /// The most connections the pool opens (default 8).
+    #[must_use]
+    pub fn pool_size(mut self, size: u32) -> Self {
+        self.pool_size = size;
+        self
+    }
+
+    /// How long to wait for a connection, new or from the pool (default 10 s).
+    #[must_use]
+    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
+        self.connect_timeout = timeout;
+        self
+    }
+
+    /// The server-side `statement_timeout` and `lock_timeout` of every connection (default
+    /// 30 s). A statement or lock wait that takes longer fails with
+    /// [`PersistenceError::Busy`].
+    #[must_use]
+    pub fn statement_timeout(mut self, timeout: Duration) -> Self {
+        self.statement_timeout = timeout;
+        self
+    }
+
+    /// The server-side `idle_in_transaction_session_timeout` (default 60 s): bounds how long a
+    /// stalled client can hold the append lock.
+    #[must_use]
+    pub fn idle_in_transaction_timeout(mut self, timeout: Duration) -> Self {
+        self.idle_in_transaction_timeout = timeout;
+        self
+    }
+
+    /// The `application_name` the connections report in `pg_stat_activity` (default
+    /// `eventsourcing`).
+    #[must_use]
+    pub fn application_name(mut self, name: impl Into<String>) -> Self {
+        self.application_name = name.into();
+        self
+    }
+
+    /// The schema name.
+    #[must_use]
+    pub fn schema_name(&self) -> &str {
+        &self.schema
+    }
+
+    /// Chooses the ordering mechanism.
+    #[must_use]
+    pub fn ordering(mut self, ordering: OrderingMode) -> Self {
+        self.ordering = ordering;
+        self
+    }
+
+    /// Test hook: skip the version check inside the append transaction, leaving only the
+    /// unique index to catch racing writers.
+    #[doc(hidden)]
+    #[must_use]
+    pub fn skip_version_check_for_testing(mut self) -> Self {
+        self.skip_version_check = true;
+        self
+    }
+
+    /// Test hook: sleep this long inside every appending transaction, after the events are
+    /// inserted and before commit, to widen race windows deterministically.
+    #[doc(hidden)]
+    #[must_use]
+    pub fn hold_in_transaction_for_testing(mut self, hold: Duration) -> Self {
+        self.hold_in_transaction = Some(hold);
+        self
+    }
+
+    /// Test hook: `DROP SCHEMA ... CASCADE` when the recorder is dropped.
+    #[doc(hidden)]
+    #[must_use]
+    pub fn drop_schema_on_drop_for_testing(mut self) -> Self {
+        self.drop_schema_on_drop = true;
+        self
+    }
+
+    /// Checks every name and setting without connecting.
+    ///
+    /// # Errors
+    /// [`PersistenceError::Config`] naming the first invalid value.
+    pub fn validate(&self) -> Result<(), PersistenceError> {
+        Names::new(&self.schema, &self.table_prefix)?;
+        if self.pool_size == 0 {
+            return Err(PersistenceError::Config(
+                "the PostgreSQL pool size must be at least 1".into(),
+            ));
+        }
+        if self.connect_timeout.is_zero() {
+            return Err(PersistenceError::Config(
+                "the PostgreSQL connect timeout must be positive".into(),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// Whether `name` is a plain SQL identifier that needs no escaping:
+/// `[A-Za-z_][A-Za-z0-9_]{0,62}`.
+#[must_use]
+pub fn is_identifier(name: &str) -> bool {
+    let mut chars = name.chars();
+    matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+        && name.len() <= 63
+}
+
+/// The validated names of the schema, tables and indexes.
+#[derive(Debug, Clone)]
+pub(super) struct Names {
+    pub(super) schema: String,
+    pub(super) events: String,
+    pub(super) tracking: String,
+    pub(super) snapshots: String,
+    pub(super) meta: String,
+    pub(super) event_id_key: String,
+    pub(super) stream_version_key: String,
+    pub(super) topic_position_key: String,
+}
+
+impl Names {
+    pub(super) fn new(schema: &str, prefix: &str) -> Result<Self, PersistenceError> {
+        let check = |what: &str, name: String| {
+            if is_identifier(&name) {
+                Ok(name)
+            } else {
+                Err(PersistenceError::Config(format!(
+                    "{what} `{name}` is not a valid identifier: expected [A-Za-z_][A-Za-z0-9_]{{0,62}}"
+                )))
+            }
+        };
+        let table = |name: &str| check("the PostgreSQL table name", format!("{prefix}{name}"));
+        Ok(Self {
+            schema: check("the PostgreSQL schema name", schema.to_owned())?,
+            events: table("events")?,
+            tracking: table("tracking")?,
+            snapshots: table("snapshots")?,
+            meta: table("eventsourcing_schema")?,
+            event_id_key: table("events_event_id_key")?,
+            stream_version_key: table("events_stream_version_key")?,
+            topic_position_key: table("events_topic_position_idx")?,
+        })
+    }
+
+    /// `"schema"."table"`.
+    pub(super) fn qualified(&self, table: &str) -> String {
+        format!("\"{}\".\"{table}\"", self.schema)
+    }
+
+    /// The schema script with the names substituted.
+    pub(super) fn schema_sql(&self) -> String {
+        include_str!("schema.sql")
+            .replace("{schema}", &self.schema)
+            .replace("{events}", &self.events)
+            .replace("{tracking}", &self.tracking)
+            .replace("{snapshots}", &self.snapshots)
+            .replace("{meta}", &self.meta)
+            .replace("{event_id_key}", &self.event_id_key)
+            .replace("{stream_version_key}", &self.stream_version_key)
+            .replace("{topic_position_key}", &self.topic_position_key)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn identifiers() {
+        for ok in ["a", "_", "events", "A_1", &"x".repeat(63)] {
+            assert!(is_identifier(ok), "{ok}");
+        }
+        for bad in [
+            "",
+            "1a",
+            "a-b",
+            "a b",
+            "a\"b",
+            "é",
+            &"x".repeat(64),
+            "a;drop",
+        ] {
+            assert!(!is_identifier(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn names_and_url() {
+        assert!(
+            Names::new("public", &"p".repeat(40)).is_err(),
+            "derived names too long"
+        );
+        let config = PostgresConfig::from_url(
+            "postgres://u@h/db?schema=s1&table_prefix=t_&sslmode=disable&pool_size=3",
+        )
+        .map_err(|e| e.to_string());
+        let config = config.as_ref().map_err(Clone::clone);
+        assert!(
+            matches!(config, Ok(c) if c.schema == "s1" && c.table_prefix == "t_"
+            && c.pool_size == 3 && c.url == "postgres://u@h/db?sslmode=disable")
+        );
+        assert!(PostgresConfig::from_url("postgres://h/db?schema=bad-name").is_err());
+        assert!(PostgresConfig::from_url("postgres://h/db?pool_size=x").is_err());
+        let schema = Names::new("s", "p_")
+            .map(|n| n.schema_sql())
+            .unwrap_or_default();
+        assert!(schema.contains("\"s\".\"p_events\"") && !schema.contains("{events}"));
+    }
+}

@@ -1,0 +1,925 @@
+//! The PostgreSQL recorder: many processes on many machines sharing one gap-free event log.
+//!
+//! Enabled by the `postgres` feature. [`PostgresRecorder`] implements every recorder trait
+//! ([`AggregateRecorder`], [`ApplicationRecorder`], [`ProcessRecorder`] and
+//! [`SnapshotRecorder`]) with the blocking `postgres` driver behind an `r2d2` connection pool,
+//! so no async runtime is needed.
+//!
+//! # Configuration
+//!
+//! [`PostgresConfig`] holds the server URL (libpq style), the schema (default `public`), a
+//! table prefix (default none), the pool size (8), the connect timeout (10 s), the server-side
+//! statement and lock timeout (30 s) and the idle-in-transaction timeout (60 s). Every name is
+//! validated as `[A-Za-z_][A-Za-z0-9_]{0,62}` before SQL is built; every value is a bind
+//! parameter. Through [`crate::Application::open`] the same settings come from the URL:
+//! `postgres://user@host/db?schema=shop&table_prefix=es_&pool_size=4&statement_timeout_ms=5000`
+//! (other query parameters go to the driver).
+//!
+//! # Schema
+//!
+//! Created on open if missing, from `schema.sql` next to this module: tables `events`
+//! (`position BIGINT` identity primary key, `stream_id TEXT`, `version BIGINT`, `event_id UUID`
+//! unique, `topic TEXT`, `schema_version INT`, `timestamp BIGINT` microseconds, `payload
+//! BYTEA`, `metadata JSONB` — NULL when the metadata has no causation, correlation or user
+//! values — and a unique index on `(stream_id, version)`), `tracking` (`(upstream, position)`
+//! primary key), `snapshots` (`(stream_id, version)` primary key) and `eventsourcing_schema`
+//! (the schema version, 1). A database with a newer schema version is refused with
+//! [`PersistenceError::Config`]. The payload is `BYTEA` because it may be compressed or
+//! encrypted; a `JSONB` payload (queryable, but re-encoded by the server) could be measured
+//! later.
+//!
+//! # Gap-free order
+//!
+//! A follower reads the log by position and remembers the last position it saw. With a plain
+//! sequence, two writers A and B can take positions 10 and 11, B commits first, the follower
+//! reads 11 and moves on, and A's event 10 becomes visible only afterwards: it is skipped for
+//! ever. The recorder prevents this ([`OrderingMode::TableLock`], the default and only mode):
+//! an appending transaction checks the streams' versions, then runs `LOCK TABLE events IN
+//! EXCLUSIVE MODE` before it takes positions, and holds the lock until it commits (the check
+//! runs before the lock to keep the serialised window short; a writer that races past it
+//! fails on the unique index and still gets its conflict). That lock conflicts with other appends, updates and deletes but not with reads,
+//! so positions are assigned in commit order and every reader's snapshot holds a prefix of the
+//! log (holes left by rolled-back transactions are permanent and harmless). `max_position` is
+//! `max(position)` of that snapshot, so it never names a position that a follower could not
+//! already read in order. This is what the Python library does.
+//!
+//! Readers never wait. Writers of *events* are serialised for the duration of their append
+//! transaction (version check, insert, commit); tracking-only and snapshot writes are not.
+//! A writer that stalls inside its transaction (a slow client, a network partition) holds
+//! every other appender back, never followers; the stall is bounded by the statement/lock
+//! timeout (waiting appenders fail with [`PersistenceError::Busy`]) and by the
+//! idle-in-transaction timeout (the server ends the stalled session), and it is visible in
+//! `pg_stat_activity` / `pg_locks` under the configured `application_name`.
+//!
+//! The alternative measured was the transaction-id design (an `xid8` column defaulting to
+//! `pg_current_xact_id()`, followers reading only rows below `pg_snapshot_xmin`). It lets
+//! writers run in parallel, but a transaction can take its position before a transaction with
+//! a lower xid, so position order and visibility order differ unless the position is taken in
+//! a short critical section or the follower's cursor becomes `(xid, position)`; and any
+//! long-running transaction in the cluster, even an unrelated one, then delays every follower.
+//! It is left for later: see the figures below.
+//!
+//! ## Figures
+//!
+//! 8 writer threads, each appending one 200-byte event per transaction to its own stream,
+//! for 5 s, against the PostgreSQL 15 server on this 2-core machine shared with other builds
+//! (so expect ±30 %):
+//!
+//! ```text
+//! EVENTSOURCING_TEST_POSTGRES_URL=postgres://postgres@127.0.0.1:5432/test \
+//!   cargo test --release -p eventsourcing-tests --test postgres_concurrency \
+//!   -- --ignored --nocapture throughput
+//! ```
+//!
+//! Two interleaved rounds of 5 s per mode (debug build; the machine's load average was about 6
+//! from other engineers' builds, so every figure is a fraction of what a quiet machine gives):
+//!
+//! | mode | events/s | ordering |
+//! |---|---|---|
+//! | [`OrderingMode::TableLock`] (chosen) | 245, 269 (170-362 over four earlier runs) | gap-free |
+//! | plain sequence (hidden test mode) | 1209, 1476 (877-1228 earlier) | **skips events** |
+//! | pgbench, one INSERT per tx, 8 clients, same window | 1941 tx/s (1619 earlier) | none |
+//!
+//! The pgbench line was `pgbench -n -c 8 -j 2 -T 5 -f insert.sql` with `insert.sql` =
+//! `INSERT INTO pgb_ev (stream_id, payload) VALUES (md5(random()::text),
+//! repeat('x',200)::bytea);` into a table with an identity position. The table lock costs
+//! about 80 % of the unordered throughput here, the same ratio as the reference pgbench figures
+//! below. Batching recovers most of it: the lock is taken once per append, whatever its size
+//! (a 10,000-event append is one transaction of ten 1,000-row `INSERT ... SELECT FROM
+//! UNNEST(...)` statements).
+//!
+//! The lock was chosen because it is correct by construction, needs no cooperation from
+//! readers, keeps `max_position` trivially consistent, and cannot be delayed by transactions
+//! outside this store. The `xid8` design is the next step if append throughput under many
+//! concurrent writers matters more than that.
+//!
+//! Reference figures from pgbench on the same machine (one 200-byte event per transaction,
+//! 8 clients): plain sequence 6.9k-8.5k tx/s (no ordering guarantee), `LOCK TABLE ... IN
+//! EXCLUSIVE MODE` 1.6k-2.5k tx/s, `xid8` column 5.8k-6.6k tx/s.
+//!
+//! # Errors
+//!
+//! Conflicts are detected by the version check inside the transaction and, for a writer that
+//! races past it, by the unique index (SQLSTATE 23505, classified by code and constraint name,
+//! never by message). A lost connection or an unreachable server is
+//! [`PersistenceError::Unavailable`]; a statement or lock timeout, a deadlock or a
+//! serialization failure is [`PersistenceError::Busy`]. A broken connection is dropped by the
+//! pool and replaced on the next call. A row that breaks the schema's invariants (a negative
+//! version, unreadable metadata) is [`PersistenceError::Corrupt`] naming its position.
+
+// `PersistenceError` (shared by every backend) is 136 bytes, which the newer clippy's
+// `result_large_err` flags on every function returning it, across the whole crate. Shrinking
+// it (boxing the large variants) is a crate-wide decision, not this backend's.
+#![allow(clippy::result_large_err)]
+
+mod config;
+mod error;
+mod pool;
+
+use std::collections::BTreeMap;
+use std::str::FromStr;
+use std::time::Duration;
+
+use postgres::types::ToSql;
+use postgres::{Row, Statement, Transaction};
+use r2d2::{Pool, PooledConnection};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+pub use config::{is_identifier, OrderingMode, PostgresConfig, URL_PARAMETERS};
+
+use self::config::Names;
+use self::error::{classify, is_unique_violation, pool, BACKEND};
+use self::pool::{Conn, Manager};
+use super::error::PersistenceError;
+use super::recorder::{
+    validate_batch, AggregateRecorder, ApplicationRecorder, ProcessRecorder, SnapshotRecorder,
+};
+use super::stored_event::{
+    EventQuery, NotificationQuery, StoredEvent, StoredSnapshot, StreamAppend, Tracking,
+};
+use crate::domain::{Metadata, Timestamp};
+
+/// The schema version this code creates and understands.
+pub const SCHEMA_VERSION: i32 = 1;
+
+/// Rows per INSERT statement. Rows go as one array per column (`UNNEST`), so a statement has
+/// eight bind parameters whatever its size; chunking only bounds the message size.
+const CHUNK_ROWS: usize = 1000;
+
+type Connection = PooledConnection<Manager>;
+
+/// A recorder keeping events, tracking records and snapshots in PostgreSQL.
+///
+/// ```no_run
+/// use eventsourcing::persistence::{PostgresConfig, PostgresRecorder};
+/// let recorder = PostgresRecorder::open(
+///     PostgresConfig::new("postgres://postgres@127.0.0.1:5432/test").schema("shop"),
+/// )?;
+/// # Ok::<(), eventsourcing::PersistenceError>(())
+/// ```
+pub struct PostgresRecorder {
+    pool: Pool<Manager>,
+    config: PostgresConfig,
+    names: Names,
+    sql: Sql,
+}
+
+impl std::fmt::Debug for PostgresRecorder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PostgresRecorder")
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The statements, built once from the validated names.
+#[derive(Debug)]
+struct Sql {
+    lock: String,
+    current_versions: String,
+    insert: String,
+    track: String,
+    select_asc: String,
+    select_desc: String,
+    by_id: String,
+    delete_events: String,
+    delete_snapshots: String,
+    update: String,
+    notifications: String,
+    notifications_topics: String,
+    max_position: String,
+    max_tracking: String,
+    put_snapshot: String,
+    latest_snapshot: String,
+}
+
+const EVENT_COLUMNS: &str = "position, stream_id, version, event_id::text, topic, \
+     schema_version, \"timestamp\", payload, metadata::text";
+
+impl Sql {
+    fn new(names: &Names) -> Self {
+        let events = names.qualified(&names.events);
+        let tracking = names.qualified(&names.tracking);
+        let snapshots = names.qualified(&names.snapshots);
+        let select = |order: &str| {
+            format!(
+                "SELECT {EVENT_COLUMNS} FROM {events} WHERE stream_id = $1 AND version >= $2 \
+                 AND version <= $3 ORDER BY version {order} LIMIT $4"
+            )
+        };
+        Self {
+            lock: format!("LOCK TABLE {events} IN EXCLUSIVE MODE"),
+            current_versions: format!(
+                "SELECT s.stream_id, COALESCE((SELECT max(e.version) FROM {events} e \
+                 WHERE e.stream_id = s.stream_id), 0) FROM UNNEST($1::text[]) AS s(stream_id)"
+            ),
+            insert: format!(
+                "INSERT INTO {events} (stream_id, version, event_id, topic, schema_version, \
+                 \"timestamp\", payload, metadata) \
+                 SELECT r.stream_id, r.version, r.event_id::uuid, r.topic, r.schema_version, \
+                 r.ts, r.payload, r.metadata::jsonb \
+                 FROM UNNEST($1::text[], $2::int8[], $3::text[], $4::text[], $5::int4[], \
+                 $6::int8[], $7::bytea[], $8::text[]) WITH ORDINALITY \
+                 AS r(stream_id, version, event_id, topic, schema_version, ts, payload, metadata, n) \
+                 ORDER BY r.n RETURNING position, event_id::text"
+            ),
+            track: format!(
+                "INSERT INTO {tracking} (upstream, position) VALUES ($1, $2) ON CONFLICT DO NOTHING"
+            ),
+            select_asc: select("ASC"),
+            select_desc: select("DESC"),
+            by_id: format!("SELECT {EVENT_COLUMNS} FROM {events} WHERE event_id = $1::text::uuid"),
+            delete_events: format!("DELETE FROM {events} WHERE stream_id = $1"),
+            delete_snapshots: format!("DELETE FROM {snapshots} WHERE stream_id = $1"),
+            update: format!(
+                "UPDATE {events} SET event_id = $3::text::uuid, topic = $4, schema_version = $5, \
+                 \"timestamp\" = $6, payload = $7, metadata = $8::text::jsonb \
+                 WHERE stream_id = $1 AND version = $2"
+            ),
+            notifications: format!(
+                "SELECT {EVENT_COLUMNS} FROM {events} WHERE position >= $1 AND position <= $2 \
+                 ORDER BY position LIMIT $3"
+            ),
+            notifications_topics: format!(
+                "SELECT {EVENT_COLUMNS} FROM {events} WHERE position >= $1 AND position <= $2 \
+                 AND topic = ANY($4::text[]) ORDER BY position LIMIT $3"
+            ),
+            max_position: format!("SELECT COALESCE(max(position), 0) FROM {events}"),
+            max_tracking: format!("SELECT max(position) FROM {tracking} WHERE upstream = $1"),
+            put_snapshot: format!(
+                "INSERT INTO {snapshots} (stream_id, version, topic, schema_version, state, \
+                 created_on, modified_on) VALUES ($1, $2, $3, $4, $5, $6, $7) \
+                 ON CONFLICT (stream_id, version) DO UPDATE SET topic = EXCLUDED.topic, \
+                 schema_version = EXCLUDED.schema_version, state = EXCLUDED.state, \
+                 created_on = EXCLUDED.created_on, modified_on = EXCLUDED.modified_on"
+            ),
+            latest_snapshot: format!(
+                "SELECT stream_id, version, topic, schema_version, state, created_on, modified_on \
+                 FROM {snapshots} WHERE stream_id = $1 AND version <= $2 \
+                 ORDER BY version DESC LIMIT 1"
+            ),
+        }
+    }
+}
+
+/// The metadata kept in the `metadata` column: everything but the event id and timestamp,
+/// which have their own columns.
+#[derive(Debug, Default, Serialize, Deserialize)]
+struct Extras {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    causation_id: Option<Uuid>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    correlation_id: Option<Uuid>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    user: BTreeMap<String, String>,
+}
+
+fn extras_json(metadata: &Metadata, stream_id: &str) -> Result<Option<String>, PersistenceError> {
+    if !metadata.has_extras() {
+        return Ok(None);
+    }
+    let extras = Extras {
+        causation_id: metadata.causation_id,
+        correlation_id: metadata.correlation_id,
+        user: metadata.user.clone(),
+    };
+    serde_json::to_string(&extras)
+        .map(Some)
+        .map_err(|e| PersistenceError::InvalidBatch {
+            stream_id: stream_id.to_owned(),
+            reason: format!("metadata cannot be encoded as JSON: {e}"),
+        })
+}
+
+/// A u64 (version, position) as a BIGINT.
+fn to_bigint(value: u64, what: &'static str) -> Result<i64, PersistenceError> {
+    i64::try_from(value).map_err(|_| PersistenceError::LimitExceeded {
+        what,
+        limit: i64::MAX.unsigned_abs(),
+        actual: value,
+    })
+}
+
+fn to_int(value: u32, what: &'static str) -> Result<i32, PersistenceError> {
+    i32::try_from(value).map_err(|_| PersistenceError::LimitExceeded {
+        what,
+        limit: i32::MAX.unsigned_abs().into(),
+        actual: value.into(),
+    })
+}
+
+/// The events of a batch as one array per column, in batch order.
+#[derive(Debug, Default)]
+struct Columns<'a> {
+    stream_ids: Vec<&'a str>,
+    versions: Vec<i64>,
+    event_ids: Vec<String>,
+    topics: Vec<&'a str>,
+    schema_versions: Vec<i32>,
+    timestamps: Vec<i64>,
+    payloads: Vec<&'a [u8]>,
+    metadata: Vec<Option<String>>,
+}
+
+impl<'a> Columns<'a> {
+    fn encode(events: &[&'a StoredEvent]) -> Result<Self, PersistenceError> {
+        let mut c = Self::default();
+        for event in events {
+            c.stream_ids.push(&event.stream_id);
+            c.versions.push(to_bigint(event.version, "event version")?);
+            c.event_ids.push(event.metadata.event_id.to_string());
+            c.topics.push(&event.topic);
+            c.schema_versions
+                .push(to_int(event.schema_version, "event schema version")?);
+            c.timestamps.push(event.metadata.timestamp.as_micros());
+            c.payloads.push(&event.payload);
+            c.metadata
+                .push(extras_json(&event.metadata, &event.stream_id)?);
+        }
+        Ok(c)
+    }
+
+    fn params(&self) -> [&(dyn ToSql + Sync); 8] {
+        [
+            &self.stream_ids,
+            &self.versions,
+            &self.event_ids,
+            &self.topics,
+            &self.schema_versions,
+            &self.timestamps,
+            &self.payloads,
+            &self.metadata,
+        ]
+    }
+}
+
+/// Why an append transaction failed.
+enum AppendFailure {
+    /// A typed error to return as is.
+    Error(PersistenceError),
+    /// A racing writer took a (stream, version): report the conflict after rollback.
+    StreamRace,
+}
+
+impl From<PersistenceError> for AppendFailure {
+    fn from(error: PersistenceError) -> Self {
+        Self::Error(error)
+    }
+}
+
+fn corrupt(position: Option<i64>, what: &str, detail: impl std::fmt::Display) -> PersistenceError {
+    PersistenceError::Corrupt {
+        detail: match position {
+            Some(p) => format!("{BACKEND} event at position {p}: {what}: {detail}"),
+            None => format!("{BACKEND} event: {what}: {detail}"),
+        },
+    }
+}
+
+fn decode_event(row: &Row) -> Result<StoredEvent, PersistenceError> {
+    let raw_position: Option<i64> = row.try_get(0).ok();
+    let bad = |what: &str, e: &dyn std::fmt::Display| corrupt(raw_position, what, e);
+    let position: i64 = row.try_get(0).map_err(|e| bad("position", &e))?;
+    let position = u64::try_from(position).map_err(|e| bad("negative position", &e))?;
+    let version: i64 = row.try_get(2).map_err(|e| bad("version", &e))?;
+    let event_id: String = row.try_get(3).map_err(|e| bad("event id", &e))?;
+    let schema_version: i32 = row.try_get(5).map_err(|e| bad("schema version", &e))?;
+    let metadata: Option<String> = row.try_get(8).map_err(|e| bad("metadata", &e))?;
+    let extras = match metadata {
+        Some(json) => {
+            serde_json::from_str::<Extras>(&json).map_err(|e| bad("metadata JSON", &e))?
+        }
+        None => Extras::default(),
+    };
+    Ok(StoredEvent {
+        stream_id: row.try_get(1).map_err(|e| bad("stream id", &e))?,
+        version: u64::try_from(version).map_err(|e| bad("negative version", &e))?,
+        topic: row.try_get(4).map_err(|e| bad("topic", &e))?,
+        schema_version: u32::try_from(schema_version)
+            .map_err(|e| bad("negative schema version", &e))?,
+        payload: row.try_get(7).map_err(|e| bad("payload", &e))?,
+        metadata: Metadata {
+            event_id: Uuid::parse_str(&event_id).map_err(|e| bad("event id", &e))?,
+            timestamp: Timestamp::from_micros(row.try_get(6).map_err(|e| bad("timestamp", &e))?),
+            causation_id: extras.causation_id,
+            correlation_id: extras.correlation_id,
+            user: extras.user,
+        },
+        position: Some(position),
+    })
+}
+
+fn decode_snapshot(row: &Row) -> Result<StoredSnapshot, PersistenceError> {
+    let bad = |what: &str, e: &dyn std::fmt::Display| PersistenceError::Corrupt {
+        detail: format!("{BACKEND} snapshot: {what}: {e}"),
+    };
+    let version: i64 = row.try_get(1).map_err(|e| bad("version", &e))?;
+    let schema_version: i32 = row.try_get(3).map_err(|e| bad("schema version", &e))?;
+    Ok(StoredSnapshot {
+        stream_id: row.try_get(0).map_err(|e| bad("stream id", &e))?,
+        version: u64::try_from(version).map_err(|e| bad("negative version", &e))?,
+        topic: row.try_get(2).map_err(|e| bad("topic", &e))?,
+        schema_version: u32::try_from(schema_version)
+            .map_err(|e| bad("negative schema version", &e))?,
+        state: row.try_get(4).map_err(|e| bad("state", &e))?,
+        created_on: Timestamp::from_micros(row.try_get(5).map_err(|e| bad("created_on", &e))?),
+        modified_on: Timestamp::from_micros(row.try_get(6).map_err(|e| bad("modified_on", &e))?),
+    })
+}
+
+fn millis(duration: Duration) -> u128 {
+    duration.as_millis().max(1)
+}
+
+impl PostgresRecorder {
+    /// Connects, creates the schema and tables if missing, and checks the schema version.
+    ///
+    /// # Errors
+    /// [`PersistenceError::Config`] for invalid settings or a newer schema version;
+    /// [`PersistenceError::Unavailable`] when the server cannot be reached within the connect
+    /// timeout.
+    pub fn open(config: PostgresConfig) -> Result<Self, PersistenceError> {
+        config.validate()?;
+        let names = Names::new(&config.schema, &config.table_prefix)?;
+        let mut pg = postgres::Config::from_str(&config.url)
+            .map_err(|e| PersistenceError::Config(format!("invalid PostgreSQL URL: {e}")))?;
+        let mut options = pg.get_options().map(str::to_owned).unwrap_or_default();
+        for (name, value) in [
+            ("statement_timeout", millis(config.statement_timeout)),
+            ("lock_timeout", millis(config.statement_timeout)),
+            (
+                "idle_in_transaction_session_timeout",
+                millis(config.idle_in_transaction_timeout),
+            ),
+        ] {
+            options.push_str(&format!(" -c {name}={value}"));
+        }
+        pg.options(options.trim())
+            .connect_timeout(config.connect_timeout);
+        if pg.get_application_name().is_none() {
+            pg.application_name(&config.application_name);
+        }
+        let pool = Pool::builder()
+            .max_size(config.pool_size)
+            .min_idle(Some(0))
+            // Checking every connection on checkout costs a round trip per call. A dead
+            // connection fails its first statement instead (a typed Unavailable error) and is
+            // then dropped by the pool, because `is_closed` reports it broken.
+            .test_on_check_out(false)
+            .connection_timeout(config.connect_timeout)
+            .build_unchecked(Manager { config: pg });
+        let recorder = Self {
+            pool,
+            sql: Sql::new(&names),
+            names,
+            config,
+        };
+        recorder.migrate()?;
+        Ok(recorder)
+    }
+
+    fn conn(&self) -> Result<Connection, PersistenceError> {
+        self.pool.get().map_err(pool)
+    }
+
+    fn migrate(&self) -> Result<(), PersistenceError> {
+        let mut conn = self.conn()?;
+        let mut tx = conn.client.transaction().map_err(classify)?;
+        // Serialise concurrent openers of the same schema (CREATE ... IF NOT EXISTS races).
+        let key = format!("eventsourcing:{}", self.names.schema);
+        tx.execute("SELECT pg_advisory_xact_lock(hashtext($1))", &[&key])
+            .map_err(classify)?;
+        tx.batch_execute(&self.names.schema_sql())
+            .map_err(classify)?;
+        let meta = self.names.qualified(&self.names.meta);
+        let found: Option<i32> = tx
+            .query_opt(&format!("SELECT schema_version FROM {meta}"), &[])
+            .map_err(classify)?
+            .map(|row| row.try_get(0))
+            .transpose()
+            .map_err(|e| corrupt(None, "schema version", e))?;
+        match found {
+            None => {
+                tx.execute(
+                    &format!("INSERT INTO {meta} (schema_version) VALUES ($1)"),
+                    &[&SCHEMA_VERSION],
+                )
+                .map_err(classify)?;
+            }
+            Some(v) if v > SCHEMA_VERSION => {
+                return Err(PersistenceError::Config(format!(
+                    "schema `{}` has version {v}, newer than version {SCHEMA_VERSION} that this \
+                     build understands: upgrade the library",
+                    self.names.schema
+                )));
+            }
+            Some(_) => {}
+        }
+        tx.commit().map_err(classify)
+    }
+
+    /// The configuration this recorder was opened with.
+    #[must_use]
+    pub fn config(&self) -> &PostgresConfig {
+        &self.config
+    }
+
+    fn append_inner(
+        &self,
+        batch: &[StreamAppend],
+        tracking: Option<&Tracking>,
+    ) -> Result<Vec<u64>, PersistenceError> {
+        validate_batch(batch)?;
+        let events: Vec<&StoredEvent> = batch.iter().flat_map(|a| &a.events).collect();
+        let chunks = events
+            .chunks(CHUNK_ROWS)
+            .map(Columns::encode)
+            .collect::<Result<Vec<_>, _>>()?;
+        let tracked = tracking
+            .map(|t| to_bigint(t.position, "tracking position").map(|p| (t, p)))
+            .transpose()?;
+        if events.is_empty() && tracked.is_none() {
+            return Ok(Vec::new());
+        }
+        let mut conn = self.conn()?;
+        let statements = Statements {
+            current_versions: prepare(&mut conn, &self.sql.current_versions)?,
+            insert: prepare(&mut conn, &self.sql.insert)?,
+            track: prepare(&mut conn, &self.sql.track)?,
+        };
+        let outcome = match conn.client.transaction() {
+            Ok(tx) => self.append_in(tx, &statements, batch, &events, &chunks, tracked),
+            Err(e) => Err(AppendFailure::Error(classify(e))),
+        };
+        match outcome {
+            Ok(positions) => Ok(positions),
+            Err(AppendFailure::Error(e)) => Err(e),
+            Err(AppendFailure::StreamRace) => {
+                Err(self.race_conflict(&mut conn, &statements.current_versions, batch))
+            }
+        }
+    }
+
+    fn append_in(
+        &self,
+        mut tx: Transaction<'_>,
+        statements: &Statements,
+        batch: &[StreamAppend],
+        events: &[&StoredEvent],
+        chunks: &[Columns<'_>],
+        tracked: Option<(&Tracking, i64)>,
+    ) -> Result<Vec<u64>, AppendFailure> {
+        if !events.is_empty() && !self.config.skip_version_check {
+            let current = current_versions(&mut tx, &statements.current_versions, batch)?;
+            for (append, actual) in batch.iter().zip(current) {
+                if actual != append.expected_version {
+                    return Err(PersistenceError::Conflict {
+                        stream_id: append.stream_id.clone(),
+                        expected: append.expected_version,
+                        actual,
+                    }
+                    .into());
+                }
+            }
+        }
+        // The lock is taken as late as possible: it is held until commit and serialises
+        // appenders. The version check above may be stale by now; a writer that raced past
+        // it fails on the unique index and gets its conflict all the same.
+        if !events.is_empty() && self.config.ordering == OrderingMode::TableLock {
+            tx.batch_execute(&self.sql.lock).map_err(classify)?;
+        }
+        if let Some((t, position)) = tracked {
+            let inserted = tx
+                .execute(&statements.track, &[&t.upstream, &position])
+                .map_err(classify)?;
+            if inserted == 0 {
+                return Err(PersistenceError::AlreadyTracked {
+                    upstream: t.upstream.clone(),
+                    position: t.position,
+                }
+                .into());
+            }
+        }
+        let mut by_id = std::collections::HashMap::with_capacity(events.len());
+        for chunk in chunks {
+            let rows = tx.query(&statements.insert, &chunk.params()).map_err(|e| {
+                if is_unique_violation(&e, &self.names.stream_version_key) {
+                    AppendFailure::StreamRace
+                } else if is_unique_violation(&e, &self.names.event_id_key) {
+                    AppendFailure::Error(PersistenceError::InvalidBatch {
+                        stream_id: String::new(),
+                        reason: "an event id in the batch is already stored".into(),
+                    })
+                } else {
+                    AppendFailure::Error(classify(e))
+                }
+            })?;
+            for row in &rows {
+                let position: i64 = row.try_get(0).map_err(|e| corrupt(None, "position", e))?;
+                let id: String = row.try_get(1).map_err(|e| corrupt(None, "event id", e))?;
+                let position =
+                    u64::try_from(position).map_err(|e| corrupt(Some(position), "position", e))?;
+                by_id.insert(id, position);
+            }
+        }
+        let positions = events
+            .iter()
+            .map(|e| {
+                by_id
+                    .get(&e.metadata.event_id.to_string())
+                    .copied()
+                    .ok_or_else(|| {
+                        corrupt(
+                            None,
+                            "insert returned no position for event",
+                            e.metadata.event_id,
+                        )
+                    })
+            })
+            .collect::<Result<Vec<u64>, _>>()?;
+        if let Some(hold) = self.config.hold_in_transaction {
+            std::thread::sleep(hold);
+        }
+        tx.commit().map_err(classify)?;
+        Ok(positions)
+    }
+
+    /// The conflict to report after a racing writer made the insert fail: the first stream of
+    /// the batch that is not at its expected version any more.
+    fn race_conflict(
+        &self,
+        conn: &mut Conn,
+        statement: &Statement,
+        batch: &[StreamAppend],
+    ) -> PersistenceError {
+        let current = match conn.client.transaction() {
+            Ok(mut tx) => current_versions(&mut tx, statement, batch),
+            Err(e) => Err(classify(e)),
+        };
+        let current = match current {
+            Ok(current) => current,
+            Err(e) => return e,
+        };
+        let moved = batch
+            .iter()
+            .zip(&current)
+            .find(|(append, actual)| **actual != append.expected_version);
+        let (append, actual) = moved
+            .or_else(|| batch.first().zip(current.first()))
+            .map_or((None, 0), |(a, v)| (Some(a), *v));
+        PersistenceError::Conflict {
+            stream_id: append.map(|a| a.stream_id.clone()).unwrap_or_default(),
+            expected: append.map_or(0, |a| a.expected_version),
+            // The racing writer may have rolled back since: report at least one past expected.
+            actual: actual.max(append.map_or(0, |a| a.expected_version + 1)),
+        }
+    }
+}
+
+/// The statements of an append, prepared before the transaction starts.
+struct Statements {
+    current_versions: Statement,
+    insert: Statement,
+    track: Statement,
+}
+
+fn prepare(conn: &mut Conn, sql: &str) -> Result<Statement, PersistenceError> {
+    conn.prepared(sql).map(|(_, s)| s).map_err(classify)
+}
+
+fn current_versions(
+    tx: &mut Transaction<'_>,
+    sql: &Statement,
+    batch: &[StreamAppend],
+) -> Result<Vec<u64>, PersistenceError> {
+    let ids: Vec<&str> = batch.iter().map(|a| a.stream_id.as_str()).collect();
+    let rows = tx.query(sql, &[&ids]).map_err(classify)?;
+    let mut current = std::collections::HashMap::with_capacity(rows.len());
+    for row in &rows {
+        let id: String = row.try_get(0).map_err(|e| corrupt(None, "stream id", e))?;
+        let version: i64 = row.try_get(1).map_err(|e| corrupt(None, "version", e))?;
+        let version = u64::try_from(version)
+            .map_err(|e| corrupt(None, &format!("version of stream `{id}`"), e))?;
+        current.insert(id, version);
+    }
+    Ok(batch
+        .iter()
+        .map(|a| current.get(&a.stream_id).copied().unwrap_or(0))
+        .collect())
+}
+
+impl Drop for PostgresRecorder {
+    fn drop(&mut self) {
+        if self.config.drop_schema_on_drop {
+            if let Ok(mut conn) = self.pool.get() {
+                // Best effort: a test schema left behind is harmless.
+                let _ = conn.client.batch_execute(&format!(
+                    "DROP SCHEMA IF EXISTS \"{}\" CASCADE",
+                    self.names.schema
+                ));
+            }
+        }
+    }
+}
+
+impl AggregateRecorder for PostgresRecorder {
+    fn append(&self, batch: &[StreamAppend]) -> Result<Vec<u64>, PersistenceError> {
+        self.append_inner(batch, None)
+    }
+
+    fn select_events(
+        &self,
+        stream_id: &str,
+        query: &EventQuery,
+    ) -> Result<Vec<StoredEvent>, PersistenceError> {
+        let Ok(from) = i64::try_from(query.from_version.unwrap_or(0)) else {
+            return Ok(Vec::new());
+        };
+        let to = query
+            .to_version
+            .map_or(i64::MAX, |v| i64::try_from(v).unwrap_or(i64::MAX));
+        let limit = query
+            .limit
+            .map_or(i64::MAX, |l| i64::try_from(l).unwrap_or(i64::MAX));
+        let sql = if query.descending {
+            &self.sql.select_desc
+        } else {
+            &self.sql.select_asc
+        };
+        let mut conn = self.conn()?;
+        let (client, statement) = conn.prepared(sql).map_err(classify)?;
+        let rows = client
+            .query(&statement, &[&stream_id, &from, &to, &limit])
+            .map_err(classify)?;
+        rows.iter().map(decode_event).collect()
+    }
+
+    fn event_by_id(&self, event_id: Uuid) -> Result<Option<StoredEvent>, PersistenceError> {
+        let mut conn = self.conn()?;
+        let (client, statement) = conn.prepared(&self.sql.by_id).map_err(classify)?;
+        client
+            .query_opt(&statement, &[&event_id.to_string()])
+            .map_err(classify)?
+            .as_ref()
+            .map(decode_event)
+            .transpose()
+    }
+
+    fn delete_stream(&self, stream_id: &str) -> Result<u64, PersistenceError> {
+        let mut conn = self.conn()?;
+        let delete_snapshots = prepare(&mut conn, &self.sql.delete_snapshots)?;
+        let delete_events = prepare(&mut conn, &self.sql.delete_events)?;
+        let mut tx = conn.client.transaction().map_err(classify)?;
+        tx.execute(&delete_snapshots, &[&stream_id])
+            .map_err(classify)?;
+        let deleted = tx
+            .execute(&delete_events, &[&stream_id])
+            .map_err(classify)?;
+        tx.commit().map_err(classify)?;
+        Ok(deleted)
+    }
+
+    fn update_events(&self, events: &[StoredEvent]) -> Result<(), PersistenceError> {
+        if events.is_empty() {
+            return Ok(());
+        }
+        let mut conn = self.conn()?;
+        let update = prepare(&mut conn, &self.sql.update)?;
+        let mut tx = conn.client.transaction().map_err(classify)?;
+        for event in events {
+            let version = to_bigint(event.version, "event version")?;
+            let schema_version = to_int(event.schema_version, "event schema version")?;
+            let metadata = extras_json(&event.metadata, &event.stream_id)?;
+            let updated = tx
+                .execute(
+                    &update,
+                    &[
+                        &event.stream_id,
+                        &version,
+                        &event.metadata.event_id.to_string(),
+                        &event.topic,
+                        &schema_version,
+                        &event.metadata.timestamp.as_micros(),
+                        &event.payload,
+                        &metadata,
+                    ],
+                )
+                .map_err(classify)?;
+            if updated == 0 {
+                // Dropping the transaction rolls back the updates made so far.
+                return Err(PersistenceError::EventNotFound {
+                    stream_id: event.stream_id.clone(),
+                    version: event.version,
+                });
+            }
+        }
+        tx.commit().map_err(classify)
+    }
+}
+
+impl ApplicationRecorder for PostgresRecorder {
+    fn select_notifications(
+        &self,
+        query: &NotificationQuery,
+    ) -> Result<Vec<StoredEvent>, PersistenceError> {
+        let Ok(from) = i64::try_from(query.from_position) else {
+            return Ok(Vec::new());
+        };
+        let to = query
+            .to_position
+            .map_or(i64::MAX, |p| i64::try_from(p).unwrap_or(i64::MAX));
+        let limit = i64::try_from(query.limit).unwrap_or(i64::MAX);
+        let mut conn = self.conn()?;
+        let rows = if query.topics.is_empty() {
+            let (client, statement) = conn.prepared(&self.sql.notifications).map_err(classify)?;
+            client.query(&statement, &[&from, &to, &limit])
+        } else {
+            let (client, statement) = conn
+                .prepared(&self.sql.notifications_topics)
+                .map_err(classify)?;
+            client.query(&statement, &[&from, &to, &limit, &query.topics])
+        }
+        .map_err(classify)?;
+        rows.iter().map(decode_event).collect()
+    }
+
+    fn max_position(&self) -> Result<u64, PersistenceError> {
+        let row = self
+            .conn()?
+            .prepared_one(&self.sql.max_position, &[])
+            .map_err(classify)?;
+        let max: i64 = row
+            .try_get(0)
+            .map_err(|e| corrupt(None, "max position", e))?;
+        u64::try_from(max).map_err(|e| corrupt(Some(max), "max position", e))
+    }
+}
+
+impl ProcessRecorder for PostgresRecorder {
+    fn append_tracked(
+        &self,
+        batch: &[StreamAppend],
+        tracking: &Tracking,
+    ) -> Result<Vec<u64>, PersistenceError> {
+        self.append_inner(batch, Some(tracking))
+    }
+
+    fn max_tracking_position(&self, upstream: &str) -> Result<Option<u64>, PersistenceError> {
+        let row = self
+            .conn()?
+            .prepared_one(&self.sql.max_tracking, &[&upstream])
+            .map_err(classify)?;
+        let max: Option<i64> = row
+            .try_get(0)
+            .map_err(|e| corrupt(None, "tracking position", e))?;
+        max.map(|p| {
+            u64::try_from(p).map_err(|e| PersistenceError::Corrupt {
+                detail: format!("{BACKEND} tracking position {p} of `{upstream}`: {e}"),
+            })
+        })
+        .transpose()
+    }
+}
+
+impl SnapshotRecorder for PostgresRecorder {
+    fn put_snapshot(&self, snapshot: &StoredSnapshot) -> Result<(), PersistenceError> {
+        let version = to_bigint(snapshot.version, "snapshot version")?;
+        let schema_version = to_int(snapshot.schema_version, "snapshot schema version")?;
+        self.conn()?
+            .prepared_execute(
+                &self.sql.put_snapshot,
+                &[
+                    &snapshot.stream_id,
+                    &version,
+                    &snapshot.topic,
+                    &schema_version,
+                    &snapshot.state,
+                    &snapshot.created_on.as_micros(),
+                    &snapshot.modified_on.as_micros(),
+                ],
+            )
+            .map_err(classify)?;
+        Ok(())
+    }
+
+    fn latest_snapshot(
+        &self,
+        stream_id: &str,
+        at_most_version: Option<u64>,
+    ) -> Result<Option<StoredSnapshot>, PersistenceError> {
+        let at_most = at_most_version.map_or(i64::MAX, |v| i64::try_from(v).unwrap_or(i64::MAX));
+        self.conn()?
+            .prepared_opt(&self.sql.latest_snapshot, &[&stream_id, &at_most])
+            .map_err(classify)?
+            .as_ref()
+            .map(decode_snapshot)
+            .transpose()
+    }
+
+    fn delete_snapshots(&self, stream_id: &str) -> Result<u64, PersistenceError> {
+        self.conn()?
+            .prepared_execute(&self.sql.delete_snapshots, &[&stream_id])
+            .map_err(classify)
+    }
+}

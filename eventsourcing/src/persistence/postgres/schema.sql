@@ -1,0 +1,58 @@
+-- The PostgreSQL recorder's schema, version 1.
+--
+-- `{schema}`, `{events}`, `{tracking}`, `{snapshots}`, `{meta}` and the `{..._key}` index
+-- names are substituted by the recorder after each has been validated as a plain identifier
+-- (`[A-Za-z_][A-Za-z0-9_]{0,62}`); every value is a bind parameter. Creation is idempotent and
+-- runs under a transaction-scoped advisory lock, so concurrent openers do not race.
+
+CREATE SCHEMA IF NOT EXISTS "{schema}";
+
+-- One row: the schema version this database was created (or migrated) with.
+CREATE TABLE IF NOT EXISTS "{schema}"."{meta}" (
+    singleton      BOOLEAN PRIMARY KEY DEFAULT TRUE CHECK (singleton),
+    schema_version INT NOT NULL
+);
+
+-- The global log. `position` is assigned from the identity sequence while the appending
+-- transaction holds the table in EXCLUSIVE mode (see the module docs: gap-free order).
+CREATE TABLE IF NOT EXISTS "{schema}"."{events}" (
+    position       BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    stream_id      TEXT   NOT NULL,
+    version        BIGINT NOT NULL CHECK (version > 0),
+    event_id       UUID   NOT NULL,
+    topic          TEXT   NOT NULL,
+    schema_version INT    NOT NULL,
+    "timestamp"    BIGINT NOT NULL, -- microseconds since the Unix epoch
+    payload        BYTEA  NOT NULL,
+    metadata       JSONB,           -- causation, correlation and user values; NULL when none
+    CONSTRAINT "{event_id_key}" UNIQUE (event_id)
+);
+
+-- Optimistic concurrency: one event per stream and version. A racing writer that passed the
+-- version check still fails here (SQLSTATE 23505), and the recorder reports a conflict.
+CREATE UNIQUE INDEX IF NOT EXISTS "{stream_version_key}"
+    ON "{schema}"."{events}" (stream_id, version);
+
+-- Topic-filtered reads of the log.
+CREATE INDEX IF NOT EXISTS "{topic_position_key}"
+    ON "{schema}"."{events}" (topic, position);
+
+-- Positions of upstream logs already processed, written in the same transaction as the
+-- events they caused.
+CREATE TABLE IF NOT EXISTS "{schema}"."{tracking}" (
+    upstream TEXT   NOT NULL,
+    position BIGINT NOT NULL,
+    PRIMARY KEY (upstream, position)
+);
+
+-- Snapshots of entity state, deleted together with their stream.
+CREATE TABLE IF NOT EXISTS "{schema}"."{snapshots}" (
+    stream_id      TEXT   NOT NULL,
+    version        BIGINT NOT NULL,
+    topic          TEXT   NOT NULL,
+    schema_version INT    NOT NULL,
+    state          BYTEA  NOT NULL,
+    created_on     BIGINT NOT NULL,
+    modified_on    BIGINT NOT NULL,
+    PRIMARY KEY (stream_id, version)
+);

@@ -1,0 +1,494 @@
+//! PostgreSQL under concurrent writers: the gap test with 8 writers, the same-stream race, each
+//! also run against a deliberately broken variant to prove the check catches the breakage;
+//! typed errors on a killed connection and on timeouts, with recovery; a 10,000-event batch;
+//! schema versioning; and an ignored throughput benchmark. Every test uses its own schema.
+
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Barrier};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use eventsourcing::persistence::postgres::OrderingMode;
+use eventsourcing::persistence::{
+    AggregateRecorder, ApplicationRecorder, EventQuery, NotificationQuery, PersistenceError,
+    PostgresConfig, PostgresRecorder, Storage,
+};
+use eventsourcing_tests::conformance::append;
+use eventsourcing_tests::{postgres_url, unique_schema};
+
+type Store = Arc<dyn Storage>;
+
+/// A fresh schema's configuration, or `None` (after a loud skip notice).
+fn config(test: &str) -> Option<PostgresConfig> {
+    Some(PostgresConfig::new(postgres_url(test)?).schema(unique_schema()))
+}
+
+fn open(config: PostgresConfig) -> Store {
+    Arc::new(PostgresRecorder::open(config).expect("open"))
+}
+
+/// A plain connection beside the recorder's pool, for setup and sabotage.
+fn client() -> postgres::Client {
+    let url = postgres_url("client").expect("url");
+    postgres::Client::connect(&url, postgres::NoTls).expect("connect")
+}
+
+fn drop_schema(config: &PostgresConfig) {
+    client()
+        .batch_execute(&format!(
+            "DROP SCHEMA IF EXISTS \"{}\" CASCADE",
+            config.schema_name()
+        ))
+        .expect("drop schema");
+}
+
+/// One writer thread per store, each appending `batches` batches of two events to its own
+/// stream, while a follower reads the log by position through `reader`. Panics if the
+/// follower skips or repeats an event, or sees positions out of order.
+fn gap_check(writers: Vec<Store>, reader: &Store, batches: u64) {
+    let start = reader.max_position().expect("max") + 1;
+    let done = Arc::new(AtomicBool::new(false));
+    let follower = {
+        let (store, done) = (Arc::clone(reader), Arc::clone(&done));
+        thread::spawn(move || {
+            let mut seen = Vec::new();
+            let mut next = start;
+            loop {
+                let finished = done.load(Ordering::SeqCst);
+                let page = store
+                    .select_notifications(&NotificationQuery::new(next, 50))
+                    .expect("follow");
+                for e in &page {
+                    let position = e.position.expect("position");
+                    assert!(position >= next, "out of order: {position} after {next}");
+                    next = position + 1;
+                    seen.push(position);
+                }
+                if finished && page.is_empty() {
+                    return seen;
+                }
+            }
+        })
+    };
+    let handles: Vec<_> = writers
+        .into_iter()
+        .map(|store| {
+            thread::spawn(move || {
+                let stream = uuid::Uuid::now_v7().to_string();
+                for batch in 0..batches {
+                    store
+                        .append(&[append(&stream, batch * 2, 2)])
+                        .expect("append");
+                }
+            })
+        })
+        .collect();
+    let count = handles.len();
+    for handle in handles {
+        handle.join().expect("writer");
+    }
+    done.store(true, Ordering::SeqCst);
+    let seen = follower.join().expect("follower");
+    let logged: Vec<u64> = reader
+        .select_notifications(&NotificationQuery::new(start, usize::MAX >> 1))
+        .expect("log")
+        .iter()
+        .filter_map(|e| e.position)
+        .collect();
+    let expected = count * usize::try_from(batches * 2).expect("small");
+    assert_eq!(logged.len(), expected, "every event was logged");
+    assert_eq!(
+        seen, logged,
+        "the follower's view equals the final log: nothing skipped"
+    );
+}
+
+/// Eight writers, one of which lingers 30 ms inside each append transaction (so that the
+/// others commit higher positions meanwhile if they can), and a follower.
+fn eight_writers(config: &PostgresConfig) {
+    let reader = open(config.clone());
+    let mut writers = vec![open(
+        config
+            .clone()
+            .hold_in_transaction_for_testing(Duration::from_millis(30)),
+    )];
+    writers.extend((1..8).map(|_| Arc::clone(&reader)));
+    gap_check(writers, &reader, 15);
+}
+
+#[test]
+fn gap_free_with_eight_writers() {
+    let Some(config) = config("gap_free_with_eight_writers") else {
+        return;
+    };
+    eight_writers(&config);
+    drop_schema(&config);
+}
+
+#[test]
+fn gap_check_fails_on_a_plain_sequence() {
+    let Some(config) = config("gap_check_fails_on_a_plain_sequence") else {
+        return;
+    };
+    let broken = config.ordering(OrderingMode::UnorderedForTesting);
+    let result = catch_unwind(AssertUnwindSafe(|| eight_writers(&broken)));
+    drop_schema(&broken);
+    assert!(
+        result.is_err(),
+        "without the table lock the follower must skip an event"
+    );
+}
+
+/// Deterministic: writer A takes a position and lingers 400 ms before commit; writer B appends
+/// 100 ms later; a follower reads in between and after. Returns the positions the follower saw
+/// and the positions in the log.
+fn slow_writer_then_fast_writer(config: &PostgresConfig) -> (Vec<u64>, Vec<u64>) {
+    let fast = open(config.clone());
+    let slow = open(
+        config
+            .clone()
+            .hold_in_transaction_for_testing(Duration::from_millis(400)),
+    );
+    let start = fast.max_position().expect("max") + 1;
+    let a = thread::spawn(move || slow.append(&[append("slow", 0, 1)]).expect("slow"));
+    thread::sleep(Duration::from_millis(100));
+    let b = {
+        let fast = Arc::clone(&fast);
+        thread::spawn(move || fast.append(&[append("fast", 0, 1)]).expect("fast"))
+    };
+    thread::sleep(Duration::from_millis(100));
+    let mut seen = Vec::new();
+    let mut next = start;
+    let mut follow = |seen: &mut Vec<u64>| {
+        for e in fast
+            .select_notifications(&NotificationQuery::new(next, 10))
+            .expect("follow")
+        {
+            let position = e.position.expect("position");
+            next = position + 1;
+            seen.push(position);
+        }
+    };
+    follow(&mut seen);
+    a.join().expect("a");
+    b.join().expect("b");
+    follow(&mut seen);
+    let logged = fast
+        .select_notifications(&NotificationQuery::new(start, 10))
+        .expect("log")
+        .iter()
+        .filter_map(|e| e.position)
+        .collect();
+    (seen, logged)
+}
+
+#[test]
+fn slow_writer_is_not_skipped() {
+    let Some(config) = config("slow_writer_is_not_skipped") else {
+        return;
+    };
+    let (seen, logged) = slow_writer_then_fast_writer(&config);
+    drop_schema(&config);
+    assert_eq!(logged.len(), 2);
+    assert_eq!(seen, logged);
+}
+
+#[test]
+fn slow_writer_is_skipped_on_a_plain_sequence() {
+    let Some(config) = config("slow_writer_is_skipped_on_a_plain_sequence") else {
+        return;
+    };
+    let broken = config.ordering(OrderingMode::UnorderedForTesting);
+    let (seen, logged) = slow_writer_then_fast_writer(&broken);
+    drop_schema(&broken);
+    assert_eq!(logged.len(), 2);
+    assert_eq!(
+        seen,
+        logged[1..],
+        "the plain sequence lets the follower skip the slow writer's lower position"
+    );
+}
+
+/// Eight threads append at the same version of one stream, round after round: exactly one
+/// wins each round, the others get a conflict naming the stream.
+fn same_stream_race(store: &Store) {
+    const THREADS: usize = 8;
+    const ROUNDS: u64 = 10;
+    let stream = uuid::Uuid::now_v7().to_string();
+    for round in 0..ROUNDS {
+        let barrier = Arc::new(Barrier::new(THREADS));
+        let results: Vec<_> = (0..THREADS)
+            .map(|_| {
+                let (store, stream, barrier) =
+                    (Arc::clone(store), stream.clone(), Arc::clone(&barrier));
+                thread::spawn(move || {
+                    barrier.wait();
+                    store.append(&[append(&stream, round, 1)])
+                })
+            })
+            .collect::<Vec<_>>()
+            .into_iter()
+            .map(|h| h.join().expect("thread"))
+            .collect();
+        assert_eq!(
+            results.iter().filter(|r| r.is_ok()).count(),
+            1,
+            "round {round}: exactly one writer wins: {results:?}"
+        );
+        for result in &results {
+            match result {
+                Ok(_) => {}
+                Err(PersistenceError::Conflict {
+                    stream_id,
+                    expected,
+                    actual,
+                }) => {
+                    assert_eq!((stream_id, *expected, *actual), (&stream, round, round + 1));
+                }
+                Err(other) => panic!("expected a conflict, got {other:?}"),
+            }
+        }
+    }
+    let read = store
+        .select_events(&stream, &EventQuery::all())
+        .expect("select");
+    assert_eq!(read.len(), usize::try_from(ROUNDS).expect("small"));
+}
+
+#[test]
+fn same_stream_race_has_one_winner() {
+    let Some(config) = config("same_stream_race_has_one_winner") else {
+        return;
+    };
+    same_stream_race(&open(config.clone()));
+    drop_schema(&config);
+}
+
+#[test]
+fn unique_index_alone_turns_a_race_into_a_conflict() {
+    // Without the in-transaction version check, the unique index on (stream_id, version)
+    // catches the racers (SQLSTATE 23505) and they still get typed conflicts. Without the
+    // lock either, the writers really race into the index.
+    let Some(config) = config("unique_index_alone_turns_a_race_into_a_conflict") else {
+        return;
+    };
+    let config = config
+        .skip_version_check_for_testing()
+        .ordering(OrderingMode::UnorderedForTesting);
+    same_stream_race(&open(config.clone()));
+    drop_schema(&config);
+}
+
+#[test]
+fn race_check_fails_without_concurrency_control() {
+    let Some(config) = config("race_check_fails_without_concurrency_control") else {
+        return;
+    };
+    let broken = config.skip_version_check_for_testing();
+    let store = open(broken.clone());
+    client()
+        .batch_execute(&format!(
+            "DROP INDEX \"{}\".events_stream_version_key",
+            broken.schema_name()
+        ))
+        .expect("drop the unique index");
+    let result = catch_unwind(AssertUnwindSafe(|| same_stream_race(&store)));
+    drop(store);
+    drop_schema(&broken);
+    assert!(
+        result.is_err(),
+        "with neither the version check nor the unique index, several writers must win"
+    );
+}
+
+#[test]
+fn killed_connection_is_a_typed_error_then_recovers() {
+    let Some(config) = config("killed_connection_is_a_typed_error_then_recovers") else {
+        return;
+    };
+    let name = format!("es_kill_{}", std::process::id());
+    let config = config.pool_size(1).application_name(name.clone());
+    let store = open(config.clone());
+    store.append(&[append("s", 0, 1)]).expect("append");
+    let killed: i64 = client()
+        .query_one(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity \
+             WHERE application_name = $1",
+            &[&name],
+        )
+        .expect("terminate")
+        .get(0);
+    assert_eq!(killed, 1, "the pool's one connection was terminated");
+    thread::sleep(Duration::from_millis(200));
+    let error = store
+        .append(&[append("s", 1, 1)])
+        .expect_err("the connection is gone");
+    assert!(
+        matches!(error, PersistenceError::Unavailable { .. }),
+        "{error:?}"
+    );
+    assert!(error.is_transient());
+    store
+        .append(&[append("s", 1, 1)])
+        .expect("the pool reconnects");
+    assert_eq!(store.max_position().expect("max"), 2);
+    drop(store);
+    drop_schema(&config);
+}
+
+#[test]
+fn lock_timeout_is_busy_then_recovers() {
+    let Some(config) = config("lock_timeout_is_busy_then_recovers") else {
+        return;
+    };
+    let config = config.statement_timeout(Duration::from_millis(300));
+    let store = open(config.clone());
+    let mut blocker = client();
+    let mut tx = blocker.transaction().expect("begin");
+    tx.batch_execute(&format!(
+        "LOCK TABLE \"{}\".events IN ACCESS EXCLUSIVE MODE",
+        config.schema_name()
+    ))
+    .expect("lock");
+    let started = Instant::now();
+    let error = store
+        .append(&[append("s", 0, 1)])
+        .expect_err("the table is locked");
+    assert!(matches!(error, PersistenceError::Busy { .. }), "{error:?}");
+    assert!(started.elapsed() < Duration::from_secs(5));
+    let error = store.max_position().expect_err("reads wait too");
+    assert!(matches!(error, PersistenceError::Busy { .. }), "{error:?}");
+    tx.rollback().expect("release");
+    store.append(&[append("s", 0, 1)]).expect("append after");
+    drop(store);
+    drop_schema(&config);
+}
+
+#[test]
+fn ten_thousand_events_in_one_append() {
+    let Some(config) = config("ten_thousand_events_in_one_append") else {
+        return;
+    };
+    let store = open(config.clone());
+    let positions = store.append(&[append("big", 0, 10_000)]).expect("append");
+    assert_eq!(positions.len(), 10_000);
+    assert!(positions.windows(2).all(|w| w[0] < w[1]));
+    let read = store
+        .select_events("big", &EventQuery::all())
+        .expect("select");
+    assert_eq!(read.len(), 10_000);
+    assert_eq!(read[9_999].version, 10_000);
+    assert_eq!(read[9_999].position, positions.last().copied());
+    drop(store);
+    drop_schema(&config);
+}
+
+#[test]
+fn newer_schema_version_is_refused() {
+    let Some(config) = config("newer_schema_version_is_refused") else {
+        return;
+    };
+    drop(open(config.clone()));
+    client()
+        .batch_execute(&format!(
+            "UPDATE \"{}\".eventsourcing_schema SET schema_version = 99",
+            config.schema_name()
+        ))
+        .expect("bump");
+    let error = PostgresRecorder::open(config.clone()).expect_err("newer schema");
+    assert!(
+        matches!(&error, PersistenceError::Config(m) if m.contains("99")),
+        "{error:?}"
+    );
+    drop_schema(&config);
+}
+
+#[test]
+fn application_opens_a_postgres_url() {
+    let Some(url) = postgres_url("application_opens_a_postgres_url") else {
+        return;
+    };
+    let schema = unique_schema();
+    let separator = if url.contains('?') { '&' } else { '?' };
+    let app = eventsourcing::Application::open(&format!(
+        "{url}{separator}schema={schema}&table_prefix=app_"
+    ));
+    assert!(app.is_ok(), "{:?}", app.err());
+    drop(app);
+    let config = PostgresConfig::new(url).schema(schema);
+    let tables: i64 = client()
+        .query_one(
+            "SELECT count(*) FROM information_schema.tables WHERE table_schema = $1 \
+             AND table_name = 'app_events'",
+            &[&config.schema_name()],
+        )
+        .expect("tables")
+        .get(0);
+    assert_eq!(tables, 1);
+    drop_schema(&config);
+}
+
+/// Events per second with 8 writer threads on distinct streams, one event per append, for
+/// `seconds`, in the given ordering mode.
+fn throughput(config: &PostgresConfig, seconds: u64) -> f64 {
+    let store = open(config.clone().pool_size(8));
+    let stop = Arc::new(AtomicBool::new(false));
+    let count = Arc::new(AtomicU64::new(0));
+    let payload = vec![b'x'; 200];
+    let writers: Vec<_> = (0..8)
+        .map(|_| {
+            let (store, stop, count, payload) = (
+                Arc::clone(&store),
+                Arc::clone(&stop),
+                Arc::clone(&count),
+                payload.clone(),
+            );
+            thread::spawn(move || {
+                let stream = uuid::Uuid::now_v7().to_string();
+                let mut version = 0;
+                while !stop.load(Ordering::Relaxed) {
+                    let mut batch = append(&stream, version, 1);
+                    batch.events[0].payload.clone_from(&payload);
+                    store.append(&[batch]).expect("append");
+                    version += 1;
+                    count.fetch_add(1, Ordering::Relaxed);
+                }
+            })
+        })
+        .collect();
+    let started = Instant::now();
+    thread::sleep(Duration::from_secs(seconds));
+    stop.store(true, Ordering::Relaxed);
+    for w in writers {
+        w.join().expect("writer");
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    let events = count.load(Ordering::Relaxed);
+    drop(store);
+    drop_schema(config);
+    #[allow(clippy::cast_precision_loss)]
+    let rate = events as f64 / elapsed;
+    rate
+}
+
+#[test]
+#[ignore = "benchmark: run with --ignored --nocapture"]
+fn throughput_eight_writers() {
+    let Some(config) = config("throughput_eight_writers") else {
+        return;
+    };
+    for round in 1..=2 {
+        for (name, mode) in [
+            ("table lock (gap-free)", OrderingMode::TableLock),
+            (
+                "plain sequence (NOT gap-free)",
+                OrderingMode::UnorderedForTesting,
+            ),
+        ] {
+            let config = config.clone().schema(unique_schema()).ordering(mode);
+            let rate = throughput(&config, 5);
+            println!("round {round}: {name}: {rate:.0} events/s (8 writers, 1 event/append)");
+        }
+    }
+}

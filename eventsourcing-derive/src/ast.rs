@@ -97,7 +97,7 @@ impl Entity {
         let ident = match &*item.self_ty {
             Type::Path(tp) if tp.qself.is_none() => {
                 let last = tp.path.segments.last()?;
-                if !last.arguments.is_none() {
+                if !last.arguments.is_none() && item.generics.params.is_empty() {
                     cx.error_spanned_by(
                         &last.arguments,
                         "generic entities are not supported by `#[entity]`: the event enum, topics \

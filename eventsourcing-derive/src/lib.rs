@@ -1,12 +1,152 @@
-//! Procedural macros for `eventsourcing` (placeholder while the real ones are written).
+//! Procedural macros for `eventsourcing`: `#[entity]` and `#[derive(DomainEvent)]`.
+//!
+//! Use them through the `eventsourcing` crate (`use eventsourcing::prelude::*;`), never
+//! directly. This file holds only the entry points; the stages are `attr` (typed attribute
+//! parsing), `ast` (our model), `check` (rules across items) and `expand` (generation).
+//!
+//! Set the environment variable `EVENTSOURCING_DEBUG_EXPAND` while building to print every
+//! expansion to stderr.
+
+mod ast;
+mod attr;
+mod check;
+mod ctxt;
+mod expand;
+mod fallback;
+mod symbol;
+
+#[cfg(test)]
+mod tests;
+
 use proc_macro::TokenStream;
-/// `#[entity]`.
+use proc_macro2::TokenStream as TokenStream2;
+
+/// Turns an inherent impl block of a plain state struct into an event-sourced entity.
+///
+/// ```ignore
+/// #[entity]
+/// impl Dog {
+///     #[event(Registered)]
+///     fn register(name: String) -> Self { Dog { name, tricks: Vec::new() } }
+///
+///     #[event(TrickAdded)]
+///     fn add_trick(&mut self, trick: String) { self.tricks.push(trick); }
+///
+///     pub fn add_trick_once(&mut self, trick: String) -> Result<(), DogError> { /* .. */ }
+///
+///     pub fn knows(&self, trick: &str) -> bool { /* .. */ }
+/// }
+/// ```
+///
+/// # What it generates
+/// - In the impl block: `&self` methods and other items unchanged; each `#[event]` method's
+///   body as a hidden mutator `__es_mutate_<method>`; for each creation event (an associated
+///   fn returning `Self`) a factory with the method's name and visibility returning
+///   `Aggregate<Dog>`.
+/// - `pub enum DogEvent` (one variant per event, the parameters as fields, serde
+///   `Serialize`/`Deserialize`, `#[serde(...)]` on parameters passed through) and its
+///   `DomainEvent` impl and `inventory` registration.
+/// - `impl Entity for Dog`, dispatching each event to its mutator, with JSON snapshots.
+/// - `pub trait DogCommands`, implemented for `Aggregate<Dog>`: one command per `&mut self`
+///   event method (records the event) and every other `&mut self` method of the block, moved
+///   there unchanged. Inside a command `self` is the `&mut Aggregate<Dog>`: state is readable
+///   through `Deref`, event methods are the commands that record them, and fields cannot be
+///   assigned. A command whose return type is spelled `Result<..>` is rolled back when it
+///   returns `Err`.
+///
+/// # Grammar
+/// ```text
+/// #[entity(crate = "path", name = "Dog", event_enum = "DogEvent", commands = "DogCommands",
+///          vis = "pub(crate)", snapshots = false, snapshot_every = N, snapshot_version = N,
+///          snapshot_upcast(1 => path, ..))]
+/// #[event(Name, topic = "Dog.Name", version = N, aliases = ["Old.Name", ..], upcast(1 => path, ..))]
+/// ```
+/// Every option is optional except the event's name. The topic defaults to `"{name}.{Event}"`,
+/// where `name` defaults to the struct's name; versions start at 1 and a version N needs
+/// exactly the upcasters from 1 to N - 1, each a
+/// `fn(serde_json::Value) -> Result<serde_json::Value, String>`.
 #[proc_macro_attribute]
-pub fn entity(_a: TokenStream, i: TokenStream) -> TokenStream {
-    i
+pub fn entity(attr: TokenStream, item: TokenStream) -> TokenStream {
+    let attr = TokenStream2::from(attr);
+    let item = TokenStream2::from(item);
+    let output = match syn::parse2::<syn::ItemImpl>(item.clone()) {
+        Ok(item_impl) => match expand::expand_entity(attr.clone(), item_impl.clone()) {
+            Ok(tokens) => tokens,
+            Err(err) => {
+                let mut tokens = err.to_compile_error();
+                tokens.extend(fallback::entity(attr, item_impl));
+                tokens
+            }
+        },
+        Err(_) => {
+            let mut tokens = not_an_impl(&item).to_compile_error();
+            tokens.extend(item);
+            tokens
+        }
+    };
+    debug_print("#[entity]", &output);
+    output.into()
 }
-/// `#[derive(DomainEvent)]`.
+
+fn not_an_impl(item: &TokenStream2) -> syn::Error {
+    let msg = "`#[entity]` goes on an inherent impl block of the state struct, e.g. `#[entity] impl Dog { .. }`";
+    match syn::parse2::<syn::Item>(item.clone()) {
+        Ok(syn::Item::Struct(s)) => syn::Error::new_spanned(
+            &s.ident,
+            format!(
+                "{msg}; put the `#[derive(..)]`s on the struct and `#[entity]` on its impl block"
+            ),
+        ),
+        Ok(syn::Item::Enum(e)) => syn::Error::new_spanned(&e.ident, msg),
+        Ok(syn::Item::Fn(f)) => syn::Error::new_spanned(&f.sig.ident, msg),
+        Ok(syn::Item::Trait(t)) => syn::Error::new_spanned(&t.ident, msg),
+        Ok(syn::Item::Mod(m)) => syn::Error::new_spanned(&m.ident, msg),
+        _ => syn::Error::new(proc_macro2::Span::call_site(), msg),
+    }
+}
+
+/// Implements `DomainEvent` for a hand-written event struct (one topic) or enum (one topic per
+/// variant).
+///
+/// # Grammar
+/// ```text
+/// #[domain_event(crate = "path", entity = "Example")]           // on the struct or enum
+/// #[domain_event(topic = "..", version = N, aliases = [..], upcast(1 => path, ..), creates)]
+///                                                                // on the struct or each variant
+/// ```
+///
+/// # Topics
+/// - A struct `Created` has the topic `"{entity}.Created"` with `entity = ".."`, or just
+///   `"Created"` without it.
+/// - A variant `Started` of an enum has the topic `"{entity}.Started"`, where the entity
+///   defaults to the enum's name without a trailing `Event` (`CounterEvent` gives
+///   `Counter.Started`).
+///
+/// # Payloads
+/// A struct's payload is its own serde JSON (derive `Serialize` and `Deserialize` yourself).
+/// An enum variant's payload is its fields as a JSON object (`{}` for a unit variant), or the
+/// inner value's JSON for a newtype variant; `#[serde(..)]` attributes on the fields apply.
+/// `creates` marks an event that creates its entity (informational).
 #[proc_macro_derive(DomainEvent, attributes(domain_event))]
-pub fn domain_event(_i: TokenStream) -> TokenStream {
-    TokenStream::new()
+pub fn domain_event(input: TokenStream) -> TokenStream {
+    let input = match syn::parse::<syn::DeriveInput>(input) {
+        Ok(input) => input,
+        Err(err) => return err.to_compile_error().into(),
+    };
+    let output = match expand::expand_derive(&input) {
+        Ok(tokens) => tokens,
+        Err(err) => {
+            let mut tokens = err.to_compile_error();
+            tokens.extend(fallback::derive(&input));
+            tokens
+        }
+    };
+    debug_print("#[derive(DomainEvent)]", &output);
+    output.into()
+}
+
+fn debug_print(what: &str, tokens: &TokenStream2) {
+    if std::env::var_os("EVENTSOURCING_DEBUG_EXPAND").is_some() {
+        eprintln!("----- {what} expansion -----\n{tokens}\n-----");
+    }
 }

@@ -66,6 +66,17 @@ pub mod __private {
         }
     }
 
+    /// The error for a topic that event type `E` does not declare, listing its topics.
+    #[must_use]
+    pub fn unknown_topic<E: DomainEvent>(topic: &str) -> DomainError {
+        let mut known: Vec<String> = E::topics().into_iter().map(str::to_owned).collect();
+        known.sort();
+        DomainError::UnknownTopic {
+            topic: topic.to_owned(),
+            known,
+        }
+    }
+
     /// Creates an aggregate from a creation event produced by a generated factory.
     #[must_use]
     pub fn create<T: Entity>(event: T::Event) -> Aggregate<T> {

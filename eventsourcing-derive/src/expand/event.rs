@@ -1,0 +1,271 @@
+//! The `DomainEvent` impl shared by `#[entity]` (for its event enum) and
+//! `#[derive(DomainEvent)]`: registrations, dispatch, JSON encode and decode, and the
+//! `inventory` registration.
+
+use proc_macro2::{Literal, TokenStream};
+use quote::{format_ident, quote, quote_spanned};
+use syn::spanned::Spanned;
+use syn::{Ident, LitStr, Type};
+
+use crate::ast::Field;
+use crate::attr::UpcastStep;
+
+/// One topic as it will be registered.
+pub(crate) struct TopicSpec {
+    pub(crate) topic: String,
+    pub(crate) entity: String,
+    pub(crate) event: String,
+    pub(crate) version: u32,
+    pub(crate) aliases: Vec<LitStr>,
+    pub(crate) upcasts: Vec<UpcastStep>,
+    pub(crate) creates: bool,
+}
+
+/// How one topic's payload is written.
+pub(crate) enum PayloadShape<'a> {
+    /// The whole type through its own serde impls (a derived struct).
+    Whole,
+    /// No fields: `{}`.
+    Unit,
+    /// One unnamed field: the inner value's JSON.
+    Newtype(&'a Type),
+    /// Named fields: a JSON object of them.
+    Named(&'a [Field]),
+}
+
+/// One topic of an event type: a variant (or the whole struct, `variant: None`).
+pub(crate) struct VariantSpec<'a> {
+    pub(crate) variant: Option<&'a Ident>,
+    pub(crate) topic: TopicSpec,
+    pub(crate) shape: PayloadShape<'a>,
+}
+
+/// `#krate::__private`.
+pub(crate) fn private(krate: &syn::Path) -> TokenStream {
+    quote!(#krate::__private)
+}
+
+/// The string for `#[serde(crate = "...")]`.
+pub(crate) fn serde_crate(krate: &syn::Path) -> String {
+    let path = quote!(#krate::__private::serde).to_string();
+    path.replace(' ', "")
+}
+
+fn u32_lit(value: u32) -> Literal {
+    Literal::u32_unsuffixed(value)
+}
+
+/// A `const _: fn() = assert::<T>;` that fails on `ty`'s own tokens when the payload type
+/// cannot be serialised: the error reads "the trait `Serialize` is not implemented for `T`"
+/// and points at the user's field.
+pub(crate) fn assert_payload(ty: &Type) -> TokenStream {
+    quote_spanned! {ty.span()=>
+        const _: fn() = __es_assert_payload::<#ty>;
+    }
+}
+
+/// The `impl DomainEvent`, its helper types and the `inventory` submission, as items to go in
+/// a `const _: () = { ... };` block.
+pub(crate) fn domain_event_impl(
+    krate: &syn::Path,
+    ty: &Ident,
+    specs: &[VariantSpec<'_>],
+) -> TokenStream {
+    let p = private(krate);
+    let serde_crate = serde_crate(krate);
+    let count = specs.len();
+    let type_name =
+        quote!(#p::std::concat!(#p::std::module_path!(), "::", #p::std::stringify!(#ty)));
+
+    let registrations = specs.iter().map(|spec| {
+        let t = &spec.topic;
+        let (topic, entity, event) = (&t.topic, &t.entity, &t.event);
+        let version = u32_lit(t.version);
+        let aliases = &t.aliases;
+        let creates = t.creates;
+        let upcasters = t.upcasts.iter().map(|step| {
+            let from = u32_lit(step.from);
+            let path = &step.path;
+            quote_spanned! {path.span()=>
+                #p::Upcaster { from_version: #from, upcast: #path }
+            }
+        });
+        quote! {
+            #p::TopicRegistration {
+                topic: #topic,
+                entity: #entity,
+                event: #event,
+                type_name: #type_name,
+                version: #version,
+                aliases: &[#(#aliases),*],
+                upcasters: &[#(#upcasters),*],
+                creates: #creates,
+            }
+        }
+    });
+
+    let registration_arms = specs.iter().enumerate().map(|(index, spec)| {
+        let index = Literal::usize_unsuffixed(index);
+        match spec.variant {
+            Some(variant) => quote!(Self::#variant { .. } => &registrations[#index],),
+            None => quote!(_ => &registrations[#index],),
+        }
+    });
+
+    let mut helpers = Vec::new();
+    let mut checks = Vec::new();
+    let mut encode_arms = Vec::new();
+    let mut decode_slice_arms = Vec::new();
+    let mut decode_value_arms = Vec::new();
+    for spec in specs {
+        let topic = &spec.topic.topic;
+        let (pattern, constructor) = match spec.variant {
+            Some(v) => (quote!(Self::#v), quote!(Self::#v)),
+            None => (quote!(Self), quote!(Self)),
+        };
+        let variant_name = spec
+            .variant
+            .map_or_else(|| ty.to_string(), Ident::to_string);
+        match &spec.shape {
+            PayloadShape::Whole => {
+                encode_arms.push(quote!(_ => #p::serde_json::to_vec(self),));
+                decode_slice_arms
+                    .push(quote!(#topic => #p::serde_json::from_slice::<Self>(payload),));
+                decode_value_arms
+                    .push(quote!(#topic => #p::serde_json::from_value::<Self>(value),));
+            }
+            PayloadShape::Unit => {
+                let de = format_ident!("__EsDecode{}", variant_name);
+                helpers.push(quote! {
+                    #[derive(#p::serde::Deserialize)]
+                    #[serde(crate = #serde_crate)]
+                    struct #de {}
+                });
+                encode_arms.push(quote! {
+                    #pattern { .. } => #p::std::result::Result::Ok(#p::std::vec::Vec::from(&b"{}"[..])),
+                });
+                decode_slice_arms.push(quote! {
+                    #topic => #p::serde_json::from_slice::<#de>(payload).map(|#de {}| #constructor {}),
+                });
+                decode_value_arms.push(quote! {
+                    #topic => #p::serde_json::from_value::<#de>(value).map(|#de {}| #constructor {}),
+                });
+            }
+            PayloadShape::Newtype(inner) => {
+                checks.push(assert_payload(inner));
+                encode_arms.push(quote!(#pattern(inner) => #p::serde_json::to_vec(inner),));
+                decode_slice_arms.push(quote! {
+                    #topic => #p::serde_json::from_slice::<#inner>(payload).map(#constructor),
+                });
+                decode_value_arms.push(quote! {
+                    #topic => #p::serde_json::from_value::<#inner>(value).map(#constructor),
+                });
+            }
+            PayloadShape::Named(fields) => {
+                let en = format_ident!("__EsEncode{}", variant_name);
+                let de = format_ident!("__EsDecode{}", variant_name);
+                let idents: Vec<&Ident> = fields.iter().map(|f| &f.ident).collect();
+                let enc_fields = fields.iter().map(|f| {
+                    let (ident, ty, attrs) = (&f.ident, &f.ty, &f.attrs);
+                    quote!(#(#attrs)* #ident: &'__es #ty,)
+                });
+                let dec_fields = fields.iter().map(|f| {
+                    let (ident, ty, attrs) = (&f.ident, &f.ty, &f.attrs);
+                    quote!(#(#attrs)* #ident: #ty,)
+                });
+                for f in fields.iter() {
+                    checks.push(assert_payload(&f.ty));
+                }
+                helpers.push(quote! {
+                    #[derive(#p::serde::Serialize)]
+                    #[serde(crate = #serde_crate)]
+                    struct #en<'__es> { #(#enc_fields)* }
+                    #[derive(#p::serde::Deserialize)]
+                    #[serde(crate = #serde_crate)]
+                    struct #de { #(#dec_fields)* }
+                });
+                encode_arms.push(quote! {
+                    #pattern { #(#idents),* } => #p::serde_json::to_vec(&#en { #(#idents),* }),
+                });
+                decode_slice_arms.push(quote! {
+                    #topic => #p::serde_json::from_slice::<#de>(payload)
+                        .map(|#de { #(#idents),* }| #constructor { #(#idents),* }),
+                });
+                decode_value_arms.push(quote! {
+                    #topic => #p::serde_json::from_value::<#de>(value)
+                        .map(|#de { #(#idents),* }| #constructor { #(#idents),* }),
+                });
+            }
+        }
+    }
+    let assert_fn = if checks.is_empty() {
+        quote!()
+    } else {
+        quote! {
+            fn __es_assert_payload<T: #p::serde::Serialize + #p::serde::de::DeserializeOwned>() {}
+            #(#checks)*
+        }
+    };
+
+    quote! {
+        #assert_fn
+        #(#helpers)*
+
+        #[automatically_derived]
+        impl #p::DomainEvent for #ty {
+            fn registrations() -> &'static [#p::TopicRegistration] {
+                static REGISTRATIONS: [#p::TopicRegistration; #count] = [#(#registrations),*];
+                &REGISTRATIONS
+            }
+
+            fn registration(&self) -> &'static #p::TopicRegistration {
+                let registrations = <Self as #p::DomainEvent>::registrations();
+                match self {
+                    #(#registration_arms)*
+                }
+            }
+
+            fn encode(&self) -> #p::std::result::Result<#p::std::vec::Vec<u8>, #p::DomainError> {
+                let encoded = match self {
+                    #(#encode_arms)*
+                };
+                encoded.map_err(|source| #p::DomainError::Encode {
+                    topic: #p::std::borrow::ToOwned::to_owned(#p::DomainEvent::topic(self)),
+                    source,
+                })
+            }
+
+            fn decode(topic: &str, payload: &[u8]) -> #p::std::result::Result<Self, #p::DomainError> {
+                let decoded = match topic {
+                    #(#decode_slice_arms)*
+                    _ => return #p::std::result::Result::Err(#p::unknown_topic::<Self>(topic)),
+                };
+                decoded.map_err(|source| #p::DomainError::Payload {
+                    topic: #p::std::borrow::ToOwned::to_owned(topic),
+                    source,
+                })
+            }
+
+            fn decode_value(
+                topic: &str,
+                value: #p::serde_json::Value,
+            ) -> #p::std::result::Result<Self, #p::DomainError> {
+                let decoded = match topic {
+                    #(#decode_value_arms)*
+                    _ => return #p::std::result::Result::Err(#p::unknown_topic::<Self>(topic)),
+                };
+                decoded.map_err(|source| #p::DomainError::Payload {
+                    topic: #p::std::borrow::ToOwned::to_owned(topic),
+                    source,
+                })
+            }
+        }
+
+        #p::inventory::submit! {
+            #p::EventTypeRegistration {
+                type_name: #type_name,
+                topics: <#ty as #p::DomainEvent>::registrations,
+            }
+        }
+    }
+}

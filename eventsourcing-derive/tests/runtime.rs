@@ -1,0 +1,262 @@
+//! The generated code against the real runtime: factories, commands, rollback, topics, codecs,
+//! mutator errors and the topic registry.
+
+use eventsourcing::domain::{resolve_topic, DomainError};
+use eventsourcing::prelude::*;
+// Upcasters take `serde_json::Value`; the runtime has no public re-export of serde_json yet.
+use eventsourcing::__private::serde_json;
+
+/// A dog.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Dog {
+    name: String,
+    tricks: Vec<String>,
+}
+
+/// Why a dog command failed.
+#[derive(Debug, PartialEq, Eq)]
+pub enum DogError {
+    /// The dog knows the trick already.
+    AlreadyKnown(String),
+}
+
+#[entity]
+impl Dog {
+    /// Registers a dog.
+    #[event(Registered)]
+    fn register(name: String) -> Self {
+        Dog {
+            name,
+            tricks: Vec::new(),
+        }
+    }
+
+    #[event(TrickAdded)]
+    fn add_trick(&mut self, trick: String) {
+        self.tricks.push(trick);
+    }
+
+    #[event(Renamed, topic = "Dog.NameChanged", version = 2, aliases = ["Dog.Renamed"], upcast(1 => upcast_renamed))]
+    fn rename(&mut self, #[serde(default)] name: String) {
+        self.name = name;
+    }
+
+    #[event(Forgotten)]
+    fn forget_all(&mut self) {
+        self.tricks.clear();
+    }
+
+    /// Adds a trick unless the dog knows it.
+    pub fn add_trick_once(&mut self, trick: String) -> Result<(), DogError> {
+        if self.knows(&trick) {
+            return Err(DogError::AlreadyKnown(trick));
+        }
+        self.add_trick(trick);
+        Ok(())
+    }
+
+    /// Adds both tricks or none.
+    pub fn add_two(&mut self, first: String, second: String) -> Result<usize, DogError> {
+        self.add_trick_once(first)?;
+        self.add_trick_once(second)?;
+        Ok(self.tricks.len())
+    }
+
+    /// Whether the dog knows `trick`.
+    pub fn knows(&self, trick: &str) -> bool {
+        self.tricks.iter().any(|t| t == trick)
+    }
+}
+
+fn upcast_renamed(mut value: serde_json::Value) -> Result<serde_json::Value, String> {
+    if let Some(object) = value.as_object_mut() {
+        if let Some(old) = object.remove("new_name") {
+            object.insert("name".into(), old);
+        }
+    }
+    Ok(value)
+}
+
+#[test]
+fn factory_and_commands_record_events() {
+    let mut dog = Dog::register("Fido".into());
+    assert_eq!(dog.version(), 1);
+    dog.add_trick("roll over".into());
+    assert!(dog.knows("roll over"));
+    assert_eq!(dog.add_trick_once("sit".into()), Ok(()));
+    assert_eq!(dog.version(), 3);
+    dog.rename("Rex".into());
+    assert_eq!(dog.name, "Rex");
+    let topics: Vec<&str> = dog.pending_events().iter().map(|e| e.topic()).collect();
+    assert_eq!(
+        topics,
+        [
+            "Dog.Registered",
+            "Dog.TrickAdded",
+            "Dog.TrickAdded",
+            "Dog.NameChanged"
+        ]
+    );
+}
+
+#[test]
+fn a_failing_command_leaves_the_aggregate_unchanged() {
+    let mut dog = Dog::register("Fido".into());
+    dog.add_trick("sit".into());
+    assert_eq!(
+        dog.add_trick_once("sit".into()),
+        Err(DogError::AlreadyKnown("sit".into()))
+    );
+    assert_eq!(dog.version(), 2);
+    // The first trick is recorded, then the second fails: both are rolled back.
+    assert_eq!(
+        dog.add_two("paw".into(), "sit".into()),
+        Err(DogError::AlreadyKnown("sit".into()))
+    );
+    assert_eq!(dog.version(), 2);
+    assert_eq!(dog.pending_events().len(), 2);
+    assert!(!dog.knows("paw"));
+    assert_eq!(dog.add_two("paw".into(), "beg".into()), Ok(3));
+    assert_eq!(dog.version(), 4);
+}
+
+#[test]
+fn events_encode_only_their_fields_and_decode_back() {
+    let event = DogEvent::TrickAdded {
+        trick: "sit".into(),
+    };
+    assert_eq!(event.topic(), "Dog.TrickAdded");
+    assert_eq!(event.schema_version(), 1);
+    let bytes = event.encode().expect("encode");
+    assert_eq!(bytes, br#"{"trick":"sit"}"#);
+    let back = DogEvent::decode("Dog.TrickAdded", &bytes).expect("decode");
+    assert!(matches!(back, DogEvent::TrickAdded { trick } if trick == "sit"));
+
+    assert_eq!(DogEvent::Forgotten.encode().expect("encode"), b"{}");
+    assert!(matches!(
+        DogEvent::decode("Dog.Forgotten", b"{}"),
+        Ok(DogEvent::Forgotten)
+    ));
+    // #[serde(default)] passes through to the payload.
+    assert!(matches!(
+        DogEvent::decode("Dog.NameChanged", b"{}"),
+        Ok(DogEvent::Renamed { name }) if name.is_empty()
+    ));
+}
+
+#[test]
+fn decode_errors_are_typed() {
+    match DogEvent::decode("Dog.Nope", b"{}") {
+        Err(DomainError::UnknownTopic { topic, known }) => {
+            assert_eq!(topic, "Dog.Nope");
+            assert_eq!(
+                known,
+                [
+                    "Dog.Forgotten",
+                    "Dog.NameChanged",
+                    "Dog.Registered",
+                    "Dog.TrickAdded"
+                ]
+            );
+        }
+        other => panic!("unexpected {other:?}"),
+    }
+    assert!(matches!(
+        DogEvent::decode("Dog.TrickAdded", b"{\"trick\": 3}"),
+        Err(DomainError::Payload { .. })
+    ));
+}
+
+#[test]
+fn aliases_and_upcasters_are_registered() {
+    let registration = DogEvent::resolve("Dog.Renamed").expect("alias");
+    assert_eq!(registration.topic, "Dog.NameChanged");
+    assert_eq!(registration.version, 2);
+    let old = br#"{"new_name":"Rex"}"#;
+    let event = DogEvent::decode_stored("Dog.Renamed", 1, old).expect("upcast");
+    assert!(matches!(event, DogEvent::Renamed { name } if name == "Rex"));
+    assert!(DogEvent::registrations()[0].creates);
+    assert!(!DogEvent::registrations()[1].creates);
+}
+
+#[test]
+fn mutate_rejects_the_wrong_state() {
+    let created = Dog::mutate(
+        Some(Dog::register("A".into()).into_state()),
+        DogEvent::Registered { name: "B".into() },
+    );
+    assert!(
+        matches!(created, Err(DomainError::AlreadyCreated { topic }) if topic == "Dog.Registered")
+    );
+    let not_created = Dog::mutate(None, DogEvent::Forgotten);
+    assert!(
+        matches!(not_created, Err(DomainError::NotCreated { topic }) if topic == "Dog.Forgotten")
+    );
+    assert_eq!(Dog::NAME, "Dog");
+}
+
+#[test]
+fn snapshots_are_json() {
+    let codec = Dog::snapshot_codec().expect("snapshots on by default");
+    assert_eq!(codec.version, 1);
+    let dog = Dog::register("Fido".into());
+    let bytes = codec.encode(Dog::NAME, &dog).expect("encode");
+    let back = codec.decode(Dog::NAME, 1, &bytes).expect("decode");
+    assert_eq!(back.name, "Fido");
+}
+
+#[test]
+fn the_registry_resolves_generated_topics() {
+    assert_eq!(
+        resolve_topic("Dog.TrickAdded")
+            .expect("registered")
+            .type_name,
+        concat!(module_path!(), "::DogEvent")
+    );
+    assert_eq!(
+        resolve_topic("Dog.Renamed").expect("alias").topic,
+        "Dog.NameChanged"
+    );
+    assert_eq!(
+        resolve_topic("Counter.Incremented")
+            .expect("derived")
+            .entity,
+        "Counter"
+    );
+}
+
+/// Hand-written events in the seed's explicit style.
+#[derive(Debug, Clone, Serialize, Deserialize, DomainEvent)]
+#[domain_event(entity = "Counter")]
+pub enum CounterEvent {
+    /// Started.
+    #[domain_event(creates)]
+    Started,
+    /// Incremented.
+    Incremented {
+        /// By how much.
+        by: u32,
+    },
+    /// Reset to a value.
+    Reset(u32),
+}
+
+#[test]
+fn derived_enum_payloads() {
+    assert_eq!(CounterEvent::Started.encode().expect("encode"), b"{}");
+    assert_eq!(
+        CounterEvent::Incremented { by: 2 }
+            .encode()
+            .expect("encode"),
+        br#"{"by":2}"#
+    );
+    assert_eq!(CounterEvent::Reset(7).encode().expect("encode"), b"7");
+    assert!(matches!(
+        CounterEvent::decode("Counter.Reset", b"7"),
+        Ok(CounterEvent::Reset(7))
+    ));
+    assert_eq!(
+        CounterEvent::topics(),
+        ["Counter.Started", "Counter.Incremented", "Counter.Reset"]
+    );
+}

@@ -1,0 +1,9 @@
+use eventsourcing::prelude::*;
+
+#[entity]
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Dog {
+    name: String,
+}
+
+fn main() {}

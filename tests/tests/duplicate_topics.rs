@@ -10,7 +10,7 @@ mod original {
     /// Events of a cat.
     #[derive(Debug, Clone, Serialize, Deserialize, DomainEvent)]
     #[domain_event(entity = "Cat")]
-    pub enum CatEvent {
+    pub(crate) enum CatEvent {
         /// Born.
         Born,
     }
@@ -22,7 +22,7 @@ mod copy {
     /// Another crate's event that reuses the topic by mistake.
     #[derive(Debug, Clone, Serialize, Deserialize, DomainEvent)]
     #[domain_event(topic = "Cat.Born")]
-    pub struct Born;
+    pub(crate) struct Born;
 }
 
 #[test]

@@ -28,7 +28,6 @@ pub struct Application {
 
 /// What a successful [`Application::save`] wrote.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-#[must_use]
 pub struct Saved {
     /// The global positions of the new events, in save order.
     pub positions: Vec<u64>,

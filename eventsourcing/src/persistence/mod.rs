@@ -5,6 +5,7 @@ mod mapper;
 mod memory;
 mod recorder;
 mod stored_event;
+pub mod transcoders;
 
 pub use error::{BoxError, PersistenceError};
 pub use mapper::{Mapper, Transcoder};
@@ -16,3 +17,7 @@ pub use recorder::{
 pub use stored_event::{
     EventQuery, NotificationQuery, StoredEvent, StoredSnapshot, StreamAppend, Tracking,
 };
+#[cfg(feature = "compression")]
+pub use transcoders::Compression;
+#[cfg(feature = "encryption")]
+pub use transcoders::{CipherKey, Encryption};

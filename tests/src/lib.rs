@@ -1,7 +1,10 @@
-//! Shared test support: the recorder conformance suite that every backend runs, and helpers
+//! Shared test support: the recorder conformance suite and the evolution scenarios that every
+//! backend runs, the hand-written model they use, and helpers
 //! for finding the PostgreSQL server used in CI.
 
 pub mod conformance;
+pub mod evolution;
+pub mod model;
 
 /// The environment variable naming the PostgreSQL server for tests.
 pub const POSTGRES_URL_ENV: &str = "EVENTSOURCING_TEST_POSTGRES_URL";

@@ -207,6 +207,9 @@ impl Application {
     pub fn close(self) {}
 }
 
+/// Whether an entity type has a snapshot codec.
+type HasCodec = fn() -> bool;
+
 /// Builds an [`Application`].
 #[derive(Default)]
 pub struct ApplicationBuilder {
@@ -217,7 +220,7 @@ pub struct ApplicationBuilder {
     bus: Option<EventBus>,
     policy: SnapshotPolicy,
     /// Entities given an interval, with a check that they have a snapshot codec.
-    snapshotted: Vec<(&'static str, fn() -> bool)>,
+    snapshotted: Vec<(&'static str, HasCodec)>,
 }
 
 impl std::fmt::Debug for ApplicationBuilder {

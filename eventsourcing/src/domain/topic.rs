@@ -114,7 +114,10 @@ pub struct EventTypeRegistration {
 
 inventory::collect!(EventTypeRegistration);
 
-static EXPLICIT: RwLock<Vec<fn() -> &'static [TopicRegistration]>> = RwLock::new(Vec::new());
+/// How an event type lists its registrations.
+type Registrations = fn() -> &'static [TopicRegistration];
+
+static EXPLICIT: RwLock<Vec<Registrations>> = RwLock::new(Vec::new());
 static INDEX: RwLock<Option<Arc<Index>>> = RwLock::new(None);
 
 /// Registers an event type explicitly, for targets where `inventory` cannot run constructors

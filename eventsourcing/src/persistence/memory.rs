@@ -223,7 +223,7 @@ impl ApplicationRecorder for MemoryRecorder {
             .log
             .range(query.from_position..=upper)
             .map(|(_, e)| e)
-            .filter(|e| query.topics.is_empty() || query.topics.iter().any(|t| *t == e.topic))
+            .filter(|e| query.topics.is_empty() || query.topics.contains(&e.topic))
             .take(query.limit)
             .cloned()
             .collect())

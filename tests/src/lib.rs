@@ -6,6 +6,11 @@ pub mod conformance;
 pub mod evolution;
 pub mod model;
 
+/// The examples of `docs/EVOLUTION.md`, run as doc tests.
+#[cfg(doctest)]
+#[doc = include_str!("../../docs/EVOLUTION.md")]
+pub struct EvolutionGuide;
+
 /// The environment variable naming the PostgreSQL server for tests.
 pub const POSTGRES_URL_ENV: &str = "EVENTSOURCING_TEST_POSTGRES_URL";
 

@@ -730,10 +730,28 @@ pub fn migration_resumes_and_verifies(store: Store) {
     assert!(!partial.done);
     assert_eq!(partial.batches, 2);
     assert_eq!(partial.scanned, 8);
-    assert_eq!(partial.next_position, first + 8);
+    assert!(partial.next_position >= first + 8);
+    // Everything of ours before the cursor is migrated, everything after it is not yet.
     let halfway = migration.verify().expect("verify");
-    let remaining = ours(&halfway.outdated, &streams, |e| &e.stream_id);
-    assert!(remaining > 0 && remaining < 18, "{remaining}");
+    let outdated: Vec<_> = halfway
+        .outdated
+        .iter()
+        .filter(|e| streams.contains(&e.stream_id))
+        .collect();
+    assert!(!outdated.is_empty());
+    assert!(outdated.iter().all(|e| e.position >= partial.next_position));
+    let before_cursor = before
+        .iter()
+        .flatten()
+        .filter(|e| e.position.is_some_and(|p| p < partial.next_position))
+        .filter(|e| {
+            !matches!(
+                (e.topic.as_str(), e.schema_version),
+                ("Ledger.Deposited", 3) | ("Ledger.Opened" | "Ledger.Withdrawn", 1)
+            )
+        })
+        .count();
+    assert_eq!(outdated.len(), 18 - before_cursor);
 
     // ...resumed from its cursor, to the end.
     let rest = migration
@@ -741,14 +759,28 @@ pub fn migration_resumes_and_verifies(store: Store) {
         .run(partial.next_position)
         .expect("resume");
     assert!(rest.done);
-    assert_eq!(partial.rewritten + rest.rewritten, 18);
+    // (At least: a store shared with other tests may hold their old events too.)
+    assert!(partial.rewritten + rest.rewritten >= 18);
     let after = migration.verify().expect("verify");
     assert_eq!(ours(&after.outdated, &streams, |e| &e.stream_id), 0);
     assert_eq!(ours(&after.undecodable, &streams, |(e, _)| &e.stream_id), 0);
+    let migrated: Vec<Vec<StoredEvent>> = ids
+        .iter()
+        .map(|id| {
+            store
+                .select_events(&id.to_string(), &EventQuery::all())
+                .expect("select")
+        })
+        .collect();
 
-    // Running again from the start changes nothing.
-    let again = migration.run(first).expect("again");
-    assert_eq!(again.rewritten, 0);
+    // Running again from the start changes nothing of ours.
+    migration.run(first).expect("again");
+    for (id, migrated) in ids.iter().zip(&migrated) {
+        let now = store
+            .select_events(&id.to_string(), &EventQuery::all())
+            .expect("select");
+        assert_eq!(&now, migrated);
+    }
 
     for (id, old) in ids.iter().zip(&before) {
         let new = store

@@ -10,7 +10,7 @@ use std::fmt;
 use super::error::ApplicationError;
 use super::event_store::EventStore;
 use crate::domain::{resolve_topic, DomainError, TopicRegistration};
-use crate::persistence::{NotificationQuery, StoredEvent};
+use crate::persistence::{Mapper, NotificationQuery, StoredEvent};
 
 /// A user function for [`Migration::with`]: gets a stored event whose payload is plain JSON
 /// (transcoders already undone) and returns the replacement, or `None` to leave it as it is.
@@ -55,6 +55,8 @@ pub struct Migration<'a> {
     transform: Transform,
     batch_size: usize,
     max_batches: Option<usize>,
+    /// Reads payloads with these transcoders instead of the store's (re-encoding).
+    source: Option<&'a Mapper>,
 }
 
 impl fmt::Debug for Migration<'_> {
@@ -69,6 +71,7 @@ impl fmt::Debug for Migration<'_> {
             )
             .field("batch_size", &self.batch_size)
             .field("max_batches", &self.max_batches)
+            .field("source", &self.source)
             .finish_non_exhaustive()
     }
 }
@@ -137,6 +140,7 @@ impl<'a> Migration<'a> {
             transform: Transform::Upcast,
             batch_size: 1000,
             max_batches: None,
+            source: None,
         }
     }
 
@@ -153,6 +157,17 @@ impl<'a> Migration<'a> {
     #[must_use]
     pub fn batch_size(mut self, events: usize) -> Self {
         self.batch_size = events.max(1);
+        self
+    }
+
+    /// Reads stored payloads with `mapper`'s transcoders and writes them with the store's:
+    /// re-encodes every event, e.g. to compress an existing store, to encrypt it, or to
+    /// rotate the cipher key (`mapper` holding the old key, the store the new one). With the
+    /// upcast transform every event is rewritten, current or not. Not idempotent across
+    /// keys: resume a re-encoding from its cursor, not from an older one.
+    #[must_use]
+    pub fn reading_with(mut self, mapper: &'a Mapper) -> Self {
+        self.source = Some(mapper);
         self
     }
 
@@ -197,6 +212,10 @@ impl<'a> Migration<'a> {
                     Outcome::Rewrite(event) => updates.push(event),
                     Outcome::Keep => {}
                     Outcome::Unknown => progress.unknown += 1,
+                    Outcome::UnknownRewrite(event) => {
+                        progress.unknown += 1;
+                        updates.push(event);
+                    }
                 }
             }
             if !updates.is_empty() {
@@ -213,7 +232,7 @@ impl<'a> Migration<'a> {
     }
 
     /// Scans the whole log and reports events still below their topic's current version (or
-    /// under an alias), and events that cannot be read. It reads payloads through the
+    /// under an alias), and events that cannot be read with the store's transcoders. It reads payloads through the
     /// transcoders and upcasters, as far as JSON: a payload that is valid JSON but does not
     /// fit its event type is only found by decoding it with that type.
     ///
@@ -249,6 +268,11 @@ impl<'a> Migration<'a> {
     }
 
     /// `Ok(true)` when current, `Ok(false)` when readable but outdated.
+    /// The mapper that reads stored payloads while migrating.
+    fn reader(&self) -> &Mapper {
+        self.source.unwrap_or_else(|| self.store.mapper())
+    }
+
     fn check(&self, stored: &StoredEvent) -> Result<bool, String> {
         let registration = resolve_topic(&stored.topic).map_err(|e| e.to_string())?;
         let json = self
@@ -268,17 +292,26 @@ impl<'a> Migration<'a> {
         let position = stored.position.unwrap_or_default();
         let fail = |reason: String| ApplicationError::Migration { position, reason };
         let mapper = self.store.mapper();
+        let reader = self.reader();
         match self.transform {
             Transform::Upcast => {
                 let registration = match resolve_topic(&stored.topic) {
                     Ok(registration) => registration,
+                    Err(DomainError::UnknownTopic { .. }) if self.source.is_some() => {
+                        // Re-encode what we cannot upcast, so that it stays readable.
+                        let json = reader.decode_payload(&stored.payload)?.into_owned();
+                        return Ok(Outcome::UnknownRewrite(StoredEvent {
+                            payload: mapper.encode_payload(json)?,
+                            ..stored
+                        }));
+                    }
                     Err(DomainError::UnknownTopic { .. }) => return Ok(Outcome::Unknown),
                     Err(other) => return Err(fail(other.to_string())),
                 };
-                if is_current(registration, &stored) {
+                if self.source.is_none() && is_current(registration, &stored) {
                     return Ok(Outcome::Keep);
                 }
-                let json = mapper.decode_payload(&stored.payload)?;
+                let json = reader.decode_payload(&stored.payload)?;
                 let value: serde_json::Value = serde_json::from_slice(&json)
                     .map_err(|e| fail(format!("payload is not JSON: {e}")))?;
                 let value = registration
@@ -294,11 +327,13 @@ impl<'a> Migration<'a> {
             }
             Transform::Custom(function) => {
                 let (stream_id, version) = (stored.stream_id.clone(), stored.version);
-                let json = mapper.decode_payload(&stored.payload)?.into_owned();
-                let Some(mut event) = function(StoredEvent {
+                let json = reader.decode_payload(&stored.payload)?.into_owned();
+                let plain = StoredEvent {
                     payload: json,
                     ..stored
-                }) else {
+                };
+                let kept = self.source.is_some().then(|| plain.clone());
+                let Some(mut event) = function(plain).or(kept) else {
                     return Ok(Outcome::Keep);
                 };
                 if event.stream_id != stream_id || event.version != version {
@@ -320,6 +355,8 @@ enum Outcome {
     Rewrite(StoredEvent),
     Keep,
     Unknown,
+    /// An unknown topic, re-encoded only.
+    UnknownRewrite(StoredEvent),
 }
 
 fn is_current(registration: &TopicRegistration, stored: &StoredEvent) -> bool {

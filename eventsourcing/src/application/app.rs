@@ -252,7 +252,8 @@ impl ApplicationBuilder {
     }
 
     /// Stores events in an event-only recorder built by the caller; snapshots are kept only if
-    /// [`ApplicationBuilder::snapshot_recorder`] is given too.
+    /// [`ApplicationBuilder::snapshot_recorder`] is given too, after this call (this call
+    /// forgets any snapshot store given before).
     #[must_use]
     pub fn recorder(mut self, recorder: Arc<dyn ProcessRecorder>) -> Self {
         self.recorder = Some(recorder);

@@ -18,7 +18,8 @@ pub mod system;
 
 pub use application::{
     Application, ApplicationBuilder, ApplicationError, EventSourcedRepository, EventStore,
-    NotificationLog, Repository, Saveable, Saved, StoreUrl,
+    LoadReport, Migration, NotificationLog, Repository, Saveable, Saved, SnapshotPolicy,
+    SnapshotStats, StoreUrl,
 };
 pub use domain::{
     topic_of, Aggregate, Checkpoint, DomainError, DomainEvent, Entity, EventContext, EventEnvelope,
@@ -27,7 +28,8 @@ pub use domain::{
 pub use eventsourcing_derive::{entity, DomainEvent};
 pub use persistence::{
     AggregateRecorder, ApplicationRecorder, EventQuery, Mapper, MemoryRecorder, NotificationQuery,
-    PersistenceError, ProcessRecorder, StoredEvent, StreamAppend, Tracking,
+    PersistenceError, ProcessRecorder, SnapshotRecorder, Storage, StoredEvent, StoredSnapshot,
+    StreamAppend, Tracking, Transcoder,
 };
 pub use system::{EventBus, PersistenceSubscriber};
 pub use uuid::Uuid;

@@ -1,9 +1,17 @@
-//! Shared test support: the recorder conformance suite that every backend runs, and helpers
+//! Shared test support: the recorder conformance suite and the evolution scenarios that every
+//! backend runs, the hand-written model they use, and helpers
 //! for finding the PostgreSQL server used in CI.
 
 pub mod conformance;
+pub mod domain_model;
+pub mod evolution;
 pub mod model;
 pub mod support;
+
+/// The examples of `docs/EVOLUTION.md`, run as doc tests.
+#[cfg(doctest)]
+#[doc = include_str!("../../docs/EVOLUTION.md")]
+pub struct EvolutionGuide;
 
 /// The environment variable naming the PostgreSQL server for tests.
 pub const POSTGRES_URL_ENV: &str = "EVENTSOURCING_TEST_POSTGRES_URL";

@@ -9,9 +9,11 @@ use super::error::ApplicationError;
 use super::event_store::EventStore;
 use super::notification_log::NotificationLog;
 use super::repository::Repository;
+use super::snapshots::{encode_snapshot, SnapshotPolicy};
 use crate::domain::{validate_registry, Aggregate, Entity};
 use crate::persistence::{
-    Mapper, MemoryRecorder, ProcessRecorder, StoredEvent, StreamAppend, Transcoder,
+    Mapper, MemoryRecorder, ProcessRecorder, SnapshotRecorder, Storage, StoredEvent,
+    StoredSnapshot, StreamAppend, Transcoder,
 };
 use crate::system::EventBus;
 
@@ -31,6 +33,8 @@ pub struct Application {
 pub struct Saved {
     /// The global positions of the new events, in save order.
     pub positions: Vec<u64>,
+    /// The automatic snapshots written after the events committed: stream and version.
+    pub snapshots: Vec<(Uuid, u64)>,
 }
 
 impl Saved {
@@ -42,28 +46,37 @@ impl Saved {
 }
 
 impl Application {
-    /// An application keeping its events in memory.
+    /// An application keeping its events (and snapshots) in memory.
     #[must_use]
     pub fn in_memory() -> Self {
-        Self::with_store(EventStore::new(Arc::new(MemoryRecorder::new())))
+        Self::with_store(EventStore::with_storage(
+            Arc::new(MemoryRecorder::new()),
+            Mapper::new(),
+        ))
     }
 
     /// Opens the store named by `EVENTSOURCING_URL`, or the default SQLite file
-    /// (`eventsourcing.db` in the working directory) when the variable is unset.
+    /// (`eventsourcing.db` in the working directory) when the variable is unset, with the
+    /// compression and encryption configured in the environment
+    /// (see [`ApplicationBuilder::transcoders_from_env`]).
     ///
     /// # Errors
     /// Configuration or backend errors, or a registry problem (duplicate topic, missing
     /// upcaster) found by [`validate_registry`].
     pub fn open_default() -> Result<Self, ApplicationError> {
-        Self::builder().url_from_env()?.build()
+        Self::builder()
+            .url_from_env()?
+            .transcoders_from_env()?
+            .build()
     }
 
-    /// Opens the store named by `url`: `memory:`, `sqlite://PATH` or `postgres://...`.
+    /// Opens the store named by `url`: `memory:`, `sqlite://PATH` or `postgres://...`, with
+    /// the compression and encryption configured in the environment.
     ///
     /// # Errors
     /// As [`Application::open_default`].
     pub fn open(url: &str) -> Result<Self, ApplicationError> {
-        Self::builder().url(url)?.build()
+        Self::builder().url(url)?.transcoders_from_env()?.build()
     }
 
     /// A builder for custom configurations (transcoders, a given recorder, a shared bus).
@@ -98,8 +111,13 @@ impl Application {
         if appends.is_empty() {
             return Ok(Saved::default());
         }
+        let mut snapshots = Vec::new();
+        if self.store.snapshot_recorder().is_some() {
+            aggregates.collect_snapshots(&self.store, &mut snapshots)?;
+        }
         let positions = self.store.recorder().append(&appends)?;
         aggregates.mark_saved();
+        let snapshots = self.put_snapshots(snapshots);
         if self.bus.has_subscribers() {
             let mut published: Vec<StoredEvent> =
                 appends.into_iter().flat_map(|a| a.events).collect();
@@ -113,7 +131,43 @@ impl Application {
                     source,
                 })?;
         }
-        Ok(Saved { positions })
+        Ok(Saved {
+            positions,
+            snapshots,
+        })
+    }
+
+    /// Writes the automatic snapshots of a committed save; a failure only costs a longer
+    /// replay later, so it is counted, not returned.
+    fn put_snapshots(&self, snapshots: Vec<(Uuid, StoredSnapshot)>) -> Vec<(Uuid, u64)> {
+        let Some(recorder) = self.store.snapshot_recorder() else {
+            return Vec::new();
+        };
+        let mut written = Vec::with_capacity(snapshots.len());
+        for (id, snapshot) in snapshots {
+            match recorder.put_snapshot(&snapshot) {
+                Ok(()) => {
+                    self.store.counters().taken();
+                    written.push((id, snapshot.version));
+                }
+                Err(_) => self.store.counters().write_failure(),
+            }
+        }
+        written
+    }
+
+    /// Takes a snapshot of an aggregate at its latest version (`at` = `None`) or at version
+    /// `at`; returns the version snapshotted. Shortcut for
+    /// `self.repository::<T>().take_snapshot(id, at)`.
+    ///
+    /// # Errors
+    /// As [`Repository::take_snapshot`].
+    pub fn take_snapshot<T: Entity>(
+        &self,
+        id: Uuid,
+        at: Option<u64>,
+    ) -> Result<u64, ApplicationError> {
+        self.repository::<T>().take_snapshot(id, at)
     }
 
     /// A repository for entities of type `T`.
@@ -152,13 +206,20 @@ impl Application {
     pub fn close(self) {}
 }
 
+/// Whether an entity type has a snapshot codec.
+type HasCodec = fn() -> bool;
+
 /// Builds an [`Application`].
 #[derive(Default)]
 pub struct ApplicationBuilder {
     url: Option<StoreUrl>,
     recorder: Option<Arc<dyn ProcessRecorder>>,
+    snapshots: Option<Arc<dyn SnapshotRecorder>>,
     mapper: Mapper,
     bus: Option<EventBus>,
+    policy: SnapshotPolicy,
+    /// Entities given an interval, with a check that they have a snapshot codec.
+    snapshotted: Vec<(&'static str, HasCodec)>,
 }
 
 impl std::fmt::Debug for ApplicationBuilder {
@@ -189,11 +250,121 @@ impl ApplicationBuilder {
         Ok(self)
     }
 
-    /// Stores events in a recorder built by the caller.
+    /// Stores events in an event-only recorder built by the caller; snapshots are kept only if
+    /// [`ApplicationBuilder::snapshot_recorder`] is given too, after this call (this call
+    /// forgets any snapshot store given before).
     #[must_use]
     pub fn recorder(mut self, recorder: Arc<dyn ProcessRecorder>) -> Self {
         self.recorder = Some(recorder);
+        self.snapshots = None;
         self
+    }
+
+    /// Stores events and snapshots in a [`Storage`] built by the caller (what
+    /// [`StoreUrl::open_recorder`] returns).
+    #[must_use]
+    pub fn storage(mut self, storage: Arc<dyn Storage>) -> Self {
+        let snapshots: Arc<dyn SnapshotRecorder> = storage.clone();
+        self.recorder = Some(storage);
+        self.snapshots = Some(snapshots);
+        self
+    }
+
+    /// Keeps snapshots in `snapshots`, beside an event-only [`ApplicationBuilder::recorder`].
+    #[must_use]
+    pub fn snapshot_recorder(mut self, snapshots: Arc<dyn SnapshotRecorder>) -> Self {
+        self.snapshots = Some(snapshots);
+        self
+    }
+
+    /// Snapshots entities of type `T` automatically every `events` events (0: never), which
+    /// overrides the entity's own [`SnapshotCodec::every`](crate::domain::SnapshotCodec).
+    /// [`ApplicationBuilder::build`] fails if `T` has no snapshot codec.
+    #[must_use]
+    pub fn snapshot_every<T: Entity>(mut self, events: u64) -> Self {
+        self.policy = self.policy.every::<T>(events);
+        self.snapshotted
+            .push((T::NAME, || T::snapshot_codec().is_some()));
+        self
+    }
+
+    /// Snapshots every entity type that has a snapshot codec but no interval of its own every
+    /// `events` events (0: never).
+    #[must_use]
+    pub fn snapshot_default_every(mut self, events: u64) -> Self {
+        self.policy = self.policy.default_every(events);
+        self
+    }
+
+    /// Adds the transcoders configured in the environment: compression when
+    /// `EVENTSOURCING_COMPRESSION` is `zlib` (or `deflate`), then AES-256-GCM encryption when
+    /// `EVENTSOURCING_CIPHER_KEY` holds a key (32 bytes, base64 or 64 hex digits).
+    ///
+    /// # Errors
+    /// [`ApplicationError::Config`] for an unknown compression name, a malformed key, or a
+    /// setting whose cargo feature (`compression`, `encryption`) is not compiled in.
+    pub fn transcoders_from_env(self) -> Result<Self, ApplicationError> {
+        self.transcoders_from(|name| std::env::var(name).ok())
+    }
+
+    /// As [`ApplicationBuilder::transcoders_from_env`], reading settings through `lookup`
+    /// (for configuration that is not in the process environment).
+    ///
+    /// # Errors
+    /// As [`ApplicationBuilder::transcoders_from_env`].
+    pub fn transcoders_from(
+        mut self,
+        lookup: impl Fn(&str) -> Option<String>,
+    ) -> Result<Self, ApplicationError> {
+        use crate::persistence::transcoders::{CIPHER_KEY_ENV, COMPRESSION_ENV};
+        let setting = |name: &str| lookup(name).filter(|v| !v.trim().is_empty());
+        if let Some(compression) = setting(COMPRESSION_ENV) {
+            match compression.trim().to_ascii_lowercase().as_str() {
+                "none" | "off" => {}
+                "zlib" | "deflate" => self = self.compressed()?,
+                other => {
+                    return Err(ApplicationError::Config(format!(
+                        "{COMPRESSION_ENV}=`{other}`: expected `zlib` or `none`"
+                    )))
+                }
+            }
+        }
+        if let Some(key) = setting(CIPHER_KEY_ENV) {
+            self = self.encrypted_with(&key)?;
+        }
+        Ok(self)
+    }
+
+    #[cfg(feature = "compression")]
+    fn compressed(self) -> Result<Self, ApplicationError> {
+        Ok(self.transcoder(Arc::new(crate::persistence::Compression::new())))
+    }
+
+    #[cfg(not(feature = "compression"))]
+    #[allow(clippy::unused_self)]
+    fn compressed(self) -> Result<Self, ApplicationError> {
+        Err(ApplicationError::Config(
+            "compression is configured, but this build lacks the `compression` feature".into(),
+        ))
+    }
+
+    #[cfg(feature = "encryption")]
+    fn encrypted_with(self, key: &str) -> Result<Self, ApplicationError> {
+        let key = crate::persistence::CipherKey::parse(key).map_err(|e| match e {
+            crate::persistence::PersistenceError::Config(reason) => {
+                ApplicationError::Config(reason)
+            }
+            other => ApplicationError::from(other),
+        })?;
+        Ok(self.transcoder(Arc::new(crate::persistence::Encryption::new(&key))))
+    }
+
+    #[cfg(not(feature = "encryption"))]
+    #[allow(clippy::unused_self)]
+    fn encrypted_with(self, _key: &str) -> Result<Self, ApplicationError> {
+        Err(ApplicationError::Config(
+            "a cipher key is configured, but this build lacks the `encryption` feature".into(),
+        ))
     }
 
     /// Adds a payload transcoder (compression, encryption), applied in the order added.
@@ -216,13 +387,31 @@ impl ApplicationBuilder {
     /// Registry, configuration or backend errors.
     pub fn build(self) -> Result<Application, ApplicationError> {
         validate_registry()?;
-        let recorder = match (self.recorder, self.url) {
-            (Some(recorder), _) => recorder,
-            (None, Some(url)) => url.open_recorder()?,
-            (None, None) => StoreUrl::from_env()?.open_recorder()?,
+        if let Some((entity, _)) = self.snapshotted.iter().find(|(_, has_codec)| !has_codec()) {
+            return Err(ApplicationError::NoSnapshotCodec { entity });
+        }
+        let store = match (self.recorder, self.url) {
+            (Some(recorder), _) => {
+                let store = EventStore::with_mapper(recorder, self.mapper);
+                match self.snapshots {
+                    Some(snapshots) => store.with_snapshot_recorder(snapshots),
+                    None => store,
+                }
+            }
+            (None, url) => {
+                let url = match url {
+                    Some(url) => url,
+                    None => StoreUrl::from_env()?,
+                };
+                let store = EventStore::with_storage(url.open_recorder()?, self.mapper);
+                match self.snapshots {
+                    Some(snapshots) => store.with_snapshot_recorder(snapshots),
+                    None => store,
+                }
+            }
         };
         Ok(Application {
-            store: EventStore::with_mapper(recorder, self.mapper),
+            store: store.with_snapshot_policy(self.policy),
             bus: self.bus.unwrap_or_default(),
         })
     }
@@ -245,6 +434,21 @@ pub trait Saveable {
 
     /// Clears the pending events after a successful append.
     fn mark_saved(&mut self);
+
+    /// Encodes the snapshots this save makes due under the store's
+    /// [`SnapshotPolicy`], to be written once the events have committed. The default takes
+    /// none.
+    ///
+    /// # Errors
+    /// Encoding errors.
+    fn collect_snapshots(
+        &self,
+        store: &EventStore,
+        out: &mut Vec<(Uuid, StoredSnapshot)>,
+    ) -> Result<(), ApplicationError> {
+        let _ = (store, out);
+        Ok(())
+    }
 }
 
 impl<T: Entity> Saveable for &mut Aggregate<T> {
@@ -272,6 +476,24 @@ impl<T: Entity> Saveable for &mut Aggregate<T> {
     fn mark_saved(&mut self) {
         drop(self.collect_events());
     }
+
+    fn collect_snapshots(
+        &self,
+        store: &EventStore,
+        out: &mut Vec<(Uuid, StoredSnapshot)>,
+    ) -> Result<(), ApplicationError> {
+        if self.pending_events().is_empty()
+            || !store
+                .snapshot_policy()
+                .is_due::<T>(self.saved_version(), self.version())
+        {
+            return Ok(());
+        }
+        if let Some(codec) = T::snapshot_codec() {
+            out.push((self.id(), encode_snapshot(self, &codec, store.mapper())?));
+        }
+        Ok(())
+    }
 }
 
 impl<S: Saveable> Saveable for Vec<S> {
@@ -284,6 +506,14 @@ impl<S: Saveable> Saveable for Vec<S> {
     }
     fn mark_saved(&mut self) {
         self.iter_mut().for_each(Saveable::mark_saved);
+    }
+    fn collect_snapshots(
+        &self,
+        store: &EventStore,
+        out: &mut Vec<(Uuid, StoredSnapshot)>,
+    ) -> Result<(), ApplicationError> {
+        self.iter()
+            .try_for_each(|s| s.collect_snapshots(store, out))
     }
 }
 
@@ -298,6 +528,14 @@ impl<S: Saveable, const N: usize> Saveable for [S; N] {
     fn mark_saved(&mut self) {
         self.iter_mut().for_each(Saveable::mark_saved);
     }
+    fn collect_snapshots(
+        &self,
+        store: &EventStore,
+        out: &mut Vec<(Uuid, StoredSnapshot)>,
+    ) -> Result<(), ApplicationError> {
+        self.iter()
+            .try_for_each(|s| s.collect_snapshots(store, out))
+    }
 }
 
 impl<S: Saveable> Saveable for &mut [S] {
@@ -310,6 +548,14 @@ impl<S: Saveable> Saveable for &mut [S] {
     }
     fn mark_saved(&mut self) {
         self.iter_mut().for_each(Saveable::mark_saved);
+    }
+    fn collect_snapshots(
+        &self,
+        store: &EventStore,
+        out: &mut Vec<(Uuid, StoredSnapshot)>,
+    ) -> Result<(), ApplicationError> {
+        self.iter()
+            .try_for_each(|s| s.collect_snapshots(store, out))
     }
 }
 
@@ -326,6 +572,12 @@ macro_rules! saveable_tuple {
             fn mark_saved(&mut self) {
                 let ($($name,)+) = self;
                 $($name.mark_saved();)+
+            }
+            #[allow(non_snake_case)]
+            fn collect_snapshots(&self, store: &EventStore, out: &mut Vec<(Uuid, StoredSnapshot)>) -> Result<(), ApplicationError> {
+                let ($($name,)+) = self;
+                $($name.collect_snapshots(store, out)?;)+
+                Ok(())
             }
         }
     };

@@ -52,6 +52,32 @@ pub enum ApplicationError {
         #[source]
         source: BusError,
     },
+    /// Snapshots were asked for, but the event store keeps none (it was built over an
+    /// event-only recorder).
+    #[error("this event store keeps no snapshots: build it over a `Storage` or give it a snapshot recorder")]
+    NoSnapshotStore,
+    /// Snapshots were asked for an entity type without a snapshot codec.
+    #[error("entity `{entity}` has no snapshot codec (`Entity::snapshot_codec` returns `None`)")]
+    NoSnapshotCodec {
+        /// The entity name.
+        entity: &'static str,
+    },
+    /// A snapshot of an aggregate with unsaved events was asked for.
+    #[error("aggregate {id} has {pending} unsaved events: save it before snapshotting it")]
+    UnsavedEvents {
+        /// The aggregate.
+        id: Uuid,
+        /// How many events are pending.
+        pending: usize,
+    },
+    /// A stored-event migration cannot go on; every batch before `position` was written.
+    #[error("migration stopped at position {position}: {reason}")]
+    Migration {
+        /// The position of the event that stopped it; resume from here once it is fixed.
+        position: u64,
+        /// What went wrong.
+        reason: String,
+    },
     /// The application's configuration is invalid.
     #[error("invalid configuration: {0}")]
     Config(String),

@@ -5,44 +5,101 @@ use std::sync::Arc;
 use uuid::Uuid;
 
 use super::error::ApplicationError;
+use super::snapshots::{SnapshotCounters, SnapshotPolicy, SnapshotStats};
 use crate::domain::{DomainEvent, EventEnvelope};
 use crate::persistence::{
-    EventQuery, Mapper, MemoryRecorder, NotificationQuery, ProcessRecorder, StoredEvent,
-    StreamAppend,
+    EventQuery, Mapper, MemoryRecorder, NotificationQuery, ProcessRecorder, SnapshotRecorder,
+    Storage, StoredEvent, StreamAppend,
 };
 
-/// Appends domain events to a recorder and reads them back, through a [`Mapper`].
+/// Appends domain events to a recorder and reads them back, through a [`Mapper`]; keeps
+/// snapshots when it has a snapshot recorder.
 ///
-/// Cheap to clone: clones share the recorder.
+/// Cheap to clone: clones share the recorders and the snapshot counters.
 #[derive(Clone)]
 pub struct EventStore {
     recorder: Arc<dyn ProcessRecorder>,
+    snapshots: Option<Arc<dyn SnapshotRecorder>>,
     mapper: Mapper,
+    policy: SnapshotPolicy,
+    counters: Arc<SnapshotCounters>,
 }
 
 impl std::fmt::Debug for EventStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("EventStore")
             .field("mapper", &self.mapper)
+            .field("snapshots", &self.snapshots.is_some())
+            .field("policy", &self.policy)
             .finish_non_exhaustive()
     }
 }
 
 impl EventStore {
-    /// An event store over `recorder`, storing plain JSON.
+    /// An event store over an event-only `recorder`, storing plain JSON, without snapshots.
     pub fn new(recorder: Arc<dyn ProcessRecorder>) -> Self {
         Self::with_mapper(recorder, Mapper::new())
     }
 
-    /// An event store with a custom mapper (transcoders).
+    /// An event store with a custom mapper (transcoders), without snapshots.
     pub fn with_mapper(recorder: Arc<dyn ProcessRecorder>, mapper: Mapper) -> Self {
-        Self { recorder, mapper }
+        Self {
+            recorder,
+            snapshots: None,
+            mapper,
+            policy: SnapshotPolicy::default(),
+            counters: Arc::default(),
+        }
     }
 
-    /// An event store in memory.
+    /// An event store over a [`Storage`] (what a store URL opens): events and snapshots in
+    /// one backend, so deleting a stream deletes its snapshots in the same transaction.
+    pub fn with_storage(storage: Arc<dyn Storage>, mapper: Mapper) -> Self {
+        let recorder: Arc<dyn ProcessRecorder> = storage.clone();
+        let snapshots: Arc<dyn SnapshotRecorder> = storage;
+        Self::with_mapper(recorder, mapper).with_snapshot_recorder(snapshots)
+    }
+
+    /// Keeps snapshots in `snapshots` (possibly another backend than the events').
+    #[must_use]
+    pub fn with_snapshot_recorder(mut self, snapshots: Arc<dyn SnapshotRecorder>) -> Self {
+        self.snapshots = Some(snapshots);
+        self
+    }
+
+    /// Takes automatic snapshots according to `policy`.
+    #[must_use]
+    pub fn with_snapshot_policy(mut self, policy: SnapshotPolicy) -> Self {
+        self.policy = policy;
+        self
+    }
+
+    /// An event store in memory, with snapshots.
     #[must_use]
     pub fn in_memory() -> Self {
-        Self::new(Arc::new(MemoryRecorder::new()))
+        Self::with_storage(Arc::new(MemoryRecorder::new()), Mapper::new())
+    }
+
+    /// The snapshot recorder, if this store keeps snapshots.
+    #[must_use]
+    pub fn snapshot_recorder(&self) -> Option<&Arc<dyn SnapshotRecorder>> {
+        self.snapshots.as_ref()
+    }
+
+    /// When automatic snapshots are taken.
+    #[must_use]
+    pub fn snapshot_policy(&self) -> &SnapshotPolicy {
+        &self.policy
+    }
+
+    /// Counters of snapshots taken, used, and ignored because they could not be decoded.
+    #[must_use]
+    pub fn snapshot_stats(&self) -> SnapshotStats {
+        self.counters.stats()
+    }
+
+    pub(crate) fn counters(&self) -> &SnapshotCounters {
+        &self.counters
     }
 
     /// The recorder.
@@ -155,12 +212,19 @@ impl EventStore {
             .transpose()
     }
 
-    /// Deletes every event of a stream; returns how many were deleted.
+    /// Deletes every event of a stream, and its snapshots; returns how many events were
+    /// deleted. A [`Storage`] deletes both in one transaction; a separate snapshot recorder
+    /// has its snapshots deleted right after the events.
     ///
     /// # Errors
     /// Backend errors.
     pub fn delete_stream(&self, stream_id: Uuid) -> Result<u64, ApplicationError> {
-        Ok(self.recorder.delete_stream(&stream_id.to_string())?)
+        let stream_id = stream_id.to_string();
+        let deleted = self.recorder.delete_stream(&stream_id)?;
+        if let Some(snapshots) = &self.snapshots {
+            snapshots.delete_snapshots(&stream_id)?;
+        }
+        Ok(deleted)
     }
 
     /// Decodes one stored event.

@@ -6,6 +6,7 @@ use uuid::Uuid;
 
 use super::error::ApplicationError;
 use super::event_store::EventStore;
+use super::snapshots::{decode_snapshot, encode_snapshot, LoadReport};
 use crate::domain::{Aggregate, Entity, EventEnvelope};
 use crate::persistence::{EventQuery, StoredEvent};
 
@@ -46,26 +47,28 @@ impl<'a, T: Entity> Repository<'a, T> {
         }
     }
 
-    /// The aggregate with this id, at its latest version.
+    /// The aggregate with this id, at its latest version: from its newest snapshot, if any,
+    /// plus the events after it.
     ///
     /// # Errors
     /// [`ApplicationError::NotFound`], [`ApplicationError::Discarded`], or a decoding or
     /// replay error naming the event that failed.
     pub fn get(&self, id: Uuid) -> Result<Aggregate<T>, ApplicationError> {
-        let aggregate = self.load(id, &EventQuery::all())?;
+        let (aggregate, _) = self.load(id, None)?;
         if aggregate.is_discarded() {
             return Err(ApplicationError::Discarded { id });
         }
         Ok(aggregate)
     }
 
-    /// The aggregate as it was at `version` (time travel). Discarded aggregates are returned
-    /// too: the past is still readable.
+    /// The aggregate as it was at `version` (time travel): from the newest snapshot at or
+    /// below `version`, plus the events after it up to `version`. Discarded aggregates are
+    /// returned too: the past is still readable.
     ///
     /// # Errors
     /// [`ApplicationError::NotFound`] when the aggregate has no events up to that version.
     pub fn get_at(&self, id: Uuid, version: u64) -> Result<Aggregate<T>, ApplicationError> {
-        self.load(id, &EventQuery::all().to_version(version))
+        self.load(id, Some(version)).map(|(aggregate, _)| aggregate)
     }
 
     /// Whether any event is stored for this id.
@@ -80,13 +83,100 @@ impl<'a, T: Entity> Repository<'a, T> {
         Ok(!first.is_empty())
     }
 
-    fn load(&self, id: Uuid, query: &EventQuery) -> Result<Aggregate<T>, ApplicationError> {
-        let stored = self
+    /// Loads the aggregate at its latest version (`at` = `None`) or at version `at`, and
+    /// reports whether a snapshot was used and how many events were replayed. Discarded
+    /// aggregates are returned as they are.
+    ///
+    /// When the store keeps snapshots and `T` has a [`SnapshotCodec`](crate::domain::SnapshotCodec),
+    /// the newest snapshot at or below `at` is decoded and only the later events are read. A
+    /// snapshot that cannot be read or decoded is ignored: every event is replayed instead,
+    /// [`LoadReport::snapshot_error`] says why and
+    /// [`SnapshotStats::fallbacks`](super::SnapshotStats::fallbacks) counts it. Only the
+    /// events decide whether an aggregate can be loaded.
+    ///
+    /// # Errors
+    /// [`ApplicationError::NotFound`], or a backend, decoding or replay error.
+    pub fn load(
+        &self,
+        id: Uuid,
+        at: Option<u64>,
+    ) -> Result<(Aggregate<T>, LoadReport), ApplicationError> {
+        let stream_id = id.to_string();
+        let mut report = LoadReport::default();
+        let mut start = None;
+        if let (Some(snapshots), Some(codec)) =
+            (self.store.snapshot_recorder(), T::snapshot_codec())
+        {
+            let found = snapshots
+                .latest_snapshot(&stream_id, at)
+                .and_then(|stored| {
+                    stored
+                        .map(|s| decode_snapshot(&s, &codec, self.store.mapper()))
+                        .transpose()
+                });
+            match found {
+                Ok(Some(aggregate)) => {
+                    report.snapshot_version = Some(aggregate.version());
+                    self.store.counters().loaded();
+                    start = Some(aggregate);
+                }
+                Ok(None) => {}
+                Err(error) => {
+                    self.store.counters().fallback();
+                    report.snapshot_error = Some(error.to_string());
+                }
+            }
+        }
+        let mut query = EventQuery::all();
+        if let Some(version) = &report.snapshot_version {
+            query = query.from_version(version + 1);
+        }
+        if let Some(at) = at {
+            query = query.to_version(at);
+        }
+        let stored = self.store.recorder().select_events(&stream_id, &query)?;
+        report.events_replayed = stored.len() as u64;
+        let aggregate = self
+            .replay(id, start, stored)?
+            .ok_or(ApplicationError::NotFound { id })?;
+        Ok((aggregate, report))
+    }
+
+    /// Takes a snapshot of the aggregate at its latest version (`at` = `None`) or at version
+    /// `at`, and returns the version snapshotted. Loading uses existing snapshots, so
+    /// snapshotting a long history again costs only the events since the previous snapshot.
+    ///
+    /// # Errors
+    /// [`ApplicationError::NoSnapshotStore`], [`ApplicationError::NoSnapshotCodec`], a load
+    /// error, or a backend error writing the snapshot.
+    pub fn take_snapshot(&self, id: Uuid, at: Option<u64>) -> Result<u64, ApplicationError> {
+        let (aggregate, _) = self.load(id, at)?;
+        self.snapshot(&aggregate)
+    }
+
+    /// Stores a snapshot of `aggregate` at its version; returns that version. Pending events
+    /// must be saved first, since a snapshot describes stored history.
+    ///
+    /// # Errors
+    /// [`ApplicationError::NoSnapshotStore`], [`ApplicationError::NoSnapshotCodec`],
+    /// [`ApplicationError::UnsavedEvents`], encoding or backend errors.
+    pub fn snapshot(&self, aggregate: &Aggregate<T>) -> Result<u64, ApplicationError> {
+        let snapshots = self
             .store
-            .recorder()
-            .select_events(&id.to_string(), query)?;
-        self.replay(id, None, stored)?
-            .ok_or(ApplicationError::NotFound { id })
+            .snapshot_recorder()
+            .ok_or(ApplicationError::NoSnapshotStore)?;
+        let codec =
+            T::snapshot_codec().ok_or(ApplicationError::NoSnapshotCodec { entity: T::NAME })?;
+        if !aggregate.pending_events().is_empty() {
+            return Err(ApplicationError::UnsavedEvents {
+                id: aggregate.id(),
+                pending: aggregate.pending_events().len(),
+            });
+        }
+        let stored = encode_snapshot(aggregate, &codec, self.store.mapper())?;
+        snapshots.put_snapshot(&stored)?;
+        self.store.counters().taken();
+        Ok(stored.version)
     }
 
     /// Applies stored events (oldest first) on top of `start`: the event player.
@@ -157,6 +247,14 @@ pub trait EventSourcedRepository {
     /// As [`Repository::get_at`].
     fn get_at(&self, id: Uuid, version: u64) -> Result<Aggregate<Self::Entity>, ApplicationError> {
         Repository::new(self.event_store()).get_at(id, version)
+    }
+
+    /// See [`Repository::take_snapshot`].
+    ///
+    /// # Errors
+    /// As [`Repository::take_snapshot`].
+    fn take_snapshot(&self, id: Uuid, at: Option<u64>) -> Result<u64, ApplicationError> {
+        Repository::<Self::Entity>::new(self.event_store()).take_snapshot(id, at)
     }
 
     /// See [`Repository::contains`].

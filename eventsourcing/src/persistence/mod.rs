@@ -9,6 +9,7 @@ mod recorder;
 #[cfg(feature = "sqlite")]
 pub mod sqlite;
 mod stored_event;
+pub mod transcoders;
 
 pub use error::{BoxError, PersistenceError};
 pub use mapper::{Mapper, Transcoder};
@@ -24,3 +25,7 @@ pub use sqlite::{SqliteConfig, SqliteRecorder, Synchronous};
 pub use stored_event::{
     EventQuery, NotificationQuery, StoredEvent, StoredSnapshot, StreamAppend, Tracking,
 };
+#[cfg(feature = "compression")]
+pub use transcoders::Compression;
+#[cfg(feature = "encryption")]
+pub use transcoders::{CipherKey, Encryption};

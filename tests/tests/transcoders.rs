@@ -1,0 +1,97 @@
+//! The compression and encryption transcoders on their own: formats, markers and errors.
+
+use eventsourcing::persistence::{
+    CipherKey, Compression, Encryption, PersistenceError, Transcoder,
+};
+
+fn is_transcode<T: std::fmt::Debug>(result: Result<T, PersistenceError>) -> bool {
+    matches!(result, Err(PersistenceError::Transcode { .. }))
+}
+
+#[test]
+fn compression_marks_tiny_payloads_and_compresses_large_ones() {
+    let zlib = Compression::new();
+    let tiny = br#"{"a":1}"#.to_vec();
+    let stored = zlib.encode(tiny.clone()).expect("encode");
+    assert_eq!(stored[0], 0x00, "raw marker");
+    assert_eq!(&stored[1..], tiny.as_slice());
+    assert_eq!(zlib.decode(stored).expect("decode"), tiny);
+
+    let large = format!(r#"{{"text":"{}"}}"#, "abc".repeat(500)).into_bytes();
+    let stored = zlib.encode(large.clone()).expect("encode");
+    assert_eq!(stored[0], 0x01, "zlib marker");
+    assert!(stored.len() < large.len() / 10, "{} bytes", stored.len());
+    assert_eq!(zlib.decode(stored).expect("decode"), large);
+
+    // Incompressible data above the threshold is kept raw rather than grown.
+    let noise: Vec<u8> = (0..4096u32)
+        .map(|i| u8::try_from(i.wrapping_mul(2_654_435_761) >> 24).expect("byte"))
+        .collect();
+    let stored = Compression::new()
+        .min_size(0)
+        .encode(noise.clone())
+        .expect("encode");
+    assert!(stored.len() <= noise.len() + 1);
+    assert_eq!(Compression::new().decode(stored).expect("decode"), noise);
+}
+
+#[test]
+fn compression_reads_legacy_json_and_rejects_unknown_formats() {
+    let zlib = Compression::new();
+    let legacy = br#"{"written":"before compression"}"#.to_vec();
+    assert_eq!(zlib.decode(legacy.clone()).expect("legacy"), legacy);
+    assert!(is_transcode(zlib.decode(vec![0x07, 1, 2])));
+    assert!(is_transcode(zlib.decode(Vec::new())));
+    assert!(is_transcode(
+        zlib.decode(vec![0x01, 0xde, 0xad, 0xbe, 0xef])
+    ));
+}
+
+#[test]
+fn encryption_uses_a_fresh_nonce_and_authenticates() {
+    let key = CipherKey::generate().expect("key");
+    let cipher = Encryption::new(&key);
+    let plain = br#"{"card":"4111 1111 1111 1111"}"#.to_vec();
+    let one = cipher.encode(plain.clone()).expect("encrypt");
+    let two = cipher.encode(plain.clone()).expect("encrypt");
+    assert_ne!(one, two, "a random nonce per payload");
+    assert_eq!(one[0], 0x01);
+    assert_eq!(one.len(), 1 + 12 + plain.len() + 16);
+    assert_eq!(cipher.decode(one.clone()).expect("decrypt"), plain);
+
+    let mut tampered = one.clone();
+    tampered[20] ^= 0x80;
+    assert!(is_transcode(cipher.decode(tampered)));
+    let wrong = Encryption::new(&CipherKey::generate().expect("key"));
+    assert!(is_transcode(wrong.decode(one.clone())));
+    assert!(is_transcode(cipher.decode(one[..10].to_vec())));
+    assert!(is_transcode(cipher.decode(plain)));
+    assert!(is_transcode(cipher.decode(Vec::new())));
+}
+
+#[test]
+fn cipher_keys_parse_from_hex_and_base64_and_never_print() {
+    let hex = "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff";
+    let from_hex = CipherKey::parse(hex).expect("hex");
+    let from_base64 = CipherKey::parse(&from_hex.to_base64()).expect("base64");
+    assert_eq!(from_hex.to_base64(), from_base64.to_base64());
+    let unpadded = from_hex.to_base64().trim_end_matches('=').to_owned();
+    assert!(CipherKey::parse(&unpadded).is_ok());
+    assert_eq!(format!("{from_hex:?}"), "CipherKey(..)");
+    for bad in ["", "xyz!", "c2hvcnQ=", &hex[..62]] {
+        assert!(
+            matches!(CipherKey::parse(bad), Err(PersistenceError::Config(_))),
+            "{bad}"
+        );
+    }
+    // The same key decrypts what the other form encrypted.
+    let stored = Encryption::new(&from_hex)
+        .encode(b"{}".to_vec())
+        .expect("encrypt");
+    assert_eq!(
+        Encryption::new(&from_base64)
+            .decode(stored)
+            .expect("decrypt"),
+        b"{}"
+    );
+}

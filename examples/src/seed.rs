@@ -10,6 +10,7 @@ use eventsourcing::{EventBus, Mapper, PersistenceSubscriber};
 #[domain_event(entity = "Example")]
 pub enum ExampleEvent {
     /// An example was created.
+    #[domain_event(creates)]
     Created {
         /// The first value.
         a: i64,

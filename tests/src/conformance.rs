@@ -212,6 +212,17 @@ pub fn invalid_batches_are_rejected(store: &Store) {
         .expect("select")
         .is_empty());
     assert_eq!(store.append(&[]).expect("empty batch"), Vec::<u64>::new());
+    // A stream with no new events still has its expected version checked.
+    let error = store
+        .append(&[append(&stream, 1, 0)])
+        .expect_err("stream is at 0");
+    assert!(error.is_conflict(), "{error:?}");
+    assert_eq!(
+        store
+            .append(&[append(&stream, 0, 0)])
+            .expect("version asserted"),
+        Vec::<u64>::new()
+    );
 }
 
 /// Notifications come in position order, from a position, with a limit and topic filter.

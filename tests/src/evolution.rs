@@ -25,7 +25,9 @@ use eventsourcing::persistence::{
 };
 use uuid::Uuid;
 
-use crate::domain_model::{self as model, Deposited, Ledger, LedgerEvent, Opened, Tally, TallyEvent};
+use crate::domain_model::{
+    self as model, Deposited, Ledger, LedgerEvent, Opened, Tally, TallyEvent,
+};
 
 /// A store under test.
 pub type Store = Arc<dyn Storage>;

@@ -20,7 +20,8 @@ pub trait AggregateRecorder: Send + Sync {
     ///
     /// Contract:
     /// - all events of all streams are written, or none;
-    /// - each stream must be at its `expected_version` (0 when new), otherwise the call fails
+    /// - each stream must be at its `expected_version` (0 when new), even a stream with no new
+    ///   events (which asserts its version without writing), otherwise the call fails
     ///   with [`PersistenceError::Conflict`] naming the stream, the expected and the actual
     ///   version, and nothing is written;
     /// - versions in each [`StreamAppend`] run from `expected_version + 1` without gaps;

@@ -539,7 +539,7 @@ impl PostgresRecorder {
         let tracked = tracking
             .map(|t| to_bigint(t.position, "tracking position").map(|p| (t, p)))
             .transpose()?;
-        if events.is_empty() && tracked.is_none() {
+        if batch.is_empty() && tracked.is_none() {
             return Ok(Vec::new());
         }
         let mut conn = self.conn()?;
@@ -570,7 +570,7 @@ impl PostgresRecorder {
         chunks: &[Columns<'_>],
         tracked: Option<(&Tracking, i64)>,
     ) -> Result<Vec<u64>, AppendFailure> {
-        if !events.is_empty() && !self.config.skip_version_check {
+        if !batch.is_empty() && !self.config.skip_version_check {
             let current = current_versions(&mut tx, &statements.current_versions, batch)?;
             for (append, actual) in batch.iter().zip(current) {
                 if actual != append.expected_version {

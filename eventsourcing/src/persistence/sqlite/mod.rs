@@ -362,7 +362,7 @@ impl SqliteRecorder {
                     )))
             })
             .transpose()?;
-        if tracked.is_none() && batch.iter().all(|a| a.events.is_empty()) {
+        if tracked.is_none() && batch.is_empty() {
             return Ok(Vec::new());
         }
         self.write(|tx| {

@@ -54,3 +54,34 @@ pub fn unique_schema() -> String {
         uuid::Uuid::new_v4().simple()
     )
 }
+
+/// A fresh PostgreSQL store in its own schema (dropped with the store), or `None` after a
+/// loud skip when no server is configured.
+///
+/// # Panics
+/// When the server is configured but cannot be opened.
+#[must_use]
+pub fn fresh_postgres(
+    test: &str,
+) -> Option<std::sync::Arc<dyn eventsourcing::persistence::Storage>> {
+    use eventsourcing::persistence::{PostgresConfig, PostgresRecorder};
+    let url = postgres_url(test)?;
+    let config = PostgresConfig::new(url)
+        .schema(unique_schema())
+        .drop_schema_on_drop_for_testing();
+    Some(std::sync::Arc::new(
+        PostgresRecorder::open(config).expect("open the PostgreSQL recorder"),
+    ))
+}
+
+/// A fresh SQLite store in a temporary file, removed with the store.
+///
+/// # Panics
+/// When the file cannot be opened.
+#[must_use]
+pub fn fresh_sqlite(label: &str) -> std::sync::Arc<dyn eventsourcing::persistence::Storage> {
+    use eventsourcing::persistence::{SqliteConfig, SqliteRecorder};
+    let file = support::TempDb::new(label);
+    let recorder = SqliteRecorder::open(SqliteConfig::new(file.path())).expect("open SQLite file");
+    support::Guarded::store(std::sync::Arc::new(recorder), file)
+}

@@ -4,16 +4,10 @@
 
 use std::sync::Arc;
 
-use eventsourcing::persistence::{PostgresConfig, PostgresRecorder, Storage};
+use eventsourcing::persistence::Storage;
 
 fn fresh() -> Option<Arc<dyn Storage>> {
-    let url = eventsourcing_tests::postgres_url("postgres conformance")?;
-    let config = PostgresConfig::new(url)
-        .schema(eventsourcing_tests::unique_schema())
-        .drop_schema_on_drop_for_testing();
-    Some(Arc::new(
-        PostgresRecorder::open(config).expect("open the PostgreSQL recorder"),
-    ))
+    eventsourcing_tests::fresh_postgres("postgres conformance")
 }
 
 eventsourcing_tests::recorder_conformance!(fresh);

@@ -97,6 +97,9 @@ pub(crate) fn expand(entity: &Entity) -> TokenStream {
         #enum_doc
         #[derive(#p::std::fmt::Debug, #p::std::clone::Clone, #p::serde::Serialize, #p::serde::Deserialize)]
         #[serde(crate = #serde_crate)]
+        // `pub` by default so that `impl Entity for Dog` may name it whatever the state's
+        // visibility; a private state's field types are then "more private" than the enum.
+        #[allow(private_interfaces)]
         #vis enum #enum_ident {
             #(#variants)*
         }
@@ -222,6 +225,7 @@ pub(crate) fn expand(entity: &Entity) -> TokenStream {
         #trait_doc
         #[doc = ""]
         #trait_doc2
+        #[allow(private_interfaces)]
         #vis trait #trait_ident {
             #(#trait_decls)*
         }

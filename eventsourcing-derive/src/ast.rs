@@ -24,9 +24,9 @@ pub(crate) struct Entity {
 
 /// One item of the block.
 pub(crate) enum EntityItem {
-    Event(Event),
-    Command(Command),
-    Keep(ImplItem),
+    Event(Box<Event>),
+    Command(Box<Command>),
+    Keep(Box<ImplItem>),
 }
 
 /// Whether an event creates the entity or changes it.
@@ -130,14 +130,14 @@ impl Entity {
 
     pub(crate) fn events(&self) -> impl Iterator<Item = &Event> {
         self.items.iter().filter_map(|i| match i {
-            EntityItem::Event(e) => Some(e),
+            EntityItem::Event(e) => Some(&**e),
             _ => None,
         })
     }
 
     pub(crate) fn commands(&self) -> impl Iterator<Item = &Command> {
         self.items.iter().filter_map(|i| match i {
-            EntityItem::Command(c) => Some(c),
+            EntityItem::Command(c) => Some(&**c),
             _ => None,
         })
     }
@@ -174,7 +174,7 @@ impl Entity {
 
 fn classify(cx: &Ctxt, impl_item: ImplItem, self_ident: &Ident) -> EntityItem {
     let ImplItem::Fn(mut func) = impl_item else {
-        return EntityItem::Keep(impl_item);
+        return EntityItem::Keep(Box::new(impl_item));
     };
     let event_attrs: Vec<Attribute> = func
         .attrs
@@ -199,12 +199,12 @@ fn classify(cx: &Ctxt, impl_item: ImplItem, self_ident: &Ident) -> EntityItem {
                 }
             }
             let returns_result = returns_result(&func.sig.output);
-            return EntityItem::Command(Command {
+            return EntityItem::Command(Box::new(Command {
                 func,
                 returns_result,
-            });
+            }));
         }
-        return EntityItem::Keep(ImplItem::Fn(func));
+        return EntityItem::Keep(Box::new(ImplItem::Fn(func)));
     }
     for extra in &event_attrs[1..] {
         cx.error_spanned_by(
@@ -252,7 +252,7 @@ fn classify(cx: &Ctxt, impl_item: ImplItem, self_ident: &Ident) -> EntityItem {
     }
     strip_attrs(&mut func);
     match (name, kind) {
-        (Some(name), Some(kind)) => EntityItem::Event(Event {
+        (Some(name), Some(kind)) => EntityItem::Event(Box::new(Event {
             name,
             attr,
             options,
@@ -260,8 +260,8 @@ fn classify(cx: &Ctxt, impl_item: ImplItem, self_ident: &Ident) -> EntityItem {
             func,
             docs,
             fields,
-        }),
-        _ => EntityItem::Keep(ImplItem::Fn(func)),
+        })),
+        _ => EntityItem::Keep(Box::new(ImplItem::Fn(func))),
     }
 }
 
@@ -392,7 +392,7 @@ pub(crate) struct Variant {
 /// How a variant's payload is written.
 pub(crate) enum Shape {
     Unit,
-    Newtype(Type),
+    Newtype(Box<Type>),
     Named(Vec<Field>),
 }
 
@@ -420,7 +420,7 @@ impl EventType {
                     let shape = match &v.fields {
                         syn::Fields::Unit => Shape::Unit,
                         syn::Fields::Unnamed(f) if f.unnamed.len() == 1 => {
-                            Shape::Newtype(f.unnamed[0].ty.clone())
+                            Shape::Newtype(Box::new(f.unnamed[0].ty.clone()))
                         }
                         syn::Fields::Unnamed(f) => {
                             cx.error_spanned_by(

@@ -51,8 +51,10 @@ use proc_macro2::TokenStream as TokenStream2;
 ///   event method (records the event) and every other `&mut self` method of the block, moved
 ///   there unchanged. Inside a command `self` is the `&mut Aggregate<Dog>`: state is readable
 ///   through `Deref`, event methods are the commands that record them, and fields cannot be
-///   assigned. A command whose return type is spelled `Result<..>` is rolled back when it
-///   returns `Err`.
+///   assigned; `Self` there means `Aggregate<Dog>`. A command whose return type is spelled
+///   `Result<..>` is rolled back when it returns `Err`: the body runs in a closure, so
+///   `return` and `?` behave as written. Command names must not be those of `Aggregate`'s
+///   own methods (`version`, `record`, ..), which would hide them.
 ///
 /// # Grammar
 /// ```text
@@ -64,7 +66,10 @@ use proc_macro2::TokenStream as TokenStream2;
 /// Every option is optional except the event's name. The topic defaults to `"{name}.{Event}"`,
 /// where `name` defaults to the struct's name; versions start at 1 and a version N needs
 /// exactly the upcasters from 1 to N - 1, each a
-/// `fn(serde_json::Value) -> Result<serde_json::Value, String>`.
+/// `fn(serde_json::Value) -> Result<serde_json::Value, String>`. The generated enum and trait
+/// are `pub` by default; a `vis` narrower than the state struct's is rejected by rustc
+/// (`impl Entity` names the enum). `snapshots = false` drops the `Serialize + Deserialize`
+/// requirement on the state.
 #[proc_macro_attribute]
 pub fn entity(attr: TokenStream, item: TokenStream) -> TokenStream {
     let attr = TokenStream2::from(attr);

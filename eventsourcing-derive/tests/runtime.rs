@@ -1,5 +1,7 @@
 //! The generated code against the real runtime: factories, commands, rollback, topics, codecs,
-//! mutator errors and the topic registry.
+//! mutator errors and the topic registry. Warnings are errors here: generated code must not
+//! warn in user crates (this crate also gets the workspace lints: missing docs, unreachable pub).
+#![deny(warnings)]
 
 use eventsourcing::domain::{resolve_topic, DomainError};
 use eventsourcing::prelude::*;
@@ -259,4 +261,57 @@ fn derived_enum_payloads() {
         CounterEvent::topics(),
         ["Counter.Started", "Counter.Incremented", "Counter.Reset"]
     );
+}
+
+/// A private entity with private field and error types: the generated `pub` enum and trait
+/// must not warn about them.
+mod private {
+    use eventsourcing::prelude::*;
+
+    #[derive(Debug, Clone, Serialize, Deserialize)]
+    struct Toy;
+
+    #[derive(Debug, Clone, Serialize, Deserialize)]
+    struct Cat {
+        lives: u8,
+        toy: Toy,
+    }
+
+    #[derive(Debug)]
+    enum CatError {
+        Gone,
+    }
+
+    #[entity(snapshots = false)]
+    impl Cat {
+        #[event(Born)]
+        fn born(toy: Toy) -> Self {
+            Cat { lives: 9, toy }
+        }
+
+        #[event(LifeLost)]
+        fn lose_life(&mut self) {
+            self.lives -= 1;
+        }
+
+        fn risk(&mut self) -> Result<u8, CatError> {
+            if self.lives == 0 {
+                return Err(CatError::Gone);
+            }
+            self.lose_life();
+            Ok(self.lives)
+        }
+    }
+
+    #[test]
+    fn private_entities_work_without_warnings() {
+        let mut cat = Cat::born(Toy);
+        for _ in 0..9 {
+            cat.risk().expect("a life left");
+        }
+        assert!(matches!(cat.risk(), Err(CatError::Gone)));
+        assert_eq!(cat.version(), 10);
+        let _ = &cat.toy;
+        assert!(Cat::snapshot_codec().is_none());
+    }
 }

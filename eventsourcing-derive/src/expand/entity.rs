@@ -97,6 +97,9 @@ pub(crate) fn expand(entity: &Entity) -> TokenStream {
         #enum_doc
         #[derive(#p::std::fmt::Debug, #p::std::clone::Clone, #p::serde::Serialize, #p::serde::Deserialize)]
         #[serde(crate = #serde_crate)]
+        // `pub` by default so that `impl Entity for Dog` may name it whatever the state's
+        // visibility; a private state's field types are then "more private" than the enum.
+        #[allow(private_interfaces)]
         #vis enum #enum_ident {
             #(#variants)*
         }
@@ -222,6 +225,7 @@ pub(crate) fn expand(entity: &Entity) -> TokenStream {
         #trait_doc
         #[doc = ""]
         #trait_doc2
+        #[allow(private_interfaces)]
         #vis trait #trait_ident {
             #(#trait_decls)*
         }
@@ -404,14 +408,32 @@ fn snapshot(entity: &Entity, p: &TokenStream) -> (TokenStream, TokenStream) {
             &UPCASTERS
         }))
     });
+    // The private path carries the self type's span too, so that a state that is not
+    // `Serialize` is reported on the user's type, like the static check below.
+    let p = &respan(p.clone(), self_ty.span());
     let codec = quote_spanned! {self_ty.span()=>
         fn snapshot_codec() -> #p::std::option::Option<#p::SnapshotCodec<Self>> {
             #p::std::option::Option::Some(#p::SnapshotCodec::json() #version #upcasters #every)
         }
     };
-    let check = quote_spanned! {self_ty.span()=>
-        fn __es_assert_snapshot<T: #p::serde::Serialize + #p::serde::de::DeserializeOwned>() {}
-        const _: fn() = __es_assert_snapshot::<#self_ty>;
-    };
-    (codec, check)
+    // `SnapshotCodec::json` requires `Serialize + DeserializeOwned`; with the spans above a
+    // state that lacks them is reported on the impl's self type.
+    (codec, quote!())
+}
+
+/// Gives every token of `tokens` the span `span`.
+fn respan(tokens: TokenStream, span: proc_macro2::Span) -> TokenStream {
+    tokens
+        .into_iter()
+        .map(|mut tt| {
+            if let proc_macro2::TokenTree::Group(g) = &tt {
+                let mut group = proc_macro2::Group::new(g.delimiter(), respan(g.stream(), span));
+                group.set_span(span);
+                tt = proc_macro2::TokenTree::Group(group);
+            } else {
+                tt.set_span(span);
+            }
+            tt
+        })
+        .collect()
 }

@@ -35,6 +35,17 @@ impl Hound {
         self.age += 1;
     }
 
+    /// Birthdays from a pair, with a pattern parameter.
+    pub fn birthday_pair(&mut self, (a, b): (u8, u8)) -> Result<u8, String> {
+        if a > b {
+            return Err("unordered".into());
+        }
+        for _ in a..b {
+            self.birthday();
+        }
+        Ok(self.age)
+    }
+
     /// Several birthdays.
     pub fn birthdays(&mut self, n: u8) {
         for _ in 0..n {
@@ -64,6 +75,9 @@ fn main() {
     let mut hound = Hound::born("Rex".into(), 1);
     hound.birthdays(2);
     assert_eq!(hound.age, 3);
+    assert_eq!(hound.birthday_pair((1, 3)), Ok(5));
+    assert!(hound.birthday_pair((3, 1)).is_err());
+    assert_eq!(hound.version(), 5);
     assert_eq!(HoundHappened::Aged.topic(), "Dog.Aged");
     assert_eq!(<Hound as Entity>::NAME, "Dog");
     let codec = Hound::snapshot_codec().unwrap();

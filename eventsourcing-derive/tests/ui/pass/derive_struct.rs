@@ -18,7 +18,18 @@ fn up(v: eventsourcing::__private::serde_json::Value) -> Result<eventsourcing::_
     Ok(v)
 }
 
+mod reexport {
+    pub use eventsourcing as es;
+}
+
+/// Through a re-exported runtime.
+#[derive(Debug, Clone, Serialize, Deserialize, DomainEvent)]
+#[domain_event(crate = "crate::reexport::es", entity = "Example")]
+pub struct Deleted;
+
 fn main() {
+    assert_eq!(Deleted.topic(), "Example.Deleted");
+    assert_eq!(Deleted.encode().unwrap(), b"null");
     let e = Created { a: 1 };
     assert_eq!(e.topic(), "Example.Created");
     assert_eq!(e.encode().unwrap(), br#"{"a":1}"#);

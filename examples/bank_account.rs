@@ -12,13 +12,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     // In memory, so that the example starts from a clean slate each run; any store URL works.
     let app = Application::open("memory:")?;
 
-    let mut alice = Account::open("Alice".into(), 50_00);
+    let mut alice = Account::open("Alice".into(), 5_000);
     let mut bob = Account::open("Bob".into(), 0);
-    alice.deposit(100_00)?;
+    alice.deposit(10_000)?;
     app.save((&mut alice, &mut bob))?;
 
     // A transfer changes two aggregates; one save writes both or neither.
-    transfer(&mut alice, &mut bob, 120_00)?;
+    transfer(&mut alice, &mut bob, 12_000)?;
     app.save((&mut alice, &mut bob))?;
     println!(
         "after transfer: Alice {} Bob {}",
@@ -27,7 +27,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     );
 
     // Alice is at -20.00 with a 50.00 overdraft: 40.00 more is refused, nothing recorded.
-    match transfer(&mut alice, &mut bob, 40_00) {
+    match transfer(&mut alice, &mut bob, 4_000) {
         Err(AccountError::InsufficientFunds { balance, .. }) => {
             println!("refused: Alice's balance is {balance}");
         }

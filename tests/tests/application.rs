@@ -235,7 +235,8 @@ fn notification_log_is_in_save_order() {
 #[test]
 fn bus_publishes_after_commit_in_order() {
     let app = app();
-    let seen: Arc<Mutex<Vec<(String, Option<u64>)>>> = Arc::default();
+    type Seen = Vec<(String, Option<u64>)>;
+    let seen: Arc<Mutex<Seen>> = Arc::default();
     let sink = Arc::clone(&seen);
     app.bus().subscribe(move |events: &[StoredEvent]| {
         let mut seen = sink.lock().map_err(|e| e.to_string())?;

@@ -75,9 +75,7 @@ fn event_store_reads_by_id_topic_and_deletes() {
     let mut one = register_new_example(1, 1).expect("factory");
     discard(&mut one).expect("discard");
     let two = register_new_example(2, 2).expect("factory");
-    store
-        .append(&one.pending_events().to_vec())
-        .expect("append one");
+    store.append(one.pending_events()).expect("append one");
     store.append(two.pending_events()).expect("append two");
 
     let created = store

@@ -1,15 +1,15 @@
-//! Event sourcing for Rust: write plain structs and methods, add a few attributes, and get a
-//! durable, concurrent, replayable application.
+#![doc = include_str!("../../README.md")]
+//!
+//! # Layers
 //!
 //! The crate is organised in layers, each with its own error type:
 //!
 //! - [`domain`]: entities, [`Aggregate`], [`DomainEvent`], topics and metadata (no I/O);
 //! - [`persistence`]: [`StoredEvent`], the [`Mapper`], the recorder traits and the
 //!   memory, SQLite and PostgreSQL recorders;
-//! - [`application`]: [`EventStore`], [`Repository`], [`Application`] and the notification log;
+//! - [`application`]: [`EventStore`], [`Repository`], [`Application`], snapshots, migration and
+//!   the notification log;
 //! - [`system`]: the in-process [`EventBus`] and the [`PersistenceSubscriber`].
-//!
-//! See the README for a tour.
 
 pub mod application;
 pub mod domain;
@@ -33,6 +33,9 @@ pub use persistence::{
 };
 pub use system::{EventBus, PersistenceSubscriber};
 pub use uuid::Uuid;
+/// The JSON library payloads are written with; upcasters take and return
+/// [`serde_json::Value`].
+pub use serde_json;
 
 /// The names most applications need: `use eventsourcing::prelude::*;`.
 pub mod prelude {

@@ -31,11 +31,11 @@ pub use persistence::{
     PersistenceError, ProcessRecorder, SnapshotRecorder, Storage, StoredEvent, StoredSnapshot,
     StreamAppend, Tracking, Transcoder,
 };
-pub use system::{EventBus, PersistenceSubscriber};
-pub use uuid::Uuid;
 /// The JSON library payloads are written with; upcasters take and return
 /// [`serde_json::Value`].
 pub use serde_json;
+pub use system::{EventBus, PersistenceSubscriber};
+pub use uuid::Uuid;
 
 /// The names most applications need: `use eventsourcing::prelude::*;`.
 pub mod prelude {

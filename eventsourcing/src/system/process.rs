@@ -366,8 +366,9 @@ impl<P: Policy> ProcessApplication<P> {
     }
 
     /// Runs the policy on one upstream event and commits its events with the tracking record
-    /// in one transaction. An event whose position is already tracked is skipped, whether it
-    /// is found so before or at commit time.
+    /// in one transaction. Events are processed in position order, so an event at or below
+    /// the last tracked position counts as processed and is skipped, whether that is found
+    /// before the policy runs or at commit time (a competing instance got there first).
     ///
     /// # Errors
     /// [`SystemError::Policy`], [`SystemError::Conflict`] or [`SystemError::Store`]; nothing
@@ -384,6 +385,9 @@ impl<P: Policy> ProcessApplication<P> {
                 },
             });
         };
+        if self.position()? >= position {
+            return Ok(Processed::AlreadyTracked);
+        }
         let mut ctx = ProcessingContext::new(&self.application, event);
         let notification = Notification::new(event, self.upstream.mapper());
         self.policy
@@ -412,6 +416,11 @@ impl<P: Policy> ProcessApplication<P> {
                 })
             }
             Err(PersistenceError::AlreadyTracked { .. }) => Ok(Processed::AlreadyTracked),
+            // A competing instance may have committed this position meanwhile, and its
+            // events are what this commit conflicted with.
+            Err(PersistenceError::Conflict { .. }) if self.position()? >= position => {
+                Ok(Processed::AlreadyTracked)
+            }
             Err(PersistenceError::Conflict { stream_id, .. }) => Err(SystemError::Conflict {
                 process: self.name.clone(),
                 upstream: self.upstream.name().to_owned(),

@@ -22,8 +22,11 @@ fn app(storage: Arc<dyn Storage>) -> Result<Application, ApplicationError> {
 }
 
 /// Backends to run each scenario on: memory, a SQLite file, PostgreSQL when configured.
-fn backends(test: &str) -> Vec<(&'static str, Box<dyn Fn() -> Arc<dyn Storage>>)> {
-    let mut backends: Vec<(&'static str, Box<dyn Fn() -> Arc<dyn Storage>>)> = vec![
+/// Makes a fresh store.
+type MakeStore = Box<dyn Fn() -> Arc<dyn Storage>>;
+
+fn backends(test: &str) -> Vec<(&'static str, MakeStore)> {
+    let mut backends: Vec<(&'static str, MakeStore)> = vec![
         ("memory", Box::new(|| Arc::new(MemoryRecorder::new()))),
         ("sqlite", Box::new(|| fresh_sqlite("system"))),
     ];

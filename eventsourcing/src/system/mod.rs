@@ -17,3 +17,8 @@ pub use process::{Policy, ProcessApplication, Processed, ProcessingContext, DEFA
 pub use projection::{DurableProjection, DurableProjector, Projection, Projector};
 pub use runner::{Follower, Runner, RunnerHandle};
 pub use upstream::{Notification, Upstream};
+
+/// The examples of `docs/SYSTEM.md`, run as doc tests.
+#[cfg(doctest)]
+#[doc = include_str!("../../../docs/SYSTEM.md")]
+struct SystemGuide;

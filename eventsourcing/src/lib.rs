@@ -9,12 +9,17 @@
 //!   memory, SQLite and PostgreSQL recorders;
 //! - [`application`]: [`EventStore`], [`Repository`], [`Application`], snapshots, migration and
 //!   the notification log;
-//! - [`system`]: the in-process [`EventBus`] and the [`PersistenceSubscriber`].
+//! - [`system`]: the in-process [`EventBus`], the [`PersistenceSubscriber`], process
+//!   applications with exactly-once effects ([`ProcessApplication`]), catch-up projections
+//!   ([`Projector`], [`DurableProjector`]) and the [`Runner`].
+//!
+//! Given/when/then harnesses for tests are in [`testing`].
 
 pub mod application;
 pub mod domain;
 pub mod persistence;
 pub mod system;
+pub mod testing;
 
 pub use application::{
     Application, ApplicationBuilder, ApplicationError, EventSourcedRepository, EventStore,
@@ -34,14 +39,20 @@ pub use persistence::{
 /// The JSON library payloads are written with; upcasters take and return
 /// [`serde_json::Value`].
 pub use serde_json;
-pub use system::{EventBus, PersistenceSubscriber};
+pub use system::{
+    DurableProjection, DurableProjector, EventBus, Follower, Notification, PersistenceSubscriber,
+    Policy, ProcessApplication, ProcessingContext, Projection, Projector, Runner, SystemError,
+    Upstream,
+};
 pub use uuid::Uuid;
 
 /// The names most applications need: `use eventsourcing::prelude::*;`.
 pub mod prelude {
     pub use crate::{
         entity, Aggregate, Application, ApplicationError, DomainError, DomainEvent, Entity,
-        EventEnvelope, EventSourcedRepository, EventStore, Repository, Uuid,
+        EventEnvelope, EventSourcedRepository, EventStore, Notification, Policy,
+        ProcessApplication, ProcessingContext, Projection, Projector, Repository, Runner,
+        SystemError, Upstream, Uuid,
     };
     pub use serde::{Deserialize, Serialize};
 }

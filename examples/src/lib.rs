@@ -4,3 +4,4 @@
 pub mod bank;
 pub mod dog_school;
 pub mod seed;
+pub mod shop;

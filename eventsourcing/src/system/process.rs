@@ -1,0 +1,469 @@
+//! Process applications: follow an upstream log, run a policy on each event, and commit the
+//! policy's new events together with the tracking record, so every upstream event takes
+//! effect exactly once.
+
+use uuid::Uuid;
+
+use crate::application::{Application, ApplicationError, Saveable};
+use crate::domain::{Aggregate, DomainError, Entity, EventContext};
+use crate::persistence::{BoxError, PersistenceError, StoredEvent, StreamAppend, Tracking};
+
+use super::error::SystemError;
+use super::upstream::{Notification, Upstream};
+use super::Follower;
+
+/// The default number of upstream events read per page.
+pub const DEFAULT_PAGE_SIZE: usize = 100;
+
+/// What a process application does with each upstream event.
+///
+/// A policy reads the event, loads, creates or changes aggregates of the downstream
+/// application through the [`ProcessingContext`], and saves them with
+/// [`ProcessingContext::save`]. Nothing is written while the policy runs: when it returns
+/// `Ok`, the saved events and the upstream position commit in one transaction; when it
+/// returns `Err`, nothing of this event is written and the next pull retries it. A policy may
+/// therefore run more than once for one event (after an error or a conflict), but its effects
+/// land once: keep side effects outside the downstream store (emails, HTTP calls) out of
+/// policies, or make them idempotent.
+///
+/// Closures `FnMut(&Notification, &mut ProcessingContext) -> Result<(), BoxError>` are
+/// policies too.
+pub trait Policy: Send {
+    /// Only upstream events with these topics are read (all when empty, the default).
+    fn topics(&self) -> Vec<String> {
+        Vec::new()
+    }
+
+    /// Handles one upstream event.
+    ///
+    /// # Errors
+    /// Whatever stops the event from being processed; it is retried by the next pull.
+    fn process(
+        &mut self,
+        event: &Notification<'_>,
+        ctx: &mut ProcessingContext<'_>,
+    ) -> Result<(), BoxError>;
+}
+
+impl<F> Policy for F
+where
+    F: FnMut(&Notification<'_>, &mut ProcessingContext<'_>) -> Result<(), BoxError> + Send,
+{
+    fn process(
+        &mut self,
+        event: &Notification<'_>,
+        ctx: &mut ProcessingContext<'_>,
+    ) -> Result<(), BoxError> {
+        self(event, ctx)
+    }
+}
+
+/// The downstream side of one upstream event: loads and creates aggregates whose new events
+/// are caused by it, and collects what the policy saves.
+///
+/// Every event saved through the context carries the upstream event's id as its
+/// `causation_id` and the upstream correlation id (or, when the upstream event starts a
+/// conversation, its id) as its `correlation_id`, plus the upstream user metadata, unless the
+/// aggregate set its own context.
+#[derive(Debug)]
+pub struct ProcessingContext<'a> {
+    application: &'a Application,
+    context: EventContext,
+    appends: Vec<StreamAppend>,
+}
+
+impl<'a> ProcessingContext<'a> {
+    /// A context for events caused by `cause`, to be saved in `application`.
+    #[must_use]
+    pub fn new(application: &'a Application, cause: &StoredEvent) -> Self {
+        Self {
+            application,
+            context: EventContext::caused_by(&cause.metadata),
+            appends: Vec::new(),
+        }
+    }
+
+    /// The downstream application (to read other state; save through the context).
+    #[must_use]
+    pub fn application(&self) -> &'a Application {
+        self.application
+    }
+
+    /// The causation and correlation that new events get.
+    #[must_use]
+    pub fn event_context(&self) -> &EventContext {
+        &self.context
+    }
+
+    /// Loads a downstream aggregate, ready to record events caused by the upstream event.
+    ///
+    /// Reads the store: an aggregate saved earlier in this same context is not seen yet, so
+    /// load each aggregate once per upstream event.
+    ///
+    /// # Errors
+    /// As [`crate::Repository::get`].
+    pub fn get<T: Entity>(&self, id: Uuid) -> Result<Aggregate<T>, ApplicationError> {
+        let mut aggregate = self.application.get::<T>(id)?;
+        aggregate.set_context(self.context.clone());
+        Ok(aggregate)
+    }
+
+    /// As [`ProcessingContext::get`], with `None` for an aggregate that does not exist.
+    ///
+    /// # Errors
+    /// As [`crate::Repository::get`], except [`ApplicationError::NotFound`].
+    pub fn find<T: Entity>(&self, id: Uuid) -> Result<Option<Aggregate<T>>, ApplicationError> {
+        match self.get(id) {
+            Ok(aggregate) => Ok(Some(aggregate)),
+            Err(ApplicationError::NotFound { .. }) => Ok(None),
+            Err(error) => Err(error),
+        }
+    }
+
+    /// Creates a downstream aggregate with a given id (derive it from the upstream ids to make
+    /// creation idempotent), recording events caused by the upstream event.
+    ///
+    /// # Errors
+    /// The mutator's error.
+    pub fn create_with_id<T: Entity>(
+        &self,
+        id: Uuid,
+        event: T::Event,
+    ) -> Result<Aggregate<T>, DomainError> {
+        Aggregate::create_in_context(id, event, self.context.clone())
+    }
+
+    /// Creates a downstream aggregate with a fresh id. Aggregates made by generated factories
+    /// (`Order::place(..)`) work too: [`ProcessingContext::save`] adds the causation.
+    ///
+    /// # Errors
+    /// The mutator's error.
+    pub fn create<T: Entity>(&self, event: T::Event) -> Result<Aggregate<T>, DomainError> {
+        self.create_with_id(Uuid::now_v7(), event)
+    }
+
+    /// Collects the pending events of one or more aggregates (as [`Application::save`] takes
+    /// them) to commit with the tracking record once the policy returns `Ok`. The aggregates'
+    /// pending events are cleared now; nothing is written if the policy later fails.
+    ///
+    /// # Errors
+    /// Encoding errors; [`ApplicationError::Conflict`] when an aggregate's events do not
+    /// follow on from the events already collected for its stream in this context.
+    pub fn save<S: Saveable>(&mut self, mut aggregates: S) -> Result<(), ApplicationError> {
+        let mut appends = Vec::new();
+        aggregates.collect_appends(self.application.event_store().mapper(), &mut appends)?;
+        for mut append in appends {
+            for event in &mut append.events {
+                self.stamp(event);
+            }
+            self.merge(append)?;
+        }
+        aggregates.mark_saved();
+        Ok(())
+    }
+
+    /// The appends collected so far.
+    #[must_use]
+    pub fn pending(&self) -> &[StreamAppend] {
+        &self.appends
+    }
+
+    /// Takes the collected appends out.
+    #[must_use]
+    pub fn into_appends(self) -> Vec<StreamAppend> {
+        self.appends
+    }
+
+    fn stamp(&self, event: &mut StoredEvent) {
+        let metadata = &mut event.metadata;
+        if metadata.causation_id.is_none() {
+            metadata.causation_id = self.context.causation_id;
+            metadata.correlation_id = self.context.correlation_id;
+        }
+        for (key, value) in &self.context.user {
+            metadata
+                .user
+                .entry(key.clone())
+                .or_insert_with(|| value.clone());
+        }
+    }
+
+    fn merge(&mut self, append: StreamAppend) -> Result<(), ApplicationError> {
+        let Some(existing) = self
+            .appends
+            .iter_mut()
+            .find(|a| a.stream_id == append.stream_id)
+        else {
+            self.appends.push(append);
+            return Ok(());
+        };
+        let next = existing.expected_version + existing.events.len() as u64;
+        if append.expected_version != next {
+            return Err(ApplicationError::Conflict {
+                stream_id: append.stream_id,
+                expected: append.expected_version,
+                actual: next,
+            });
+        }
+        existing.events.extend(append.events);
+        Ok(())
+    }
+}
+
+/// What [`ProcessApplication::process`] did with one upstream event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Processed {
+    /// The policy ran and its events (possibly none) committed with the tracking record;
+    /// `events` is how many new events were written.
+    Committed {
+        /// How many downstream events were written.
+        events: usize,
+    },
+    /// The upstream position was already tracked: processed before (by this or another
+    /// instance); nothing was written.
+    AlreadyTracked,
+}
+
+/// A downstream application that follows an upstream application's log and runs a
+/// [`Policy`] on each event, with exactly-once effects.
+///
+/// Its position in the upstream log is the highest position tracked in its own store
+/// ([`crate::ProcessRecorder::max_tracking_position`] under the upstream's name), so after a
+/// restart it carries on right after the last committed event: no event is processed twice
+/// (a duplicate commit fails with `AlreadyTracked` and is skipped) and none is lost (an event
+/// whose commit failed is read again).
+///
+/// ```
+/// use eventsourcing::prelude::*;
+/// use eventsourcing::system::{Notification, ProcessApplication, ProcessingContext, Upstream};
+/// use eventsourcing::persistence::BoxError;
+///
+/// #[derive(Debug, Clone, Serialize, Deserialize)]
+/// pub struct Note { text: String }
+/// #[entity]
+/// impl Note { #[event(Written)] fn write(text: String) -> Self { Note { text } } }
+///
+/// let notes = Application::in_memory();
+/// app_save(&notes, "hello")?;
+///
+/// // Copies every note into the downstream application, upper-cased.
+/// let shout = |event: &Notification<'_>, ctx: &mut ProcessingContext<'_>| -> Result<(), BoxError> {
+///     if let Some(NoteEvent::Written { text }) = event.decode::<NoteEvent>()?.map(|e| e.event) {
+///         ctx.save(&mut Note::write(text.to_uppercase()))?;
+///     }
+///     Ok(())
+/// };
+/// let mut process = ProcessApplication::new(Application::in_memory(), Upstream::application("notes", &notes), shout);
+/// assert_eq!(process.run_until_caught_up()?, 1);
+/// assert_eq!(process.run_until_caught_up()?, 0); // caught up: nothing twice
+/// let copied = process.application().notification_log().select(1, 10)?;
+/// assert_eq!(copied.len(), 1);
+/// assert!(copied[0].metadata.causation_id.is_some());
+///
+/// fn app_save(app: &Application, text: &str) -> Result<(), ApplicationError> {
+///     app.save(&mut Note::write(text.into())).map(drop)
+/// }
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Debug)]
+pub struct ProcessApplication<P> {
+    name: String,
+    application: Application,
+    upstream: Upstream,
+    policy: P,
+    topics: Vec<String>,
+    page_size: usize,
+}
+
+impl<P: Policy> ProcessApplication<P> {
+    /// A process application writing to `application` (whose store also keeps the tracking
+    /// records), following `upstream`, running `policy`. Its name defaults to
+    /// `"<upstream>-follower"`; see [`ProcessApplication::named`].
+    pub fn new(application: Application, upstream: Upstream, policy: P) -> Self {
+        let topics = policy.topics();
+        Self {
+            name: format!("{}-follower", upstream.name()),
+            application,
+            upstream,
+            policy,
+            topics,
+            page_size: DEFAULT_PAGE_SIZE,
+        }
+    }
+
+    /// Names the process application (in errors and runner reports).
+    #[must_use]
+    pub fn named(mut self, name: impl Into<String>) -> Self {
+        self.name = name.into();
+        self
+    }
+
+    /// Reads `page_size` upstream events per page (at least 1).
+    #[must_use]
+    pub fn page_size(mut self, page_size: usize) -> Self {
+        self.page_size = page_size.max(1);
+        self
+    }
+
+    /// The downstream application.
+    #[must_use]
+    pub fn application(&self) -> &Application {
+        &self.application
+    }
+
+    /// The upstream log.
+    #[must_use]
+    pub fn upstream(&self) -> &Upstream {
+        &self.upstream
+    }
+
+    /// The policy.
+    #[must_use]
+    pub fn policy(&self) -> &P {
+        &self.policy
+    }
+
+    /// The policy, mutably (e.g. to change its configuration between pulls).
+    pub fn policy_mut(&mut self) -> &mut P {
+        &mut self.policy
+    }
+
+    /// The last upstream position committed (0 when none).
+    ///
+    /// # Errors
+    /// [`SystemError::Store`] when the downstream store fails.
+    pub fn position(&self) -> Result<u64, SystemError> {
+        self.application
+            .event_store()
+            .recorder()
+            .max_tracking_position(self.upstream.name())
+            .map(Option::unwrap_or_default)
+            .map_err(|e| self.store_error(e.into()))
+    }
+
+    /// Processes one page of upstream events after the last committed position; returns how
+    /// many upstream events were read (0 when caught up). Stops at the first failing event:
+    /// the events before it stay committed, it and the rest of the page are read again next
+    /// time.
+    ///
+    /// # Errors
+    /// The first failure: reading upstream, the policy, a conflict, or the store.
+    pub fn pull(&mut self) -> Result<usize, SystemError> {
+        let from = self.position()? + 1;
+        let page = self.upstream.select(from, self.page_size, &self.topics)?;
+        for event in &page {
+            self.process(event)?;
+        }
+        Ok(page.len())
+    }
+
+    /// Pulls until the upstream log has no more events; returns how many were read.
+    ///
+    /// # Errors
+    /// As [`ProcessApplication::pull`]; the events before the failing one stay committed.
+    pub fn run_until_caught_up(&mut self) -> Result<u64, SystemError> {
+        super::projection::catch_up(self.page_size, || self.pull())
+    }
+
+    /// Runs the policy on one upstream event and commits its events with the tracking record
+    /// in one transaction. Events are processed in position order, so an event at or below
+    /// the last tracked position counts as processed and is skipped, whether that is found
+    /// before the policy runs or at commit time (a competing instance got there first).
+    ///
+    /// # Errors
+    /// [`SystemError::Policy`], [`SystemError::Conflict`] or [`SystemError::Store`]; nothing
+    /// of this event is written then.
+    pub fn process(&mut self, event: &StoredEvent) -> Result<Processed, SystemError> {
+        let Some(position) = event.position else {
+            return Err(SystemError::Upstream {
+                upstream: self.upstream.name().to_owned(),
+                source: PersistenceError::Corrupt {
+                    detail: format!(
+                        "event {} of stream `{}` has no position: only recorded events can be processed",
+                        event.version, event.stream_id
+                    ),
+                },
+            });
+        };
+        if self.position()? >= position {
+            return Ok(Processed::AlreadyTracked);
+        }
+        let mut ctx = ProcessingContext::new(&self.application, event);
+        let notification = Notification::new(event, self.upstream.mapper());
+        self.policy
+            .process(&notification, &mut ctx)
+            .map_err(|source| SystemError::Policy {
+                process: self.name.clone(),
+                upstream: self.upstream.name().to_owned(),
+                position,
+                source,
+            })?;
+        let appends = ctx.into_appends();
+        let tracking = Tracking {
+            upstream: self.upstream.name().to_owned(),
+            position,
+        };
+        match self
+            .application
+            .event_store()
+            .recorder()
+            .append_tracked(&appends, &tracking)
+        {
+            Ok(positions) => {
+                self.publish(appends, &positions);
+                Ok(Processed::Committed {
+                    events: positions.len(),
+                })
+            }
+            Err(PersistenceError::AlreadyTracked { .. }) => Ok(Processed::AlreadyTracked),
+            // A competing instance may have committed this position meanwhile, and its
+            // events are what this commit conflicted with.
+            Err(PersistenceError::Conflict { .. }) if self.position()? >= position => {
+                Ok(Processed::AlreadyTracked)
+            }
+            Err(PersistenceError::Conflict { stream_id, .. }) => Err(SystemError::Conflict {
+                process: self.name.clone(),
+                upstream: self.upstream.name().to_owned(),
+                position,
+                stream_id,
+            }),
+            Err(error) => Err(self.store_error(error.into())),
+        }
+    }
+
+    /// Publishes committed events on the downstream bus, so that followers of this process
+    /// application wake up. Best effort: followers read the log, the bus only hurries them.
+    fn publish(&self, appends: Vec<StreamAppend>, positions: &[u64]) {
+        let bus = self.application.bus();
+        if positions.is_empty() || !bus.has_subscribers() {
+            return;
+        }
+        let mut events: Vec<StoredEvent> = appends.into_iter().flat_map(|a| a.events).collect();
+        for (event, position) in events.iter_mut().zip(positions) {
+            event.position = Some(*position);
+        }
+        // A failing subscriber does not undo the commit, and followers catch up from the log.
+        let _ = bus.publish(&events);
+    }
+
+    fn store_error(&self, source: ApplicationError) -> SystemError {
+        SystemError::Store {
+            follower: self.name.clone(),
+            source,
+        }
+    }
+}
+
+impl<P: Policy> Follower for ProcessApplication<P> {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn position(&self) -> Result<u64, SystemError> {
+        ProcessApplication::position(self)
+    }
+
+    fn pull(&mut self) -> Result<usize, SystemError> {
+        ProcessApplication::pull(self)
+    }
+}

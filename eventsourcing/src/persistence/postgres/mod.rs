@@ -118,7 +118,8 @@ mod pool;
 
 use std::collections::BTreeMap;
 use std::str::FromStr;
-use std::time::Duration;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 
 use postgres::types::ToSql;
 use postgres::{Row, Statement, Transaction};
@@ -147,6 +148,16 @@ pub const SCHEMA_VERSION: i32 = 1;
 /// eight bind parameters whatever its size; chunking only bounds the message size.
 const CHUNK_ROWS: usize = 1000;
 
+/// With [`OrderingMode::TransactionId`], `position = (xid << ORDINAL_BITS) | ordinal`.
+const ORDINAL_BITS: u32 = 20;
+
+/// The most events one append may hold with [`OrderingMode::TransactionId`].
+pub const MAX_EVENTS_PER_XID_APPEND: u64 = 1 << ORDINAL_BITS;
+
+/// The readable horizon in position units: every transaction with an id below the oldest
+/// one still running has finished, so no row below this position can appear any more.
+const HORIZON: &str = "(pg_snapshot_xmin(pg_current_snapshot())::text::bigint << 20)";
+
 type Connection = PooledConnection<Manager>;
 
 /// A recorder keeping events, tracking records and snapshots in PostgreSQL.
@@ -163,6 +174,49 @@ pub struct PostgresRecorder {
     config: PostgresConfig,
     names: Names,
     sql: Sql,
+    /// The highest position this recorder appended (0 when none): reads wait for it.
+    last_appended: AtomicU64,
+    /// The highest readable horizon seen (it never moves back).
+    horizon_seen: AtomicU64,
+}
+
+/// How far followers are behind the committed log: see [`PostgresRecorder::follower_lag`].
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub struct FollowerLag {
+    /// The highest position followers can read now (what `max_position` returns).
+    pub readable: u64,
+    /// The highest committed position, readable or not. Above `readable` while an older
+    /// transaction is still running somewhere in the cluster.
+    pub committed: u64,
+    /// The transaction holding the horizon back, when one is running and visible in
+    /// `pg_stat_activity` (only with [`OrderingMode::TransactionId`]).
+    pub blocker: Option<Blocker>,
+}
+
+impl FollowerLag {
+    /// Whether some committed events are not readable yet.
+    #[must_use]
+    pub fn is_behind(&self) -> bool {
+        self.committed > self.readable
+    }
+}
+
+/// The oldest running transaction of the cluster, as `pg_stat_activity` shows it (fields the
+/// connecting role may not see are `None`).
+#[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
+pub struct Blocker {
+    /// The server process id (`pg_terminate_backend` takes it).
+    pub pid: i32,
+    /// The database it is connected to: any database of the cluster holds the horizon.
+    pub database: Option<String>,
+    /// Its `application_name`.
+    pub application_name: Option<String>,
+    /// `active`, `idle in transaction`, ...
+    pub state: Option<String>,
+    /// How long its transaction has been open.
+    pub transaction_age: Option<Duration>,
 }
 
 impl std::fmt::Debug for PostgresRecorder {
@@ -173,10 +227,12 @@ impl std::fmt::Debug for PostgresRecorder {
     }
 }
 
-/// The statements, built once from the validated names.
+/// The statements, built once from the validated names and the ordering mode.
 #[derive(Debug)]
 struct Sql {
     lock: String,
+    horizon: String,
+    lag: String,
     current_versions: String,
     insert: String,
     track: String,
@@ -198,10 +254,25 @@ const EVENT_COLUMNS: &str = "position, stream_id, version, event_id::text, topic
      schema_version, \"timestamp\", payload, metadata::text";
 
 impl Sql {
-    fn new(names: &Names) -> Self {
+    fn new(names: &Names, ordering: OrderingMode) -> Self {
         let events = names.qualified(&names.events);
         let tracking = names.qualified(&names.tracking);
         let snapshots = names.qualified(&names.snapshots);
+        // Readers see only what is below the horizon, in the transaction-id mode.
+        let readable = if ordering == OrderingMode::TransactionId {
+            format!(" AND position < {HORIZON}")
+        } else {
+            String::new()
+        };
+        let (position, position_value, overriding) = if ordering.uses_xid() {
+            (
+                "position, ",
+                "(pg_current_xact_id()::text::bigint << 20) | ($9::int8 + r.n - 1), ",
+                " OVERRIDING SYSTEM VALUE",
+            )
+        } else {
+            ("", "", "")
+        };
         let select = |order: &str| {
             format!(
                 "SELECT {EVENT_COLUMNS} FROM {events} WHERE stream_id = $1 AND version >= $2 \
@@ -210,14 +281,26 @@ impl Sql {
         };
         Self {
             lock: format!("LOCK TABLE {events} IN EXCLUSIVE MODE"),
+            horizon: format!("SELECT {HORIZON}"),
+            lag: format!(
+                "SELECT h.horizon, \
+                 COALESCE((SELECT max(position) FROM {events} WHERE true{readable}), 0), \
+                 COALESCE((SELECT max(position) FROM {events}), 0), \
+                 a.pid, a.datname::text, a.application_name, a.state, \
+                 EXTRACT(EPOCH FROM clock_timestamp() - a.xact_start)::float8 \
+                 FROM (SELECT {HORIZON} AS horizon, \
+                 (pg_snapshot_xmin(pg_current_snapshot())::text::bigint % 4294967296)::text AS xid) h \
+                 LEFT JOIN LATERAL (SELECT * FROM pg_stat_activity s \
+                 WHERE s.backend_xid::text = h.xid AND s.pid <> pg_backend_pid() LIMIT 1) a ON true"
+            ),
             current_versions: format!(
                 "SELECT s.stream_id, COALESCE((SELECT max(e.version) FROM {events} e \
                  WHERE e.stream_id = s.stream_id), 0) FROM UNNEST($1::text[]) AS s(stream_id)"
             ),
             insert: format!(
-                "INSERT INTO {events} (stream_id, version, event_id, topic, schema_version, \
-                 \"timestamp\", payload, metadata) \
-                 SELECT r.stream_id, r.version, r.event_id::uuid, r.topic, r.schema_version, \
+                "INSERT INTO {events} ({position}stream_id, version, event_id, topic, \
+                 schema_version, \"timestamp\", payload, metadata){overriding} \
+                 SELECT {position_value}r.stream_id, r.version, r.event_id::uuid, r.topic, r.schema_version, \
                  r.ts, r.payload, r.metadata::jsonb \
                  FROM UNNEST($1::text[], $2::int8[], $3::text[], $4::text[], $5::int4[], \
                  $6::int8[], $7::bytea[], $8::text[]) WITH ORDINALITY \
@@ -238,14 +321,16 @@ impl Sql {
                  WHERE stream_id = $1 AND version = $2"
             ),
             notifications: format!(
-                "SELECT {EVENT_COLUMNS} FROM {events} WHERE position >= $1 AND position <= $2 \
-                 ORDER BY position LIMIT $3"
+                "SELECT {EVENT_COLUMNS} FROM {events} WHERE position >= $1 AND position <= $2\
+                 {readable} ORDER BY position LIMIT $3"
             ),
             notifications_topics: format!(
                 "SELECT {EVENT_COLUMNS} FROM {events} WHERE position >= $1 AND position <= $2 \
-                 AND topic = ANY($4::text[]) ORDER BY position LIMIT $3"
+                 AND topic = ANY($4::text[]){readable} ORDER BY position LIMIT $3"
             ),
-            max_position: format!("SELECT COALESCE(max(position), 0) FROM {events}"),
+            max_position: format!(
+                "SELECT COALESCE(max(position), 0) FROM {events} WHERE true{readable}"
+            ),
             max_tracking: format!("SELECT max(position) FROM {tracking} WHERE upstream = $1"),
             put_snapshot: format!(
                 "INSERT INTO {snapshots} (stream_id, version, topic, schema_version, state, \
@@ -340,8 +425,8 @@ impl<'a> Columns<'a> {
         Ok(c)
     }
 
-    fn params(&self) -> [&(dyn ToSql + Sync); 8] {
-        [
+    fn params<'s>(&'s self, offset: &'s i64, xid: bool) -> Vec<&'s (dyn ToSql + Sync)> {
+        let mut params: Vec<&(dyn ToSql + Sync)> = vec![
             &self.stream_ids,
             &self.versions,
             &self.event_ids,
@@ -350,7 +435,11 @@ impl<'a> Columns<'a> {
             &self.timestamps,
             &self.payloads,
             &self.metadata,
-        ]
+        ];
+        if xid {
+            params.push(offset);
+        }
+        params
     }
 }
 
@@ -471,9 +560,11 @@ impl PostgresRecorder {
             .build_unchecked(Manager { config: pg });
         let recorder = Self {
             pool,
-            sql: Sql::new(&names),
+            sql: Sql::new(&names, config.ordering),
             names,
             config,
+            last_appended: AtomicU64::new(0),
+            horizon_seen: AtomicU64::new(0),
         };
         recorder.migrate()?;
         Ok(recorder)
@@ -516,7 +607,129 @@ impl PostgresRecorder {
             }
             Some(_) => {}
         }
+        self.check_ordering(&mut tx, &meta)?;
         tx.commit().map_err(classify)
+    }
+
+    /// Records the ordering mode in a new store; refuses to open a store whose positions were
+    /// assigned in another mode (mixing them would break the order).
+    fn check_ordering(&self, tx: &mut Transaction<'_>, meta: &str) -> Result<(), PersistenceError> {
+        let mode = self.config.ordering;
+        if mode == OrderingMode::UnorderedForTesting {
+            return Ok(());
+        }
+        let stored: Option<String> = tx
+            .query_one(&format!("SELECT ordering FROM {meta}"), &[])
+            .map_err(classify)?
+            .try_get(0)
+            .map_err(|e| corrupt(None, "ordering mode", e))?;
+        let events = self.names.qualified(&self.names.events);
+        let empty = if stored.is_none() && mode != OrderingMode::TableLock {
+            tx.query_one(&format!("SELECT NOT EXISTS (SELECT 1 FROM {events})"), &[])
+                .map_err(classify)?
+                .try_get(0)
+                .map_err(|e| corrupt(None, "emptiness", e))?
+        } else {
+            false
+        };
+        match stored.as_deref() {
+            Some(name) if name == mode.name() => Ok(()),
+            None if mode == OrderingMode::TableLock || empty => {
+                tx.execute(&format!("UPDATE {meta} SET ordering = $1"), &[&mode.name()])
+                    .map_err(classify)?;
+                Ok(())
+            }
+            stored => Err(PersistenceError::Config(format!(
+                "schema `{}` holds positions assigned with the `{}` ordering, and this recorder \
+                 is configured for `{}`: open it with `ordering={}` (switching table_lock to xid \
+                 is possible with every writer stopped: UPDATE {meta} SET ordering = 'xid'; \
+                 the other way round is not)",
+                self.names.schema,
+                stored.unwrap_or("table_lock"),
+                mode.name(),
+                stored.unwrap_or("table_lock"),
+            ))),
+        }
+    }
+
+    /// The highest position readers can see now, in position units (`u64::MAX` when every
+    /// committed row is readable, as in the table-lock mode).
+    fn horizon(&self, conn: &mut Conn) -> Result<u64, PersistenceError> {
+        let row = conn
+            .prepared_one(&self.sql.horizon, &[])
+            .map_err(classify)?;
+        let horizon: i64 = row.try_get(0).map_err(|e| corrupt(None, "horizon", e))?;
+        let horizon = u64::try_from(horizon).map_err(|e| corrupt(Some(horizon), "horizon", e))?;
+        self.horizon_seen.fetch_max(horizon, Ordering::Relaxed);
+        Ok(horizon)
+    }
+
+    /// Read-your-writes with [`OrderingMode::TransactionId`]: waits (at most the configured
+    /// read-own-writes timeout) until the horizon has passed this recorder's last append.
+    fn await_own_writes(&self, conn: &mut Conn) -> Result<(), PersistenceError> {
+        if self.config.ordering != OrderingMode::TransactionId {
+            return Ok(());
+        }
+        let target = self.last_appended.load(Ordering::Relaxed);
+        if target == 0 || self.horizon_seen.load(Ordering::Relaxed) > target {
+            return Ok(());
+        }
+        let deadline = Instant::now() + self.config.read_own_writes_timeout;
+        let mut pause = Duration::from_micros(500);
+        while self.horizon(conn)? <= target && Instant::now() < deadline {
+            std::thread::sleep(pause);
+            pause = (pause * 2).min(Duration::from_millis(20));
+        }
+        Ok(())
+    }
+
+    /// How far followers are behind the committed log, and, with
+    /// [`OrderingMode::TransactionId`], which transaction of the cluster holds them back.
+    ///
+    /// ```no_run
+    /// # use eventsourcing::persistence::{PostgresConfig, PostgresRecorder};
+    /// # let recorder = PostgresRecorder::open(PostgresConfig::new("postgres://localhost/db"))?;
+    /// let lag = recorder.follower_lag()?;
+    /// if lag.is_behind() {
+    ///     eprintln!("{} committed but not readable; blocked by {:?}",
+    ///         lag.committed - lag.readable, lag.blocker);
+    /// }
+    /// # Ok::<(), eventsourcing::PersistenceError>(())
+    /// ```
+    ///
+    /// # Errors
+    /// Backend failures.
+    pub fn follower_lag(&self) -> Result<FollowerLag, PersistenceError> {
+        let mut conn = self.conn()?;
+        let row = conn.prepared_one(&self.sql.lag, &[]).map_err(classify)?;
+        let bad = |what: &str, e: &dyn std::fmt::Display| corrupt(None, what, e);
+        let position = |index: usize, what: &str| -> Result<u64, PersistenceError> {
+            let value: i64 = row.try_get(index).map_err(|e| bad(what, &e))?;
+            u64::try_from(value).map_err(|e| bad(what, &e))
+        };
+        let readable = position(1, "readable position")?;
+        let committed = position(2, "committed position")?;
+        let pid: Option<i32> = row.try_get(3).map_err(|e| bad("blocker pid", &e))?;
+        let blocker = match pid {
+            Some(pid) if self.config.ordering == OrderingMode::TransactionId => {
+                let age: Option<f64> = row.try_get(7).map_err(|e| bad("blocker age", &e))?;
+                Some(Blocker {
+                    pid,
+                    database: row.try_get(4).map_err(|e| bad("blocker database", &e))?,
+                    application_name: row.try_get(5).map_err(|e| bad("blocker name", &e))?,
+                    state: row.try_get(6).map_err(|e| bad("blocker state", &e))?,
+                    transaction_age: age
+                        .filter(|a| a.is_finite() && *a >= 0.0)
+                        .map(Duration::from_secs_f64),
+                })
+            }
+            _ => None,
+        };
+        Ok(FollowerLag {
+            readable,
+            committed,
+            blocker,
+        })
     }
 
     /// The configuration this recorder was opened with.
@@ -532,6 +745,14 @@ impl PostgresRecorder {
     ) -> Result<Vec<u64>, PersistenceError> {
         validate_batch(batch)?;
         let events: Vec<&StoredEvent> = batch.iter().flat_map(|a| &a.events).collect();
+        let count = u64::try_from(events.len()).unwrap_or(u64::MAX);
+        if self.config.ordering.uses_xid() && count > MAX_EVENTS_PER_XID_APPEND {
+            return Err(PersistenceError::LimitExceeded {
+                what: "events in one append (transaction-id ordering)",
+                limit: MAX_EVENTS_PER_XID_APPEND,
+                actual: count,
+            });
+        }
         let chunks = events
             .chunks(CHUNK_ROWS)
             .map(Columns::encode)
@@ -542,6 +763,7 @@ impl PostgresRecorder {
         if batch.is_empty() && tracked.is_none() {
             return Ok(Vec::new());
         }
+
         let mut conn = self.conn()?;
         let statements = Statements {
             current_versions: prepare(&mut conn, &self.sql.current_versions)?,
@@ -553,7 +775,12 @@ impl PostgresRecorder {
             Err(e) => Err(AppendFailure::Error(classify(e))),
         };
         match outcome {
-            Ok(positions) => Ok(positions),
+            Ok(positions) => {
+                if let Some(last) = positions.iter().max() {
+                    self.last_appended.fetch_max(*last, Ordering::Relaxed);
+                }
+                Ok(positions)
+            }
             Err(AppendFailure::Error(e)) => Err(e),
             Err(AppendFailure::StreamRace) => {
                 Err(self.race_conflict(&mut conn, &statements.current_versions, batch))
@@ -602,8 +829,11 @@ impl PostgresRecorder {
             }
         }
         let mut by_id = std::collections::HashMap::with_capacity(events.len());
-        for chunk in chunks {
-            let rows = tx.query(&statements.insert, &chunk.params()).map_err(|e| {
+        let xid = self.config.ordering.uses_xid();
+        for (index, chunk) in chunks.iter().enumerate() {
+            let offset = i64::try_from(index * CHUNK_ROWS).unwrap_or(i64::MAX);
+            let params = chunk.params(&offset, xid);
+            let rows = tx.query(&statements.insert, &params).map_err(|e| {
                 if is_unique_violation(&e, &self.names.stream_version_key) {
                     AppendFailure::StreamRace
                 } else if is_unique_violation(&e, &self.names.event_id_key) {
@@ -831,6 +1061,7 @@ impl ApplicationRecorder for PostgresRecorder {
             .map_or(i64::MAX, |p| i64::try_from(p).unwrap_or(i64::MAX));
         let limit = i64::try_from(query.limit).unwrap_or(i64::MAX);
         let mut conn = self.conn()?;
+        self.await_own_writes(&mut conn)?;
         let rows = if query.topics.is_empty() {
             let (client, statement) = conn.prepared(&self.sql.notifications).map_err(classify)?;
             client.query(&statement, &[&from, &to, &limit])
@@ -845,8 +1076,9 @@ impl ApplicationRecorder for PostgresRecorder {
     }
 
     fn max_position(&self) -> Result<u64, PersistenceError> {
-        let row = self
-            .conn()?
+        let mut conn = self.conn()?;
+        self.await_own_writes(&mut conn)?;
+        let row = conn
             .prepared_one(&self.sql.max_position, &[])
             .map_err(classify)?;
         let max: i64 = row

@@ -1,7 +1,11 @@
-//! PostgreSQL under concurrent writers: the gap test with 8 writers, the same-stream race, each
-//! also run against a deliberately broken variant to prove the check catches the breakage;
-//! typed errors on a killed connection and on timeouts, with recovery; a 10,000-event batch;
-//! schema versioning; and an ignored throughput benchmark. Every test uses its own schema.
+//! PostgreSQL under concurrent writers: the gap test with 8 writers and the deterministic
+//! slow-writer test in both ordering modes (transaction ids and table lock), the same-stream
+//! race, each also run against deliberately broken variants (a plain sequence; transaction-id
+//! positions read without the horizon) to prove the checks catch the breakage; follower lag
+//! and its blocker; typed errors on a killed connection and on timeouts, with recovery; a
+//! 10,000-event batch; schema versioning and ordering-mode pinning; and ignored benchmarks
+//! (throughput of 8 writers with a follower, payload column types). Every test uses its own
+//! schema.
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -9,7 +13,7 @@ use std::sync::{Arc, Barrier};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use eventsourcing::persistence::postgres::OrderingMode;
+use eventsourcing::persistence::postgres::{self as postgres_mod, OrderingMode};
 use eventsourcing::persistence::{
     AggregateRecorder, ApplicationRecorder, EventQuery, NotificationQuery, PersistenceError,
     PostgresConfig, PostgresRecorder, Storage,
@@ -118,10 +122,21 @@ fn eight_writers(config: &PostgresConfig) {
 }
 
 #[test]
-fn gap_free_with_eight_writers() {
-    let Some(config) = config("gap_free_with_eight_writers") else {
+fn gap_free_with_eight_writers_xid() {
+    let Some(config) = config("gap_free_with_eight_writers_xid") else {
         return;
     };
+    let config = config.ordering(OrderingMode::TransactionId);
+    eight_writers(&config);
+    drop_schema(&config);
+}
+
+#[test]
+fn gap_free_with_eight_writers_table_lock() {
+    let Some(config) = config("gap_free_with_eight_writers_table_lock") else {
+        return;
+    };
+    let config = config.ordering(OrderingMode::TableLock);
     eight_writers(&config);
     drop_schema(&config);
 }
@@ -137,6 +152,20 @@ fn gap_check_fails_on_a_plain_sequence() {
     assert!(
         result.is_err(),
         "without the table lock the follower must skip an event"
+    );
+}
+
+#[test]
+fn gap_check_fails_on_xid_positions_without_the_horizon() {
+    let Some(config) = config("gap_check_fails_on_xid_positions_without_the_horizon") else {
+        return;
+    };
+    let broken = config.ordering(OrderingMode::TransactionIdWithoutHorizonForTesting);
+    let result = catch_unwind(AssertUnwindSafe(|| eight_writers(&broken)));
+    drop_schema(&broken);
+    assert!(
+        result.is_err(),
+        "transaction-id positions read without the horizon must let the follower skip"
     );
 }
 
@@ -184,14 +213,135 @@ fn slow_writer_then_fast_writer(config: &PostgresConfig) -> (Vec<u64>, Vec<u64>)
 }
 
 #[test]
-fn slow_writer_is_not_skipped() {
-    let Some(config) = config("slow_writer_is_not_skipped") else {
+fn slow_writer_is_not_skipped_xid() {
+    let Some(config) = config("slow_writer_is_not_skipped_xid") else {
         return;
     };
+    let config = config.ordering(OrderingMode::TransactionId);
     let (seen, logged) = slow_writer_then_fast_writer(&config);
     drop_schema(&config);
     assert_eq!(logged.len(), 2);
     assert_eq!(seen, logged);
+}
+
+#[test]
+fn slow_writer_is_not_skipped_table_lock() {
+    let Some(config) = config("slow_writer_is_not_skipped_table_lock") else {
+        return;
+    };
+    let config = config.ordering(OrderingMode::TableLock);
+    let (seen, logged) = slow_writer_then_fast_writer(&config);
+    drop_schema(&config);
+    assert_eq!(logged.len(), 2);
+    assert_eq!(seen, logged);
+}
+
+#[test]
+fn slow_writer_is_skipped_without_the_horizon() {
+    let Some(config) = config("slow_writer_is_skipped_without_the_horizon") else {
+        return;
+    };
+    let broken = config
+        .ordering(OrderingMode::TransactionIdWithoutHorizonForTesting)
+        .read_own_writes_timeout(Duration::ZERO);
+    let (seen, logged) = slow_writer_then_fast_writer(&broken);
+    drop_schema(&broken);
+    assert_eq!(logged.len(), 2);
+    assert_eq!(
+        seen,
+        logged[1..],
+        "without the horizon the follower sees the later transaction first and skips the slow one"
+    );
+}
+
+/// Transaction-id mode, step by step with a follower that wrote nothing (so it never waits):
+/// while the slow writer A is open, the fast writer B (later transaction id) commits; the
+/// follower reads nothing, `follower_lag` shows B committed but not readable and names A's
+/// session as the blocker; once A commits the follower reads A then B.
+#[test]
+fn follower_waits_for_the_slow_writer_and_lag_names_it() {
+    let Some(config) = config("follower_waits_for_the_slow_writer_and_lag_names_it") else {
+        return;
+    };
+    let name = format!("es_slow_{}", std::process::id());
+    let config = config.ordering(OrderingMode::TransactionId);
+    let follower = PostgresRecorder::open(config.clone()).expect("open");
+    let slow = open(
+        config
+            .clone()
+            .application_name(name.clone())
+            .hold_in_transaction_for_testing(Duration::from_millis(600)),
+    );
+    let fast = open(config.clone());
+    let a = thread::spawn(move || slow.append(&[append("slow", 0, 1)]).expect("slow")[0]);
+    thread::sleep(Duration::from_millis(150));
+    let b = fast.append(&[append("fast", 0, 1)]).expect("fast")[0];
+    let early = follower
+        .select_notifications(&NotificationQuery::new(1, 10))
+        .expect("follow");
+    let lag = follower.follower_lag().expect("lag");
+    let a = a.join().expect("a");
+    assert!(a < b, "A's transaction id is older: {a} < {b}");
+    assert!(
+        early.is_empty(),
+        "nothing is readable while A is open: {early:?}"
+    );
+    assert_eq!(lag.readable, 0);
+    assert_eq!(lag.committed, b, "B is committed but not readable");
+    assert!(lag.is_behind());
+    // Another transaction anywhere in the cluster may be older still: only check the name
+    // when the blocker is ours.
+    let blocker = lag.blocker.expect("a blocker is reported");
+    if blocker.application_name.as_deref() == Some(name.as_str()) {
+        assert!(blocker.transaction_age.is_some());
+    }
+    let late: Vec<u64> = follower
+        .select_notifications(&NotificationQuery::new(1, 10))
+        .expect("follow")
+        .iter()
+        .filter_map(|e| e.position)
+        .collect();
+    assert_eq!(late, vec![a, b], "A then B, nothing skipped");
+    let lag = follower.follower_lag().expect("lag");
+    assert!(lag.committed >= b && !lag.is_behind() || lag.blocker.is_some());
+    drop(follower);
+    drop_schema(&config);
+}
+
+#[test]
+fn ordering_mode_is_pinned_by_the_schema() {
+    let Some(config) = config("ordering_mode_is_pinned_by_the_schema") else {
+        return;
+    };
+    let xid = config.clone().ordering(OrderingMode::TransactionId);
+    let store = open(xid.clone());
+    store.append(&[append("s", 0, 1)]).expect("append");
+    drop(store);
+    let error = PostgresRecorder::open(config.clone().ordering(OrderingMode::TableLock))
+        .expect_err("mixing modes would break the order");
+    assert!(
+        matches!(&error, PersistenceError::Config(m) if m.contains("xid")),
+        "{error:?}"
+    );
+    drop(PostgresRecorder::open(xid).expect("the same mode opens"));
+    drop_schema(&config);
+}
+
+#[test]
+fn oversized_xid_append_is_a_typed_error() {
+    let Some(config) = config("oversized_xid_append_is_a_typed_error") else {
+        return;
+    };
+    let config = config.ordering(OrderingMode::TransactionId);
+    let store = open(config.clone());
+    let batch = append("big", 0, postgres_mod::MAX_EVENTS_PER_XID_APPEND + 1);
+    let error = store.append(&[batch]).expect_err("too many");
+    assert!(
+        matches!(error, PersistenceError::LimitExceeded { .. }),
+        "{error:?}"
+    );
+    drop(store);
+    drop_schema(&config);
 }
 
 #[test]
@@ -310,7 +460,7 @@ fn killed_connection_is_a_typed_error_then_recovers() {
     let name = format!("es_kill_{}", std::process::id());
     let config = config.pool_size(1).application_name(name.clone());
     let store = open(config.clone());
-    store.append(&[append("s", 0, 1)]).expect("append");
+    let first = store.append(&[append("s", 0, 1)]).expect("append")[0];
     let killed: i64 = client()
         .query_one(
             "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity \
@@ -329,10 +479,11 @@ fn killed_connection_is_a_typed_error_then_recovers() {
         "{error:?}"
     );
     assert!(error.is_transient());
-    store
+    let second = store
         .append(&[append("s", 1, 1)])
-        .expect("the pool reconnects");
-    assert_eq!(store.max_position().expect("max"), 2);
+        .expect("the pool reconnects")[0];
+    assert!(second > first);
+    assert_eq!(store.max_position().expect("max"), second);
     drop(store);
     drop_schema(&config);
 }
@@ -430,12 +581,32 @@ fn application_opens_a_postgres_url() {
 }
 
 /// Events per second with 8 writer threads on distinct streams, one event per append, for
-/// `seconds`, in the given ordering mode.
-fn throughput(config: &PostgresConfig, seconds: u64) -> f64 {
-    let store = open(config.clone().pool_size(8));
+/// `seconds`, in the given ordering mode, while a follower reads the log in position order.
+/// Returns (written events/s, events the follower read in order / s).
+fn throughput(config: &PostgresConfig, seconds: u64) -> (f64, f64) {
+    let store = open(config.clone().pool_size(9));
     let stop = Arc::new(AtomicBool::new(false));
     let count = Arc::new(AtomicU64::new(0));
     let payload = vec![b'x'; 200];
+    let follower = {
+        let (store, stop) = (Arc::clone(&store), Arc::clone(&stop));
+        thread::spawn(move || {
+            let mut next = 1;
+            let mut read = 0u64;
+            while !stop.load(Ordering::Relaxed) {
+                let page = store
+                    .select_notifications(&NotificationQuery::new(next, 500))
+                    .expect("follow");
+                if let Some(last) = page.last() {
+                    next = last.position.expect("position") + 1;
+                    read += page.len() as u64;
+                } else {
+                    thread::sleep(Duration::from_millis(1));
+                }
+            }
+            read
+        })
+    };
     let writers: Vec<_> = (0..8)
         .map(|_| {
             let (store, stop, count, payload) = (
@@ -463,32 +634,134 @@ fn throughput(config: &PostgresConfig, seconds: u64) -> f64 {
     for w in writers {
         w.join().expect("writer");
     }
+    let read = follower.join().expect("follower");
     let elapsed = started.elapsed().as_secs_f64();
     let events = count.load(Ordering::Relaxed);
     drop(store);
     drop_schema(config);
     #[allow(clippy::cast_precision_loss)]
-    let rate = events as f64 / elapsed;
-    rate
+    let rates = (events as f64 / elapsed, read as f64 / elapsed);
+    rates
 }
 
+/// `BENCH_SECONDS` (default 5) per mode, two interleaved rounds.
 #[test]
 #[ignore = "benchmark: run with --ignored --nocapture"]
 fn throughput_eight_writers() {
     let Some(config) = config("throughput_eight_writers") else {
         return;
     };
+    let seconds = std::env::var("BENCH_SECONDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(5);
     for round in 1..=2 {
+        let mut baseline = 0.0;
         for (name, mode) in [
-            ("table lock (gap-free)", OrderingMode::TableLock),
             (
                 "plain sequence (NOT gap-free)",
                 OrderingMode::UnorderedForTesting,
             ),
+            ("table lock (gap-free)", OrderingMode::TableLock),
+            ("transaction id (gap-free)", OrderingMode::TransactionId),
         ] {
             let config = config.clone().schema(unique_schema()).ordering(mode);
-            let rate = throughput(&config, 5);
-            println!("round {round}: {name}: {rate:.0} events/s (8 writers, 1 event/append)");
+            let (rate, read) = throughput(&config, seconds);
+            if mode == OrderingMode::UnorderedForTesting {
+                baseline = rate;
+            }
+            println!(
+                "round {round}: {name}: {rate:.0} events/s written ({:.2} of plain), \
+                 follower read {read:.0} events/s (8 writers, 1 event/append, {seconds} s)",
+                rate / baseline
+            );
         }
     }
+}
+
+/// Writes 10,000 events (100 appends of 100, 200-byte JSON payloads) into a table whose
+/// payload column is `bytea`, `json` or `jsonb`, then reads them back by stream and by
+/// position, with raw SQL; prints the times. Two rounds.
+#[test]
+#[ignore = "benchmark: run with --ignored --nocapture"]
+fn payload_column_types() {
+    let Some(config) = config("payload_column_types") else {
+        return;
+    };
+    let schema = config.schema_name().to_owned();
+    let mut db = client();
+    db.batch_execute(&format!("CREATE SCHEMA \"{schema}\""))
+        .expect("schema");
+    let payload = format!(
+        "{{\"name\":\"Fido\",\"trick\":\"roll over\",\"padding\":\"{}\"}}",
+        "x".repeat(150)
+    );
+    for round in 1..=2 {
+        for ty in ["bytea", "json", "jsonb"] {
+            let table = format!("\"{schema}\".p_{ty}_{round}");
+            db.batch_execute(&format!(
+                "CREATE TABLE {table} (position BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY, \
+                 stream_id TEXT NOT NULL, version BIGINT NOT NULL, payload {ty} NOT NULL, \
+                 UNIQUE (stream_id, version))"
+            ))
+            .expect("table");
+            // The client sends bytes for bytea and text for json/jsonb; the server parses
+            // (json: validates; jsonb: converts) the text.
+            let cast = if ty == "bytea" { "bytea" } else { "text" };
+            let insert = db
+                .prepare(&format!(
+                    "INSERT INTO {table} (stream_id, version, payload) \
+                     SELECT 's', v, p::{ty} FROM UNNEST($1::int8[], $2::{cast}[]) AS r(v, p)"
+                ))
+                .expect("prepare");
+            let started = Instant::now();
+            for chunk in 0..100i64 {
+                let versions: Vec<i64> = (chunk * 100 + 1..=chunk * 100 + 100).collect();
+                if ty == "bytea" {
+                    let p: Vec<&[u8]> = versions.iter().map(|_| payload.as_bytes()).collect();
+                    db.execute(&insert, &[&versions, &p]).expect("insert");
+                } else {
+                    let p: Vec<&str> = versions.iter().map(|_| payload.as_str()).collect();
+                    db.execute(&insert, &[&versions, &p]).expect("insert");
+                }
+            }
+            let write = started.elapsed();
+            let select = |sql: &str, db: &mut postgres::Client| {
+                let started = Instant::now();
+                let rows = db.query(sql, &[]).expect("select");
+                let bytes: usize = rows
+                    .iter()
+                    .map(|r| {
+                        if ty == "bytea" {
+                            r.get::<_, &[u8]>(0).len()
+                        } else {
+                            r.get::<_, &str>(0).len()
+                        }
+                    })
+                    .sum();
+                assert_eq!(rows.len(), 10_000);
+                assert!(bytes >= 10_000 * payload.len());
+                started.elapsed()
+            };
+            let text = if ty == "bytea" { "" } else { "::text" };
+            let stream = select(
+                &format!(
+                    "SELECT payload{text} FROM {table} WHERE stream_id = 's' ORDER BY version"
+                ),
+                &mut db,
+            );
+            let scan = select(
+                &format!("SELECT payload{text} FROM {table} WHERE position >= 1 ORDER BY position"),
+                &mut db,
+            );
+            println!(
+                "round {round}: {ty:>5}: write 10k {:>6.1} ms, stream load {:>6.1} ms, \
+                 notification scan {:>6.1} ms",
+                write.as_secs_f64() * 1e3,
+                stream.as_secs_f64() * 1e3,
+                scan.as_secs_f64() * 1e3
+            );
+        }
+    }
+    drop_schema(&config);
 }

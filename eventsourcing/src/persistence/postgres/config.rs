@@ -5,19 +5,62 @@ use std::time::Duration;
 
 use crate::persistence::PersistenceError;
 
-/// How the recorder keeps the global order gap-free for readers.
+/// How the recorder keeps the global order gap-free for readers. See the module
+/// documentation for the design, the proofs and the figures.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 #[non_exhaustive]
 pub enum OrderingMode {
-    /// Each appending transaction takes `LOCK TABLE events IN EXCLUSIVE MODE` before it
-    /// assigns positions, so positions are handed out in commit order. Readers are never
-    /// blocked; writers of events are serialised. See the module documentation.
+    /// Positions derive from the appending transaction's id: `position = (xid << 20) |
+    /// ordinal`, and readers see only positions below the oldest transaction still running
+    /// in the cluster (`pg_snapshot_xmin(pg_current_snapshot())`). Writers run in parallel;
+    /// a follower waits for an in-flight writer instead of skipping it. Positions increase
+    /// but are not dense, at most 2^20 events go in one append, and a long transaction
+    /// anywhere on the server delays followers (see
+    /// [`super::PostgresRecorder::follower_lag`]). The default.
     #[default]
+    TransactionId,
+    /// Each appending transaction takes `LOCK TABLE events IN EXCLUSIVE MODE` before it
+    /// assigns positions, so positions are handed out in commit order and are dense (but for
+    /// rolled-back appends). Readers are never blocked; writers of events are serialised.
     TableLock,
     /// A plain sequence, no ordering guarantee: a follower can skip an event that commits late
     /// with a lower position. Only for the tests that prove the gap test detects it.
     #[doc(hidden)]
     UnorderedForTesting,
+    /// Transaction-id positions but reads without the visibility horizon: broken in the same
+    /// way. Only for the tests that prove the horizon is what keeps the order gap-free.
+    #[doc(hidden)]
+    TransactionIdWithoutHorizonForTesting,
+}
+
+impl OrderingMode {
+    /// The name stored in the schema's metadata row and accepted in URLs (`ordering=`).
+    #[must_use]
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::TransactionId | Self::TransactionIdWithoutHorizonForTesting => "xid",
+            Self::TableLock => "table_lock",
+            Self::UnorderedForTesting => "unordered_for_testing",
+        }
+    }
+
+    /// Whether positions are derived from transaction ids.
+    pub(super) fn uses_xid(self) -> bool {
+        matches!(
+            self,
+            Self::TransactionId | Self::TransactionIdWithoutHorizonForTesting
+        )
+    }
+
+    fn parse(name: &str) -> Result<Self, PersistenceError> {
+        match name {
+            "xid" => Ok(Self::TransactionId),
+            "table_lock" => Ok(Self::TableLock),
+            _ => Err(PersistenceError::Config(format!(
+                "`ordering` must be `xid` or `table_lock`, not `{name}`"
+            ))),
+        }
+    }
 }
 
 /// Settings of a [`super::PostgresRecorder`].
@@ -49,6 +92,7 @@ pub struct PostgresConfig {
     pub(super) idle_in_transaction_timeout: Duration,
     pub(super) application_name: String,
     pub(super) ordering: OrderingMode,
+    pub(super) read_own_writes_timeout: Duration,
     pub(super) skip_version_check: bool,
     pub(super) hold_in_transaction: Option<Duration>,
     pub(super) drop_schema_on_drop: bool,
@@ -70,6 +114,7 @@ impl fmt::Debug for PostgresConfig {
             )
             .field("application_name", &self.application_name)
             .field("ordering", &self.ordering)
+            .field("read_own_writes_timeout", &self.read_own_writes_timeout)
             .finish_non_exhaustive()
     }
 }
@@ -82,12 +127,14 @@ pub const URL_PARAMETERS: &[&str] = &[
     "pool_size",
     "connect_timeout_ms",
     "statement_timeout_ms",
+    "ordering",
 ];
 
 impl PostgresConfig {
     /// Defaults: schema `public`, no table prefix (tables `events`, `tracking`, `snapshots`,
     /// `eventsourcing_schema`), a pool of 8 connections, a 10 s connect timeout, a 30 s
-    /// statement (and lock wait) timeout, a 60 s idle-in-transaction timeout.
+    /// statement (and lock wait) timeout, a 10 s idle-in-transaction timeout,
+    /// [`OrderingMode::TransactionId`] and a 5 s read-own-writes timeout.
     #[must_use]
     pub fn new(url: impl Into<String>) -> Self {
         Self {
@@ -97,9 +144,10 @@ impl PostgresConfig {
             pool_size: 8,
             connect_timeout: Duration::from_secs(10),
             statement_timeout: Duration::from_secs(30),
-            idle_in_transaction_timeout: Duration::from_secs(60),
+            idle_in_transaction_timeout: Duration::from_secs(10),
             application_name: "eventsourcing".into(),
-            ordering: OrderingMode::TableLock,
+            ordering: OrderingMode::default(),
+            read_own_writes_timeout: Duration::from_secs(5),
             skip_version_check: false,
             hold_in_transaction: None,
             drop_schema_on_drop: false,
@@ -107,8 +155,8 @@ impl PostgresConfig {
     }
 
     /// A configuration from a store URL. The query parameters listed in [`URL_PARAMETERS`]
-    /// (`schema`, `table_prefix`, `pool_size`, `connect_timeout_ms`, `statement_timeout_ms`)
-    /// are taken out; the rest of the URL goes to the driver unchanged.
+    /// (`schema`, `table_prefix`, `pool_size`, `connect_timeout_ms`, `statement_timeout_ms`,
+    /// `ordering=xid|table_lock`) are taken out; the rest of the URL goes to the driver unchanged.
     ///
     /// ```
     /// use eventsourcing::persistence::PostgresConfig;
@@ -151,6 +199,7 @@ impl PostgresConfig {
                 }
                 "connect_timeout_ms" => config.connect_timeout = millis()?,
                 "statement_timeout_ms" => config.statement_timeout = millis()?,
+                "ordering" => config.ordering = OrderingMode::parse(value)?,
                 _ => passed_on.push(pair),
             }
         }
@@ -199,8 +248,9 @@ impl PostgresConfig {
         self
     }
 
-    /// The server-side `idle_in_transaction_session_timeout` (default 60 s): bounds how long a
-    /// stalled client can hold the append lock.
+    /// The server-side `idle_in_transaction_session_timeout` (default 10 s): bounds how long a
+    /// stalled client of this store can hold the append lock ([`OrderingMode::TableLock`]) or
+    /// hold followers back ([`OrderingMode::TransactionId`]).
     #[must_use]
     pub fn idle_in_transaction_timeout(mut self, timeout: Duration) -> Self {
         self.idle_in_transaction_timeout = timeout;
@@ -221,10 +271,28 @@ impl PostgresConfig {
         &self.schema
     }
 
-    /// Chooses the ordering mechanism.
+    /// Chooses the ordering mechanism (default [`OrderingMode::TransactionId`]). A schema
+    /// remembers the mode it was created with and refuses to open in another.
     #[must_use]
     pub fn ordering(mut self, ordering: OrderingMode) -> Self {
         self.ordering = ordering;
+        self
+    }
+
+    /// The ordering mechanism.
+    #[must_use]
+    pub fn ordering_mode(&self) -> OrderingMode {
+        self.ordering
+    }
+
+    /// With [`OrderingMode::TransactionId`], how long `select_notifications` and
+    /// `max_position` wait for the visibility horizon to pass this recorder's own last append
+    /// (default 5 s), so that a caller reads its own writes even while another transaction
+    /// in the cluster is still open. After the wait they return what is readable. Zero
+    /// disables the wait.
+    #[must_use]
+    pub fn read_own_writes_timeout(mut self, timeout: Duration) -> Self {
+        self.read_own_writes_timeout = timeout;
         self
     }
 
@@ -370,16 +438,21 @@ mod tests {
             "derived names too long"
         );
         let config = PostgresConfig::from_url(
-            "postgres://u@h/db?schema=s1&table_prefix=t_&sslmode=disable&pool_size=3",
+            "postgres://u@h/db?schema=s1&table_prefix=t_&sslmode=disable&pool_size=3&ordering=table_lock",
         )
         .map_err(|e| e.to_string());
         let config = config.as_ref().map_err(Clone::clone);
         assert!(
             matches!(config, Ok(c) if c.schema == "s1" && c.table_prefix == "t_"
-            && c.pool_size == 3 && c.url == "postgres://u@h/db?sslmode=disable")
+            && c.pool_size == 3 && c.ordering == OrderingMode::TableLock && c.url == "postgres://u@h/db?sslmode=disable")
         );
         assert!(PostgresConfig::from_url("postgres://h/db?schema=bad-name").is_err());
         assert!(PostgresConfig::from_url("postgres://h/db?pool_size=x").is_err());
+        assert!(PostgresConfig::from_url("postgres://h/db?ordering=fast").is_err());
+        assert_eq!(
+            PostgresConfig::new("postgres://h/db").ordering,
+            OrderingMode::TransactionId
+        );
         let schema = Names::new("s", "p_")
             .map(|n| n.schema_sql())
             .unwrap_or_default();

@@ -12,9 +12,16 @@ CREATE TABLE IF NOT EXISTS "{schema}"."{meta}" (
     singleton      BOOLEAN PRIMARY KEY DEFAULT TRUE CHECK (singleton),
     schema_version INT NOT NULL
 );
+-- The ordering mode the log's positions were assigned with (`xid` or `table_lock`; NULL in
+-- stores created before the column existed, which used `table_lock`). Added without a schema
+-- version bump: older builds ignore it.
+ALTER TABLE "{schema}"."{meta}" ADD COLUMN IF NOT EXISTS ordering TEXT;
 
--- The global log. `position` is assigned from the identity sequence while the appending
--- transaction holds the table in EXCLUSIVE mode (see the module docs: gap-free order).
+-- The global log. With the `xid` ordering, `position` is `(xid << 20) | ordinal`, set by the
+-- insert from `pg_current_xact_id()` (OVERRIDING SYSTEM VALUE) and read only below the
+-- cluster's `pg_snapshot_xmin` horizon. With `table_lock`, it is assigned from the identity
+-- sequence while the appending transaction holds the table in EXCLUSIVE mode. See the module
+-- docs: gap-free order.
 CREATE TABLE IF NOT EXISTS "{schema}"."{events}" (
     position       BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
     stream_id      TEXT   NOT NULL,

@@ -6,8 +6,8 @@
 //!
 //! | transcoder | feature | format |
 //! |---|---|---|
-//! | [`Compression`] | `compression` | `0x00` + bytes (stored as is, too small to gain), or `0x01` + zlib stream |
-//! | [`Encryption`] | `encryption` | `0x01` + 12-byte random nonce + AES-256-GCM ciphertext and tag |
+//! | `Compression` | `compression` | `0x00` + bytes (stored as is, too small to gain), or `0x01` + zlib stream |
+//! | `Encryption` | `encryption` | `0x01` + 12-byte random nonce + AES-256-GCM ciphertext and tag |
 //!
 //! Add compression before encryption (encrypted bytes do not compress):
 //! [`crate::ApplicationBuilder::transcoders_from_env`] does so.

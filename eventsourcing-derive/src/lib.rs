@@ -55,6 +55,10 @@ use proc_macro2::TokenStream as TokenStream2;
 ///   `Result<..>` is rolled back when it returns `Err`: the body runs in a closure, so
 ///   `return` and `?` behave as written. Command names must not be those of `Aggregate`'s
 ///   own methods (`version`, `record`, ..), which would hide them.
+/// - Commands from methods written without `pub` go to a private trait, `DogPrivateCommands`,
+///   usable only in the entity's module: a private event such as `fn debit(&mut self, ..)` can
+///   be recorded by a public command that checks the rules (`pub fn withdraw`), but not by
+///   callers elsewhere.
 ///
 /// # Grammar
 /// ```text

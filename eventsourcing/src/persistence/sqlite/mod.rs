@@ -109,7 +109,8 @@ use schema::Statements;
 
 use super::error::PersistenceError;
 use super::recorder::{
-    validate_batch, AggregateRecorder, ApplicationRecorder, ProcessRecorder, SnapshotRecorder,
+    validate_batch, validate_text, AggregateRecorder, ApplicationRecorder, ProcessRecorder,
+    SnapshotRecorder,
 };
 use super::stored_event::{
     EventQuery, NotificationQuery, StoredEvent, StoredSnapshot, StreamAppend, Tracking,
@@ -497,6 +498,7 @@ impl AggregateRecorder for SqliteRecorder {
         if events.is_empty() {
             return Ok(());
         }
+        validate_text(events)?;
         let not_found = |event: &StoredEvent| PersistenceError::EventNotFound {
             stream_id: event.stream_id.clone(),
             version: event.version,

@@ -176,6 +176,11 @@ impl SqliteRecorder {
             .pragma_update(None, "synchronous", config.synchronous.as_sql())
             .map_err(from_sqlite)?;
         schema::create_or_check(&mut writer, &config.table_prefix)?;
+        if let Some(pages) = config.max_page_count {
+            writer
+                .pragma_update(None, "max_page_count", pages)
+                .map_err(from_sqlite)?;
+        }
         let readers = (!config.is_in_memory()).then(|| Mutex::new(Vec::new()));
         Ok(Self {
             writer: Mutex::new(writer),

@@ -291,7 +291,7 @@ fn hostile_stream_ids_topics_metadata_and_payloads_round_trip_exactly() {
             .expect("victim");
         let mut written: BTreeMap<String, StoredEvent> = BTreeMap::new();
         for (i, s) in hostile_strings().into_iter().enumerate() {
-            let stream = format!("{s}");
+            let stream = s.clone();
             let mut event = stored(&stream, 1, &s, 1, s.as_bytes());
             event.metadata.user.insert(s.clone(), s.clone());
             event.metadata.user.insert("k".into(), s.clone());

@@ -3,6 +3,7 @@
 //! for finding the PostgreSQL server used in CI.
 
 pub mod conformance;
+pub mod crash;
 pub mod domain_model;
 pub mod evolution;
 pub mod model;

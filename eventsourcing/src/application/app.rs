@@ -12,7 +12,7 @@ use super::repository::Repository;
 use super::snapshots::{encode_snapshot, SnapshotPolicy};
 use crate::domain::{validate_registry, Aggregate, Entity};
 use crate::persistence::{
-    Mapper, MemoryRecorder, ProcessRecorder, SnapshotRecorder, Storage, StoredEvent,
+    Limits, Mapper, MemoryRecorder, ProcessRecorder, SnapshotRecorder, Storage, StoredEvent,
     StoredSnapshot, StreamAppend, Transcoder,
 };
 use crate::system::EventBus;
@@ -103,7 +103,8 @@ impl Application {
     /// the bus, in order.
     ///
     /// # Errors
-    /// Conflict, encoding or backend errors; [`ApplicationError::Publish`] when the events were
+    /// Conflict, a broken [`Limits`] (checked before any I/O), encoding or backend errors;
+    /// [`ApplicationError::Publish`] when the events were
     /// committed but a bus subscriber failed.
     pub fn save<S: Saveable>(&self, mut aggregates: S) -> Result<Saved, ApplicationError> {
         let mut appends = Vec::new();
@@ -115,7 +116,7 @@ impl Application {
         if self.store.snapshot_recorder().is_some() {
             aggregates.collect_snapshots(&self.store, &mut snapshots)?;
         }
-        let positions = self.store.recorder().append(&appends)?;
+        let positions = self.store.append_stored(&appends)?;
         aggregates.mark_saved();
         let snapshots = self.put_snapshots(snapshots);
         if self.bus.has_subscribers() {
@@ -220,6 +221,7 @@ pub struct ApplicationBuilder {
     policy: SnapshotPolicy,
     /// Entities given an interval, with a check that they have a snapshot codec.
     snapshotted: Vec<(&'static str, HasCodec)>,
+    limits: Limits,
 }
 
 impl std::fmt::Debug for ApplicationBuilder {
@@ -374,6 +376,14 @@ impl ApplicationBuilder {
         self
     }
 
+    /// Enforces `limits` on every save (default: [`Limits::default`], 1 MiB a payload and
+    /// 10,000 events a save).
+    #[must_use]
+    pub fn limits(mut self, limits: Limits) -> Self {
+        self.limits = limits;
+        self
+    }
+
     /// Publishes saved events on this bus instead of a private one.
     #[must_use]
     pub fn bus(mut self, bus: EventBus) -> Self {
@@ -411,7 +421,9 @@ impl ApplicationBuilder {
             }
         };
         Ok(Application {
-            store: store.with_snapshot_policy(self.policy),
+            store: store
+                .with_snapshot_policy(self.policy)
+                .with_limits(self.limits),
             bus: self.bus.unwrap_or_default(),
         })
     }

@@ -8,8 +8,8 @@ use super::error::ApplicationError;
 use super::snapshots::{SnapshotCounters, SnapshotPolicy, SnapshotStats};
 use crate::domain::{DomainEvent, EventEnvelope};
 use crate::persistence::{
-    EventQuery, Mapper, MemoryRecorder, NotificationQuery, ProcessRecorder, SnapshotRecorder,
-    Storage, StoredEvent, StreamAppend,
+    EventQuery, Limits, Mapper, MemoryRecorder, NotificationQuery, ProcessRecorder,
+    SnapshotRecorder, Storage, StoredEvent, StreamAppend,
 };
 
 /// Appends domain events to a recorder and reads them back, through a [`Mapper`]; keeps
@@ -23,6 +23,7 @@ pub struct EventStore {
     mapper: Mapper,
     policy: SnapshotPolicy,
     counters: Arc<SnapshotCounters>,
+    limits: Limits,
 }
 
 impl std::fmt::Debug for EventStore {
@@ -31,6 +32,7 @@ impl std::fmt::Debug for EventStore {
             .field("mapper", &self.mapper)
             .field("snapshots", &self.snapshots.is_some())
             .field("policy", &self.policy)
+            .field("limits", &self.limits)
             .finish_non_exhaustive()
     }
 }
@@ -49,6 +51,7 @@ impl EventStore {
             mapper,
             policy: SnapshotPolicy::default(),
             counters: Arc::default(),
+            limits: Limits::default(),
         }
     }
 
@@ -72,6 +75,30 @@ impl EventStore {
     pub fn with_snapshot_policy(mut self, policy: SnapshotPolicy) -> Self {
         self.policy = policy;
         self
+    }
+
+    /// Enforces `limits` (event size, batch size) on every append, before any I/O.
+    #[must_use]
+    pub fn with_limits(mut self, limits: Limits) -> Self {
+        self.limits = limits;
+        self
+    }
+
+    /// The limits enforced on every append.
+    #[must_use]
+    pub fn limits(&self) -> &Limits {
+        &self.limits
+    }
+
+    /// Checks a batch against the limits and appends it: the one door every save path goes
+    /// through ([`EventStore::append`], [`Application::save`](crate::Application::save)).
+    ///
+    /// # Errors
+    /// [`PersistenceError::LimitExceeded`](crate::PersistenceError::LimitExceeded) before any
+    /// I/O, or the recorder's errors.
+    pub fn append_stored(&self, batch: &[StreamAppend]) -> Result<Vec<u64>, ApplicationError> {
+        self.limits.check(batch)?;
+        Ok(self.recorder.append(batch)?)
     }
 
     /// An event store in memory, with snapshots.
@@ -142,14 +169,14 @@ impl EventStore {
     /// event: the seed's event store "append". Returns the positions assigned.
     ///
     /// # Errors
-    /// [`ApplicationError::Conflict`] when a stream moved on (nothing written), encoding or
-    /// backend errors.
+    /// [`ApplicationError::Conflict`] when a stream moved on (nothing written), a broken
+    /// [`Limits`] (nothing written, no I/O), encoding or backend errors.
     pub fn append<E: DomainEvent>(
         &self,
         envelopes: &[EventEnvelope<E>],
     ) -> Result<Vec<u64>, ApplicationError> {
         let appends = self.to_appends(envelopes)?;
-        Ok(self.recorder.append(&appends)?)
+        self.append_stored(&appends)
     }
 
     /// The events of a stream, oldest first.

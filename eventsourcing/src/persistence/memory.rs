@@ -7,7 +7,8 @@ use uuid::Uuid;
 
 use super::error::PersistenceError;
 use super::recorder::{
-    validate_batch, AggregateRecorder, ApplicationRecorder, ProcessRecorder, SnapshotRecorder,
+    validate_batch, validate_text, AggregateRecorder, ApplicationRecorder, ProcessRecorder,
+    SnapshotRecorder,
 };
 use super::stored_event::{
     EventQuery, NotificationQuery, StoredEvent, StoredSnapshot, StreamAppend, Tracking,
@@ -178,6 +179,7 @@ impl AggregateRecorder for MemoryRecorder {
     }
 
     fn update_events(&self, events: &[StoredEvent]) -> Result<(), PersistenceError> {
+        validate_text(events)?;
         let mut inner = self.write();
         let mut targets = Vec::with_capacity(events.len());
         for event in events {

@@ -1,6 +1,7 @@
 //! The persistence layer: stored events, the mapper, the recorder traits and their backends.
 
 mod error;
+mod limits;
 mod mapper;
 mod memory;
 #[cfg(feature = "postgres")]
@@ -12,13 +13,14 @@ mod stored_event;
 pub mod transcoders;
 
 pub use error::{BoxError, PersistenceError};
+pub use limits::Limits;
 pub use mapper::{Mapper, Transcoder};
 pub use memory::MemoryRecorder;
 #[cfg(feature = "postgres")]
 pub use postgres::{PostgresConfig, PostgresRecorder};
 pub use recorder::{
-    validate_batch, AggregateRecorder, ApplicationRecorder, ProcessRecorder, SnapshotRecorder,
-    Storage,
+    validate_batch, validate_text, AggregateRecorder, ApplicationRecorder, ProcessRecorder,
+    SnapshotRecorder, Storage,
 };
 #[cfg(feature = "sqlite")]
 pub use sqlite::{SqliteConfig, SqliteRecorder, Synchronous};

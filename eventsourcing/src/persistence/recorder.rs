@@ -188,8 +188,9 @@ macro_rules! forward_recorders {
 
 forward_recorders!(&R, Arc<R>, Box<R>);
 
-/// Checks the parts of the append contract that need no storage: non-empty stream ids and
-/// contiguous versions starting after the expected version. Recorders call it before any I/O.
+/// Checks the parts of the append contract that need no storage: non-empty stream ids,
+/// contiguous versions starting after the expected version, and text that every backend can
+/// store ([`validate_text`]). Recorders call it before any I/O.
 ///
 /// # Errors
 /// [`PersistenceError::InvalidBatch`].
@@ -202,6 +203,10 @@ pub fn validate_batch(batch: &[StreamAppend]) -> Result<(), PersistenceError> {
         if append.stream_id.is_empty() {
             return Err(invalid("the stream id is empty".into()));
         }
+        if append.stream_id.contains('\0') {
+            return Err(invalid("the stream id contains a NUL character".into()));
+        }
+        validate_text(&append.events)?;
         if batch[..index]
             .iter()
             .any(|a| a.stream_id == append.stream_id)
@@ -216,6 +221,41 @@ pub fn validate_batch(batch: &[StreamAppend]) -> Result<(), PersistenceError> {
                     event.stream_id, event.version
                 )));
             }
+        }
+    }
+    Ok(())
+}
+
+/// Checks that the text of stored events can be kept by every backend: no NUL character in
+/// the stream id, the topic, or the keys and values of the user metadata. (PostgreSQL `TEXT`
+/// and `JSONB` cannot hold NUL; the other backends refuse it too, so that data written to one
+/// backend can always be copied to another.) Recorders call it before any I/O, on append and
+/// on update.
+///
+/// # Errors
+/// [`PersistenceError::InvalidBatch`] naming the stream and the field.
+pub fn validate_text(events: &[StoredEvent]) -> Result<(), PersistenceError> {
+    for event in events {
+        let invalid = |what: &str| PersistenceError::InvalidBatch {
+            stream_id: event.stream_id.clone(),
+            reason: format!(
+                "the {what} of the event at version {} contains a NUL character",
+                event.version
+            ),
+        };
+        if event.stream_id.contains('\0') {
+            return Err(invalid("stream id"));
+        }
+        if event.topic.contains('\0') {
+            return Err(invalid("topic"));
+        }
+        if event
+            .metadata
+            .user
+            .iter()
+            .any(|(k, v)| k.contains('\0') || v.contains('\0'))
+        {
+            return Err(invalid("user metadata"));
         }
     }
     Ok(())

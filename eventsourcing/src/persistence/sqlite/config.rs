@@ -77,6 +77,7 @@ pub struct SqliteConfig {
     pub(super) table_prefix: String,
     pub(super) max_idle_readers: usize,
     pub(super) skip_version_check: bool,
+    pub(super) max_page_count: Option<u32>,
 }
 
 impl SqliteConfig {
@@ -98,6 +99,7 @@ impl SqliteConfig {
             table_prefix: String::new(),
             max_idle_readers: Self::DEFAULT_MAX_IDLE_READERS,
             skip_version_check: false,
+            max_page_count: None,
         }
     }
 
@@ -147,6 +149,15 @@ impl SqliteConfig {
     #[must_use]
     pub fn skip_version_check_for_tests(mut self) -> Self {
         self.skip_version_check = true;
+        self
+    }
+
+    /// FOR TESTS ONLY: caps the database at `pages` pages (`PRAGMA max_page_count` on the
+    /// writer connection), to simulate a full disk. Never use this in an application.
+    #[doc(hidden)]
+    #[must_use]
+    pub fn max_page_count_for_testing(mut self, pages: u32) -> Self {
+        self.max_page_count = Some(pages);
         self
     }
 

@@ -109,7 +109,8 @@ use schema::Statements;
 
 use super::error::PersistenceError;
 use super::recorder::{
-    validate_batch, AggregateRecorder, ApplicationRecorder, ProcessRecorder, SnapshotRecorder,
+    validate_batch, validate_text, AggregateRecorder, ApplicationRecorder, ProcessRecorder,
+    SnapshotRecorder,
 };
 use super::stored_event::{
     EventQuery, NotificationQuery, StoredEvent, StoredSnapshot, StreamAppend, Tracking,
@@ -175,6 +176,11 @@ impl SqliteRecorder {
             .pragma_update(None, "synchronous", config.synchronous.as_sql())
             .map_err(from_sqlite)?;
         schema::create_or_check(&mut writer, &config.table_prefix)?;
+        if let Some(pages) = config.max_page_count {
+            writer
+                .pragma_update(None, "max_page_count", pages)
+                .map_err(from_sqlite)?;
+        }
         let readers = (!config.is_in_memory()).then(|| Mutex::new(Vec::new()));
         Ok(Self {
             writer: Mutex::new(writer),
@@ -497,6 +503,7 @@ impl AggregateRecorder for SqliteRecorder {
         if events.is_empty() {
             return Ok(());
         }
+        validate_text(events)?;
         let not_found = |event: &StoredEvent| PersistenceError::EventNotFound {
             stream_id: event.stream_id.clone(),
             version: event.version,

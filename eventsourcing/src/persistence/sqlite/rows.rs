@@ -95,6 +95,13 @@ pub(super) fn decode_event(row: &Row<'_>) -> Result<StoredEvent, PersistenceErro
         .ok()
         .filter(|v| *v > 0)
         .ok_or_else(|| corrupt("bad version", &version))?;
+    // From here on the error names the stream and version too.
+    let at = format!(
+        "at position {position} (stream `{}`, version {version})",
+        stream_id.escape_debug()
+    );
+    let corrupt =
+        |what: &str, e: &dyn std::fmt::Display| corrupt_row(TABLE, &at, format!("{what}: {e}"));
     let event_id = row
         .get_ref(3)
         .map_err(|e| corrupt("bad event_id", &e))?

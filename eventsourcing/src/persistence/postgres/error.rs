@@ -7,16 +7,50 @@ use crate::persistence::PersistenceError;
 
 pub(super) const BACKEND: &str = "PostgreSQL";
 
+/// The driver's error, displayed with the server's own words: the driver's `Display` says only
+/// "db error" and keeps the message in its source.
+#[derive(Debug)]
+struct DriverError(postgres::Error);
+
+impl std::fmt::Display for DriverError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if let Some(db) = self.0.as_db_error() {
+            write!(
+                f,
+                "{}: {} (SQLSTATE {})",
+                db.severity(),
+                db.message(),
+                db.code().code()
+            )?;
+            if let Some(detail) = db.detail() {
+                write!(f, "; {detail}")?;
+            }
+            return Ok(());
+        }
+        write!(f, "{}", self.0)?;
+        if let Some(source) = std::error::Error::source(&self.0) {
+            write!(f, ": {source}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for DriverError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        Some(&self.0)
+    }
+}
+
 /// Maps a driver error to the persistence error a caller can act on.
 pub(super) fn classify(error: postgres::Error) -> PersistenceError {
     let Some(code) = error.code().cloned() else {
         // No SQLSTATE: the connection is closed or broken, or the I/O failed.
         return PersistenceError::Unavailable {
             backend: BACKEND,
-            source: Box::new(error),
+            source: Box::new(DriverError(error)),
         };
     };
-    let source = Box::new(error);
+    let source = Box::new(DriverError(error));
     let class = code.code().get(..2).unwrap_or_default();
     if code == SqlState::QUERY_CANCELED
         || code == SqlState::LOCK_NOT_AVAILABLE

@@ -192,7 +192,8 @@ use self::error::{classify, is_unique_violation, pool, BACKEND};
 use self::pool::{Conn, Manager};
 use super::error::PersistenceError;
 use super::recorder::{
-    validate_batch, AggregateRecorder, ApplicationRecorder, ProcessRecorder, SnapshotRecorder,
+    validate_batch, validate_text, AggregateRecorder, ApplicationRecorder, ProcessRecorder,
+    SnapshotRecorder,
 };
 use super::stored_event::{
     EventQuery, NotificationQuery, StoredEvent, StoredSnapshot, StreamAppend, Tracking,
@@ -1072,6 +1073,7 @@ impl AggregateRecorder for PostgresRecorder {
         if events.is_empty() {
             return Ok(());
         }
+        validate_text(events)?;
         let mut conn = self.conn()?;
         let update = prepare(&mut conn, &self.sql.update)?;
         let mut tx = conn.client.transaction().map_err(classify)?;

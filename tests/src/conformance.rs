@@ -417,6 +417,24 @@ pub fn tracking(store: &Store) {
             .expect("tracking"),
         None
     );
+    for upstream in ["", "nul\0name"] {
+        let bad = Tracking {
+            upstream: upstream.to_owned(),
+            position: 1,
+        };
+        let error = store
+            .append_tracked(&[append(&stream, 1, 1)], &bad)
+            .expect_err("invalid upstream name");
+        assert!(
+            matches!(error, PersistenceError::InvalidBatch { .. }),
+            "{error:?}"
+        );
+    }
+    assert_eq!(
+        store.max_position().expect("max"),
+        before,
+        "nothing written"
+    );
 }
 
 /// Metadata and binary payloads survive exactly.

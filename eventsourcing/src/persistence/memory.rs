@@ -7,8 +7,8 @@ use uuid::Uuid;
 
 use super::error::PersistenceError;
 use super::recorder::{
-    validate_batch, validate_text, AggregateRecorder, ApplicationRecorder, ProcessRecorder,
-    SnapshotRecorder,
+    validate_batch, validate_text, validate_tracking, AggregateRecorder, ApplicationRecorder,
+    ProcessRecorder, SnapshotRecorder,
 };
 use super::stored_event::{
     EventQuery, NotificationQuery, StoredEvent, StoredSnapshot, StreamAppend, Tracking,
@@ -242,6 +242,7 @@ impl ProcessRecorder for MemoryRecorder {
         batch: &[StreamAppend],
         tracking: &Tracking,
     ) -> Result<Vec<u64>, PersistenceError> {
+        validate_tracking(tracking)?;
         self.write().append(batch, Some(tracking))
     }
 

@@ -19,8 +19,8 @@ pub use memory::MemoryRecorder;
 #[cfg(feature = "postgres")]
 pub use postgres::{PostgresConfig, PostgresRecorder};
 pub use recorder::{
-    validate_batch, validate_text, AggregateRecorder, ApplicationRecorder, ProcessRecorder,
-    SnapshotRecorder, Storage,
+    validate_batch, validate_text, validate_tracking, AggregateRecorder, ApplicationRecorder,
+    ProcessRecorder, SnapshotRecorder, Storage,
 };
 #[cfg(feature = "sqlite")]
 pub use sqlite::{SqliteConfig, SqliteRecorder, Synchronous};

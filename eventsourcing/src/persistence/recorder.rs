@@ -226,6 +226,28 @@ pub fn validate_batch(batch: &[StreamAppend]) -> Result<(), PersistenceError> {
     Ok(())
 }
 
+/// Checks a tracking record before any I/O: the upstream name must be non-empty and free of
+/// NUL characters (which PostgreSQL cannot store), like stream ids.
+///
+/// # Errors
+/// [`PersistenceError::InvalidBatch`] naming the upstream.
+pub fn validate_tracking(tracking: &Tracking) -> Result<(), PersistenceError> {
+    let invalid = |reason: &str| PersistenceError::InvalidBatch {
+        stream_id: String::new(),
+        reason: format!(
+            "tracking upstream `{}` {reason}",
+            tracking.upstream.escape_debug()
+        ),
+    };
+    if tracking.upstream.is_empty() {
+        return Err(invalid("is empty"));
+    }
+    if tracking.upstream.contains('\0') {
+        return Err(invalid("contains a NUL character"));
+    }
+    Ok(())
+}
+
 /// Checks that the text of stored events can be kept by every backend: no NUL character in
 /// the stream id, the topic, or the keys and values of the user metadata. (PostgreSQL `TEXT`
 /// and `JSONB` cannot hold NUL; the other backends refuse it too, so that data written to one

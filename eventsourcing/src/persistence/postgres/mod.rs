@@ -192,8 +192,8 @@ use self::error::{classify, is_unique_violation, pool, BACKEND};
 use self::pool::{Conn, Manager};
 use super::error::PersistenceError;
 use super::recorder::{
-    validate_batch, validate_text, AggregateRecorder, ApplicationRecorder, ProcessRecorder,
-    SnapshotRecorder,
+    validate_batch, validate_text, validate_tracking, AggregateRecorder, ApplicationRecorder,
+    ProcessRecorder, SnapshotRecorder,
 };
 use super::stored_event::{
     EventQuery, NotificationQuery, StoredEvent, StoredSnapshot, StreamAppend, Tracking,
@@ -1154,6 +1154,7 @@ impl ProcessRecorder for PostgresRecorder {
         batch: &[StreamAppend],
         tracking: &Tracking,
     ) -> Result<Vec<u64>, PersistenceError> {
+        validate_tracking(tracking)?;
         self.append_inner(batch, Some(tracking))
     }
 

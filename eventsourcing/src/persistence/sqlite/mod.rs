@@ -109,8 +109,8 @@ use schema::Statements;
 
 use super::error::PersistenceError;
 use super::recorder::{
-    validate_batch, validate_text, AggregateRecorder, ApplicationRecorder, ProcessRecorder,
-    SnapshotRecorder,
+    validate_batch, validate_text, validate_tracking, AggregateRecorder, ApplicationRecorder,
+    ProcessRecorder, SnapshotRecorder,
 };
 use super::stored_event::{
     EventQuery, NotificationQuery, StoredEvent, StoredSnapshot, StreamAppend, Tracking,
@@ -594,6 +594,7 @@ impl ProcessRecorder for SqliteRecorder {
         batch: &[StreamAppend],
         tracking: &Tracking,
     ) -> Result<Vec<u64>, PersistenceError> {
+        validate_tracking(tracking)?;
         self.append_inner(batch, Some(tracking))
     }
 

@@ -48,9 +48,17 @@ pub struct Params {
     pub writers: usize,
     /// Page size of the notification scan.
     pub page: usize,
+    /// Only these workloads, when not empty (`--only a,b`), e.g. to profile one of them.
+    pub only: Vec<String>,
 }
 
 impl Params {
+    /// Whether `workload` is to be run.
+    #[must_use]
+    pub fn wants(&self, workload: &str) -> bool {
+        self.only.is_empty() || self.only.iter().any(|w| w == workload)
+    }
+
     fn new(quick: bool) -> Self {
         if quick {
             Self {
@@ -64,6 +72,7 @@ impl Params {
                 concurrent_budget: Duration::from_millis(1500),
                 writers: 8,
                 page: 1000,
+                only: Vec::new(),
             }
         } else {
             Self {
@@ -77,6 +86,7 @@ impl Params {
                 concurrent_budget: Duration::from_secs(5),
                 writers: 8,
                 page: 1000,
+                only: Vec::new(),
             }
         }
     }
@@ -205,7 +215,7 @@ fn print_table(outcomes: &[Outcome]) {
 
 fn usage() -> ! {
     eprintln!(
-        "usage: eventsourcing-bench [--quick] [--backend memory|sqlite|postgres|all]\n\
+        "usage: eventsourcing-bench [--quick] [--backend memory|sqlite|postgres|all] [--only WORKLOAD,..]\n\
          PostgreSQL URL from EVENTSOURCING_TEST_POSTGRES_URL"
     );
     std::process::exit(2)
@@ -214,12 +224,21 @@ fn usage() -> ! {
 fn main() {
     let mut quick = false;
     let mut backend = String::from("all");
+    let mut only = Vec::new();
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         match arg.as_str() {
             "--quick" => quick = true,
             "--backend" => backend = args.next().unwrap_or_else(|| usage()),
             s if s.starts_with("--backend=") => backend = s["--backend=".len()..].to_owned(),
+            "--only" => {
+                only = args
+                    .next()
+                    .unwrap_or_else(|| usage())
+                    .split(',')
+                    .map(str::to_owned)
+                    .collect();
+            }
             "-h" | "--help" => usage(),
             _ => usage(),
         }
@@ -229,7 +248,8 @@ fn main() {
         "memory" | "sqlite" | "postgres" => vec![backend.as_str()],
         _ => usage(),
     };
-    let params = Params::new(quick);
+    let mut params = Params::new(quick);
+    params.only = only;
     println!(
         "eventsourcing-bench: mode {}, {} repetitions (median), {} cores",
         if quick { "quick" } else { "full" },

@@ -57,7 +57,7 @@ pub fn populate(app: &Application, i: u64, events: u64) -> R<Uuid> {
 /// Load errors.
 pub fn load(app: &Application, id: Uuid) -> R<u64> {
     let ledger: Aggregate<Ledger> = app.repository().get(id)?;
-    black_box(ledger.total());
+    black_box((ledger.total(), ledger.entries()));
     Ok(ledger.version())
 }
 
@@ -95,8 +95,8 @@ pub struct Concurrent {
 
 /// Runs `writers` threads calling `write` on their own state (made by `make_writer`) for
 /// `budget`, while one follower thread polls `poll(after)` for positions after its cursor.
-/// The follower starts at `start` (the highest position before the run) and drains the log
-/// after the writers stop.
+/// The follower starts at `start()` (the highest position once the writers are set up) and
+/// drains the log after the writers stop.
 ///
 /// # Errors
 /// The first error of any thread.
@@ -104,7 +104,7 @@ pub struct Concurrent {
 pub fn concurrent<W, F>(
     writers: usize,
     budget: Duration,
-    start: u64,
+    start: &(dyn Fn() -> R<u64> + Sync),
     make_writer: &(dyn Fn(usize) -> R<W> + Sync),
     write: &(dyn Fn(&mut W) -> R<u64> + Sync),
     mut follower: F,
@@ -116,14 +116,16 @@ where
     let stop = AtomicBool::new(false);
     let done = AtomicBool::new(false);
     let written = AtomicU64::new(0);
-    let barrier = Barrier::new(writers + 1);
+    let ready = Barrier::new(writers + 1);
+    let go = Barrier::new(writers + 2);
     let result = std::thread::scope(|scope| -> R<Concurrent> {
         let mut handles = Vec::new();
         for w in 0..writers {
-            let (stop, written, barrier) = (&stop, &written, &barrier);
+            let (stop, written, ready, go) = (&stop, &written, &ready, &go);
             handles.push(scope.spawn(move || -> R<()> {
                 let state = make_writer(w);
-                barrier.wait();
+                ready.wait();
+                go.wait();
                 let mut state = state?;
                 while !stop.load(Ordering::Relaxed) {
                     let n = write(&mut state)?;
@@ -132,9 +134,13 @@ where
                 Ok(())
             }));
         }
+        ready.wait();
+        let first = start();
         let follow = {
-            let done = &done;
+            let (done, go) = (&done, &go);
             scope.spawn(move || -> R<(u64, u64)> {
+                go.wait();
+                let start = first?;
                 let (mut cursor, mut followed, mut holes) = (start, 0u64, 0u64);
                 loop {
                     let finished = done.load(Ordering::Acquire);
@@ -156,7 +162,7 @@ where
                 Ok((followed, holes))
             })
         };
-        barrier.wait();
+        go.wait();
         let began = Instant::now();
         std::thread::sleep(budget);
         stop.store(true, Ordering::Relaxed);
@@ -197,154 +203,164 @@ pub fn run_common(
     raw: &mut dyn crate::raw::RawStore,
     outcomes: &mut Vec<crate::Outcome>,
 ) -> R<()> {
-    use crate::{mib, once, paired, rate, Outcome};
+    use crate::{mib, once, paired, rate};
     let reps = params.reps;
     // Stream numbers: ours and the baseline each count their own.
     let mut ours_n = 1_000_000u64;
     let mut raw_n = 1_000_000u64;
 
-    // save_one
-    let (ours, baseline) = paired(
-        reps,
-        || {
-            rate(params.budget, || {
-                ours_n += 1;
-                save_one(full, ours_n)
-            })
-        },
-        || {
-            rate(params.budget, || {
-                raw_n += 1;
-                raw.save_one(raw_n)?;
-                Ok(1)
-            })
-        },
-    )?;
-    push(outcomes, backend, "save_one", ours, baseline, "saves/s", String::new());
-    println!("{backend}: save_one done");
-
-    // append_batch100
-    let mut ledger = domain::open(1);
-    full.save(&mut ledger)?;
-    let mut next = 1;
-    raw_n += 1;
-    let stream = crate::raw::populate(raw, raw_n, 1)?;
-    let mut raw_version = 1;
-    let (ours, baseline) = paired(
-        reps,
-        || rate(params.budget, || append_batch(full, &mut ledger, &mut next)),
-        || {
-            rate(params.budget, || {
-                raw.append(&stream, raw_version, 100)?;
-                raw_version += 100;
-                Ok(100)
-            })
-        },
-    )?;
-    push(outcomes, backend, "append_batch100", ours, baseline, "events/s", String::new());
-    println!("{backend}: append_batch100 done");
-
-    // load_10k
-    let id = populate(full, 2, params.load_events)?;
-    raw_n += 1;
-    let raw_stream = crate::raw::populate(raw, raw_n, params.load_events)?;
-    let (ours, baseline) = paired(
-        reps,
-        || once(|| load(full, id)),
-        || {
-            once(|| {
-                let folded = raw.load(&raw_stream)?;
-                black_box(folded.total);
-                Ok(folded.events)
-            })
-        },
-    )?;
-    let note = format!(
-        "ours {:.3} us/event, baseline {:.3} us/event",
-        1e6 / ours,
-        1e6 / baseline
-    );
-    push(outcomes, backend, "load_10k", ours, baseline, "events/s", note);
-    println!("{backend}: load_10k done");
-
-    // snapshot_load: the same kind of aggregate, snapshotted at load_events, then 100 more.
-    let id = populate(full, 3, params.load_events)?;
-    full.take_snapshot::<Ledger>(id, None)?;
-    let mut ledger: Aggregate<Ledger> = full.repository().get(id)?;
-    for i in 0..params.after_snapshot {
-        domain::post(&mut ledger, i);
+    if params.wants("save_one") {
+        // save_one
+        let (ours, baseline) = paired(
+            reps,
+            || {
+                rate(params.budget, || {
+                    ours_n += 1;
+                    save_one(full, ours_n)
+                })
+            },
+            || {
+                rate(params.budget, || {
+                    raw_n += 1;
+                    raw.save_one(raw_n)?;
+                    Ok(1)
+                })
+            },
+        )?;
+        push(outcomes, backend, "save_one", ours, baseline, "saves/s", String::new());
+        println!("{backend}: save_one done");
     }
-    full.save(&mut ledger)?;
-    let (ours, baseline) = paired(
-        reps,
-        || {
-            rate(params.budget / 2, || {
-                let (aggregate, report) = full.repository::<Ledger>().load(id, None)?;
-                black_box(aggregate.total());
-                if report.snapshot_version.is_none() {
-                    return Err("snapshot_load did not use the snapshot".into());
-                }
-                Ok(1)
-            })
-        },
-        || once(|| load(events_only, id).map(|_| 1)),
-    )?;
-    let note = format!(
-        "baseline: our full replay of {} events",
-        params.load_events + params.after_snapshot
-    );
-    push(outcomes, backend, "snapshot_load", ours, baseline, "loads/s", note);
-    println!("{backend}: snapshot_load done");
 
-    // scan_all: enough events in the log for the big scan, in appends of 1,000.
-    let have = full.notification_log().max_position()?;
-    let mut i = 10;
-    let mut total = have;
-    while total < params.scan_big {
-        populate(full, i, 1000)?;
-        total += 1000;
-        i += 1;
-    }
-    let mut raw_total = raw.count()?;
-    while raw_total < params.scan_big {
+    if params.wants("append_batch100") {
+        // append_batch100
+        let mut ledger = domain::open(1);
+        full.save(&mut ledger)?;
+        let mut next = 1;
         raw_n += 1;
-        crate::raw::populate(raw, raw_n, 1000)?;
-        raw_total += 1000;
+        let stream = crate::raw::populate(raw, raw_n, 1)?;
+        let mut raw_version = 1;
+        let (ours, baseline) = paired(
+            reps,
+            || rate(params.budget, || append_batch(full, &mut ledger, &mut next)),
+            || {
+                rate(params.budget, || {
+                    raw.append(&stream, raw_version, 100)?;
+                    raw_version += 100;
+                    Ok(100)
+                })
+            },
+        )?;
+        push(outcomes, backend, "append_batch100", ours, baseline, "events/s", String::new());
+        println!("{backend}: append_batch100 done");
     }
-    println!("{backend}: scan data ready ({total} events, baseline {raw_total})");
-    let n = params.scan_events;
-    let (mut peak_ours, mut peak_raw) = (0usize, 0usize);
-    let (ours, baseline) = paired(
-        reps,
-        || {
-            let base = crate::alloc::reset_peak();
-            let r = once(|| scan(full, n, params.page));
-            peak_ours = peak_ours.max(crate::alloc::peak().saturating_sub(base));
-            r
-        },
-        || {
-            let base = crate::alloc::reset_peak();
-            let r = once(|| raw.scan(n));
-            peak_raw = peak_raw.max(crate::alloc::peak().saturating_sub(base));
-            r
-        },
-    )?;
-    let base = crate::alloc::reset_peak();
-    let read_big = scan(full, params.scan_big, params.page)?;
-    let big_peak = crate::alloc::peak().saturating_sub(base);
-    let base = crate::alloc::reset_peak();
-    let raw_big = raw.scan(params.scan_big)?;
-    let raw_big_peak = crate::alloc::peak().saturating_sub(base);
-    let note = format!(
-        "{n} events; peak heap ours {:.2} MiB (baseline {:.2} MiB); \
-         {read_big} events: ours {:.2} MiB (baseline {raw_big}: {:.2} MiB)",
-        mib(peak_ours),
-        mib(peak_raw),
-        mib(big_peak),
-        mib(raw_big_peak)
-    );
-    push(outcomes, backend, "scan_all", ours, baseline, "events/s", note);
-    println!("{backend}: scan_all done");
+
+    if params.wants("load_10k") {
+        // load_10k
+        let id = populate(full, 2, params.load_events)?;
+        raw_n += 1;
+        let raw_stream = crate::raw::populate(raw, raw_n, params.load_events)?;
+        let (ours, baseline) = paired(
+            reps,
+            || once(|| load(full, id)),
+            || {
+                once(|| {
+                    let folded = raw.load(&raw_stream)?;
+                    black_box(folded.total);
+                    Ok(folded.events)
+                })
+            },
+        )?;
+        let note = format!(
+            "ours {:.3} us/event, baseline {:.3} us/event",
+            1e6 / ours,
+            1e6 / baseline
+        );
+        push(outcomes, backend, "load_10k", ours, baseline, "events/s", note);
+        println!("{backend}: load_10k done");
+    }
+
+    if params.wants("snapshot_load") {
+        // snapshot_load: the same kind of aggregate, snapshotted at load_events, then 100 more.
+        let id = populate(full, 3, params.load_events)?;
+        full.take_snapshot::<Ledger>(id, None)?;
+        let mut ledger: Aggregate<Ledger> = full.repository().get(id)?;
+        for i in 0..params.after_snapshot {
+            domain::post(&mut ledger, i);
+        }
+        full.save(&mut ledger)?;
+        let (ours, baseline) = paired(
+            reps,
+            || {
+                rate(params.budget / 2, || {
+                    let (aggregate, report) = full.repository::<Ledger>().load(id, None)?;
+                    black_box(aggregate.total());
+                    if report.snapshot_version.is_none() {
+                        return Err("snapshot_load did not use the snapshot".into());
+                    }
+                    Ok(1)
+                })
+            },
+            || once(|| load(events_only, id).map(|_| 1)),
+        )?;
+        let note = format!(
+            "baseline: our full replay of {} events",
+            params.load_events + params.after_snapshot
+        );
+        push(outcomes, backend, "snapshot_load", ours, baseline, "loads/s", note);
+        println!("{backend}: snapshot_load done");
+    }
+
+    if params.wants("scan_all") {
+        // scan_all: enough events in the log for the big scan, in appends of 1,000.
+        let have = full.notification_log().max_position()?;
+        let mut i = 10;
+        let mut total = have;
+        while total < params.scan_big {
+            populate(full, i, 1000)?;
+            total += 1000;
+            i += 1;
+        }
+        let mut raw_total = raw.count()?;
+        while raw_total < params.scan_big {
+            raw_n += 1;
+            crate::raw::populate(raw, raw_n, 1000)?;
+            raw_total += 1000;
+        }
+        println!("{backend}: scan data ready ({total} events, baseline {raw_total})");
+        let n = params.scan_events;
+        let (mut peak_ours, mut peak_raw) = (0usize, 0usize);
+        let (ours, baseline) = paired(
+            reps,
+            || {
+                let base = crate::alloc::reset_peak();
+                let r = once(|| scan(full, n, params.page));
+                peak_ours = peak_ours.max(crate::alloc::peak().saturating_sub(base));
+                r
+            },
+            || {
+                let base = crate::alloc::reset_peak();
+                let r = once(|| raw.scan(n));
+                peak_raw = peak_raw.max(crate::alloc::peak().saturating_sub(base));
+                r
+            },
+        )?;
+        let base = crate::alloc::reset_peak();
+        let read_big = scan(full, params.scan_big, params.page)?;
+        let big_peak = crate::alloc::peak().saturating_sub(base);
+        let base = crate::alloc::reset_peak();
+        let raw_big = raw.scan(params.scan_big)?;
+        let raw_big_peak = crate::alloc::peak().saturating_sub(base);
+        let note = format!(
+            "{n} events; peak heap ours {:.2} MiB (baseline {:.2} MiB); \
+             {read_big} events: ours {:.2} MiB (baseline {raw_big}: {:.2} MiB)",
+            mib(peak_ours),
+            mib(peak_raw),
+            mib(big_peak),
+            mib(raw_big_peak)
+        );
+        push(outcomes, backend, "scan_all", ours, baseline, "events/s", note);
+        println!("{backend}: scan_all done");
+    }
     Ok(())
 }
 

@@ -192,7 +192,9 @@ pub fn run(params: &Params, outcomes: &mut Vec<Outcome>) -> R<()> {
     let events_only = Application::builder().recorder(storage).build()?;
     let mut raw = Raw::connect(&url)?;
     ours::run_common("postgres", params, &full, &events_only, &mut raw, outcomes)?;
-    concurrent(params, &full, &url, outcomes)?;
+    if params.wants("concurrent_8") {
+        concurrent(params, &full, &url, outcomes)?;
+    }
     drop((full, events_only, raw));
     admin.batch_execute(&format!(
         "DROP SCHEMA IF EXISTS {OURS} CASCADE; DROP SCHEMA IF EXISTS {RAW} CASCADE"
@@ -205,11 +207,10 @@ fn concurrent(params: &Params, app: &Application, url: &str, outcomes: &mut Vec<
     let mut notes = Vec::new();
     let budget = params.concurrent_budget;
     for rep in 0..params.reps {
-        let start = app.notification_log().max_position()?;
         let run = ours::concurrent(
             params.writers,
             budget,
-            start,
+            &|| Ok(app.notification_log().max_position()?),
             &|w| {
                 let mut ledger = domain::open(9_000_000 + w as u64);
                 app.save(&mut ledger)?;
@@ -233,16 +234,19 @@ fn concurrent(params: &Params, app: &Application, url: &str, outcomes: &mut Vec<
         )?;
         ours_rates.push(run.rate);
         let mut follower = Client::connect(url, NoTls)?;
-        let start: i64 = follower
-            .query_one("SELECT COALESCE(max(position), 0) FROM bench_raw.events", &[])?
-            .try_get(0)?;
         let poll = follower.prepare(
             "SELECT position FROM bench_raw.events WHERE position > $1 ORDER BY position LIMIT 1000",
         )?;
         let base = ours::concurrent(
             params.writers,
             budget,
-            u64::try_from(start)?,
+            &|| {
+                let mut client = Client::connect(url, NoTls)?;
+                let max: i64 = client
+                    .query_one("SELECT COALESCE(max(position), 0) FROM bench_raw.events", &[])?
+                    .try_get(0)?;
+                Ok(u64::try_from(max)?)
+            },
             &|w| {
                 let mut raw = Raw::connect(url)?;
                 let stream = raw::last_stream(50_000_000 + (rep * 100 + w) as u64);

@@ -41,7 +41,7 @@ pub struct RawOpened {
 #[derive(Debug)]
 pub enum RawEvent {
     /// `Ledger.Opened`.
-    Opened(RawOpened),
+    Opened(#[allow(dead_code)] RawOpened),
     /// `Ledger.Posted`.
     Posted(RawPosted),
 }

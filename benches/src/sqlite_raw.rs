@@ -173,6 +173,9 @@ pub fn run(params: &Params, outcomes: &mut Vec<Outcome>) -> R<()> {
         topics: Topics::new(),
     };
     ours::run_common("sqlite", params, &full, &events_only, &mut raw, outcomes)?;
+    if !params.wants("concurrent_8") {
+        return Ok(());
+    }
     concurrent(params, &full, &raw_path, &raw.topics, outcomes)
 }
 
@@ -187,11 +190,10 @@ fn concurrent(
     let mut notes = Vec::new();
     let budget = params.concurrent_budget;
     for rep in 0..params.reps {
-        let start = app.notification_log().max_position()?;
         let run = ours::concurrent(
             params.writers,
             budget,
-            start,
+            &|| Ok(app.notification_log().max_position()?),
             &|w| {
                 let mut ledger = domain::open(9_000_000 + w as u64);
                 app.save(&mut ledger)?;
@@ -215,11 +217,18 @@ fn concurrent(
         )?;
         ours_rates.push(run.rate);
         let conn = connect(raw_path)?;
-        let start: i64 = conn.query_row("SELECT coalesce(max(position), 0) FROM events", [], |r| r.get(0))?;
         let base = ours::concurrent(
             params.writers,
             budget,
-            u64::try_from(start)?,
+            &|| {
+                let conn = connect(raw_path)?;
+                let max: i64 = conn.query_row(
+                    "SELECT coalesce(max(position), 0) FROM events",
+                    [],
+                    |r| r.get(0),
+                )?;
+                Ok(u64::try_from(max)?)
+            },
             &|w| {
                 let mut conn = connect(raw_path)?;
                 let stream = raw::last_stream(50_000_000 + (rep * 100 + w) as u64);

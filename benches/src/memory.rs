@@ -43,7 +43,10 @@ impl Floor {
     }
 
     fn insert(&self, rows: Vec<(String, u64, &'static str, Vec<u8>)>) {
-        let mut guard = self.inner.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut guard = self
+            .inner
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         let (log, streams) = &mut *guard;
         for (stream_id, version, topic, payload) in rows {
             let index = log.len();
@@ -80,7 +83,10 @@ impl RawStore for Floor {
     }
 
     fn load(&mut self, stream: &str) -> R<Folded> {
-        let guard = self.inner.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let guard = self
+            .inner
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         let (log, streams) = &*guard;
         let mut folded = Folded::default();
         for &i in streams.get(stream).map_or(&[][..], Vec::as_slice) {
@@ -91,12 +97,24 @@ impl RawStore for Floor {
     }
 
     fn scan(&mut self, limit: u64) -> R<u64> {
-        let guard = self.inner.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let guard = self
+            .inner
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         let mut read = 0u64;
-        for row in guard.0.iter().take(usize::try_from(limit).unwrap_or(usize::MAX)) {
+        for row in guard
+            .0
+            .iter()
+            .take(usize::try_from(limit).unwrap_or(usize::MAX))
+        {
             // A reader gets owned rows, as from a SELECT.
             let owned = row.clone();
-            black_box((owned.position, owned.version, owned.event_id, owned.timestamp));
+            black_box((
+                owned.position,
+                owned.version,
+                owned.event_id,
+                owned.timestamp,
+            ));
             black_box(&owned.stream_id);
             read += 1;
         }
@@ -104,7 +122,10 @@ impl RawStore for Floor {
     }
 
     fn count(&mut self) -> R<u64> {
-        let guard = self.inner.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let guard = self
+            .inner
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         Ok(guard.0.len() as u64)
     }
 }

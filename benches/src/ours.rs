@@ -227,7 +227,15 @@ pub fn run_common(
                 })
             },
         )?;
-        push(outcomes, backend, "save_one", ours, baseline, "saves/s", String::new());
+        push(
+            outcomes,
+            backend,
+            "save_one",
+            ours,
+            baseline,
+            "saves/s",
+            String::new(),
+        );
         println!("{backend}: save_one done");
     }
 
@@ -250,7 +258,15 @@ pub fn run_common(
                 })
             },
         )?;
-        push(outcomes, backend, "append_batch100", ours, baseline, "events/s", String::new());
+        push(
+            outcomes,
+            backend,
+            "append_batch100",
+            ours,
+            baseline,
+            "events/s",
+            String::new(),
+        );
         println!("{backend}: append_batch100 done");
     }
 
@@ -275,7 +291,9 @@ pub fn run_common(
             1e6 / ours,
             1e6 / baseline
         );
-        push(outcomes, backend, "load_10k", ours, baseline, "events/s", note);
+        push(
+            outcomes, backend, "load_10k", ours, baseline, "events/s", note,
+        );
         println!("{backend}: load_10k done");
     }
 
@@ -306,7 +324,15 @@ pub fn run_common(
             "baseline: our full replay of {} events",
             params.load_events + params.after_snapshot
         );
-        push(outcomes, backend, "snapshot_load", ours, baseline, "loads/s", note);
+        push(
+            outcomes,
+            backend,
+            "snapshot_load",
+            ours,
+            baseline,
+            "loads/s",
+            note,
+        );
         println!("{backend}: snapshot_load done");
     }
 
@@ -358,7 +384,9 @@ pub fn run_common(
             mib(big_peak),
             mib(raw_big_peak)
         );
-        push(outcomes, backend, "scan_all", ours, baseline, "events/s", note);
+        push(
+            outcomes, backend, "scan_all", ours, baseline, "events/s", note,
+        );
         println!("{backend}: scan_all done");
     }
     Ok(())

@@ -146,7 +146,17 @@ impl RawStore for Raw {
         let mut rows = self.client.query_raw(&self.scan, [limit])?;
         let mut read = 0;
         while let Some(row) = postgres::fallible_iterator::FallibleIterator::next(&mut rows)? {
-            let owned: (i64, String, i64, String, String, i32, i64, Vec<u8>, Option<String>) = (
+            let owned: (
+                i64,
+                String,
+                i64,
+                String,
+                String,
+                i32,
+                i64,
+                Vec<u8>,
+                Option<String>,
+            ) = (
                 row.try_get(0)?,
                 row.try_get(1)?,
                 row.try_get(2)?,
@@ -183,9 +193,15 @@ pub fn run(params: &Params, outcomes: &mut Vec<Outcome>) -> R<()> {
     admin.batch_execute(&format!(
         "DROP SCHEMA IF EXISTS {OURS} CASCADE; DROP SCHEMA IF EXISTS {RAW} CASCADE"
     ))?;
-    let sync: String = admin.query_one("SHOW synchronous_commit", &[])?.try_get(0)?;
+    let sync: String = admin
+        .query_one("SHOW synchronous_commit", &[])?
+        .try_get(0)?;
     println!("postgres: synchronous_commit = {sync} (server default, both sides)");
-    let config = |schema: &str| PostgresConfig::new(url.as_str()).schema(schema).pool_size(12);
+    let config = |schema: &str| {
+        PostgresConfig::new(url.as_str())
+            .schema(schema)
+            .pool_size(12)
+    };
     let storage = Arc::new(PostgresRecorder::open(config(OURS))?);
     drop(PostgresRecorder::open(config(RAW))?);
     let full = Application::builder().storage(storage.clone()).build()?;
@@ -243,7 +259,10 @@ fn concurrent(params: &Params, app: &Application, url: &str, outcomes: &mut Vec<
             &|| {
                 let mut client = Client::connect(url, NoTls)?;
                 let max: i64 = client
-                    .query_one("SELECT COALESCE(max(position), 0) FROM bench_raw.events", &[])?
+                    .query_one(
+                        "SELECT COALESCE(max(position), 0) FROM bench_raw.events",
+                        &[],
+                    )?
                     .try_get(0)?;
                 Ok(u64::try_from(max)?)
             },

@@ -91,7 +91,8 @@ pub fn posted_payload(i: u64) -> R<Vec<u8>> {
         amount: i64::try_from(i % 10_000).unwrap_or(0) + 1,
         currency: "EUR",
         reference: format!("INV-2026-11-{i:08}"),
-        memo: "Consulting services rendered in November; payable within thirty days of receipt, net.",
+        memo:
+            "Consulting services rendered in November; payable within thirty days of receipt, net.",
     })?)
 }
 

@@ -43,7 +43,13 @@ fn connect(path: &Path) -> R<Connection> {
     Ok(conn)
 }
 
-fn insert_one(conn: &mut Connection, stream: &str, version: u64, topic: &str, payload: &[u8]) -> R<()> {
+fn insert_one(
+    conn: &mut Connection,
+    stream: &str,
+    version: u64,
+    topic: &str,
+    payload: &[u8],
+) -> R<()> {
     let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     tx.prepare_cached(INSERT)?.execute(params![
         stream,
@@ -61,7 +67,13 @@ fn insert_one(conn: &mut Connection, stream: &str, version: u64, topic: &str, pa
 impl RawStore for Raw {
     fn save_one(&mut self, i: u64) -> R<()> {
         let payload = raw::opened_payload(i)?;
-        insert_one(&mut self.conn, &raw::last_stream(i), 1, self.topics.opened, &payload)
+        insert_one(
+            &mut self.conn,
+            &raw::last_stream(i),
+            1,
+            self.topics.opened,
+            &payload,
+        )
     }
 
     fn append(&mut self, stream: &str, after: u64, n: u64) -> R<()> {
@@ -113,7 +125,17 @@ impl RawStore for Raw {
         let mut read = 0;
         while let Some(row) = rows.next()? {
             // Owned values, as the notification API returns them.
-            let owned: (i64, String, i64, Vec<u8>, String, i64, i64, Vec<u8>, Option<String>) = (
+            let owned: (
+                i64,
+                String,
+                i64,
+                Vec<u8>,
+                String,
+                i64,
+                i64,
+                Vec<u8>,
+                Option<String>,
+            ) = (
                 row.get(0)?,
                 row.get(1)?,
                 row.get(2)?,
@@ -152,10 +174,8 @@ impl Drop for Scratch {
 /// # Errors
 /// The first error.
 pub fn run(params: &Params, outcomes: &mut Vec<Outcome>) -> R<()> {
-    let dir = Scratch(std::env::temp_dir().join(format!(
-        "eventsourcing-bench-{}",
-        std::process::id()
-    )));
+    let dir =
+        Scratch(std::env::temp_dir().join(format!("eventsourcing-bench-{}", std::process::id())));
     std::fs::create_dir_all(&dir.0)?;
     let ours_path = dir.0.join("ours.db");
     let raw_path = dir.0.join("raw.db");
@@ -222,22 +242,33 @@ fn concurrent(
             budget,
             &|| {
                 let conn = connect(raw_path)?;
-                let max: i64 = conn.query_row(
-                    "SELECT coalesce(max(position), 0) FROM events",
-                    [],
-                    |r| r.get(0),
-                )?;
+                let max: i64 =
+                    conn.query_row("SELECT coalesce(max(position), 0) FROM events", [], |r| {
+                        r.get(0)
+                    })?;
                 Ok(u64::try_from(max)?)
             },
             &|w| {
                 let mut conn = connect(raw_path)?;
                 let stream = raw::last_stream(50_000_000 + (rep * 100 + w) as u64);
-                insert_one(&mut conn, &stream, 1, topics.opened, &raw::opened_payload(1)?)?;
+                insert_one(
+                    &mut conn,
+                    &stream,
+                    1,
+                    topics.opened,
+                    &raw::opened_payload(1)?,
+                )?;
                 Ok((conn, stream, 1u64))
             },
             &|(conn, stream, version): &mut (Connection, String, u64)| {
                 *version += 1;
-                insert_one(conn, stream, *version, topics.posted, &raw::posted_payload(*version)?)?;
+                insert_one(
+                    conn,
+                    stream,
+                    *version,
+                    topics.posted,
+                    &raw::posted_payload(*version)?,
+                )?;
                 Ok(1)
             },
             conn,

@@ -1,6 +1,7 @@
 //! The in-memory recorder: thread-safe, always available, and the test double for the others.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::ops::ControlFlow;
 use std::sync::{PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use uuid::Uuid;
@@ -10,7 +11,8 @@ use super::recorder::{
     validate_batch, AggregateRecorder, ApplicationRecorder, ProcessRecorder, SnapshotRecorder,
 };
 use super::stored_event::{
-    EventQuery, NotificationQuery, StoredEvent, StoredSnapshot, StreamAppend, Tracking,
+    EventQuery, NotificationQuery, StoredEvent, StoredEventRef, StoredSnapshot, StreamAppend,
+    Tracking,
 };
 
 /// Keeps events in process memory. Implements all three recorder traits with the same
@@ -152,6 +154,30 @@ impl AggregateRecorder for MemoryRecorder {
         } else {
             in_range.take(limit).cloned().collect()
         })
+    }
+
+    fn for_each_event(
+        &self,
+        stream_id: &str,
+        query: &EventQuery,
+        visit: &mut dyn FnMut(StoredEventRef<'_>) -> ControlFlow<()>,
+    ) -> Result<(), PersistenceError> {
+        let inner = self.read();
+        let Some(positions) = inner.streams.get(stream_id) else {
+            return Ok(());
+        };
+        let limit = query.limit.unwrap_or(usize::MAX);
+        let in_range = positions
+            .iter()
+            .filter_map(|p| inner.log.get(p))
+            .filter(|e| query.contains(e.version));
+        let mut lend = |e: &StoredEvent| visit(e.as_ref());
+        let _ = if query.descending {
+            in_range.rev().take(limit).try_for_each(&mut lend)
+        } else {
+            in_range.take(limit).try_for_each(&mut lend)
+        };
+        Ok(())
     }
 
     fn event_by_id(&self, event_id: Uuid) -> Result<Option<StoredEvent>, PersistenceError> {

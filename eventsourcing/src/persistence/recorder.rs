@@ -5,13 +5,15 @@
 //! [`ProcessRecorder`] adds tracking records written atomically with new events. The
 //! conformance suite in `tests/` runs the same checks against every implementation.
 
+use std::ops::ControlFlow;
 use std::sync::Arc;
 
 use uuid::Uuid;
 
 use super::error::PersistenceError;
 use super::stored_event::{
-    EventQuery, NotificationQuery, StoredEvent, StoredSnapshot, StreamAppend, Tracking,
+    EventQuery, NotificationQuery, StoredEvent, StoredEventRef, StoredSnapshot, StreamAppend,
+    Tracking,
 };
 
 /// Keeps streams of events with optimistic concurrency.
@@ -42,6 +44,31 @@ pub trait AggregateRecorder: Send + Sync {
         stream_id: &str,
         query: &EventQuery,
     ) -> Result<Vec<StoredEvent>, PersistenceError>;
+
+    /// Calls `visit` with each event of one stream that `query` selects, in the query's
+    /// order, until `visit` breaks: the same events as
+    /// [`AggregateRecorder::select_events`], without collecting them. Repositories load
+    /// aggregates through it, decoding each event straight from the backend's row.
+    ///
+    /// The default implementation runs `select_events` and visits its result; backends
+    /// override it to lend rows without copying them. `visit` may run while the backend holds
+    /// a connection or a read lock, so it must not call back into the recorder.
+    ///
+    /// # Errors
+    /// Backend failures or corrupt rows met before `visit` broke.
+    fn for_each_event(
+        &self,
+        stream_id: &str,
+        query: &EventQuery,
+        visit: &mut dyn FnMut(StoredEventRef<'_>) -> ControlFlow<()>,
+    ) -> Result<(), PersistenceError> {
+        for event in self.select_events(stream_id, query)? {
+            if visit(event.as_ref()).is_break() {
+                break;
+            }
+        }
+        Ok(())
+    }
 
     /// One event by its event id.
     ///
@@ -145,6 +172,14 @@ macro_rules! forward_recorders {
             }
             fn select_events(&self, stream_id: &str, query: &EventQuery) -> Result<Vec<StoredEvent>, PersistenceError> {
                 (**self).select_events(stream_id, query)
+            }
+            fn for_each_event(
+                &self,
+                stream_id: &str,
+                query: &EventQuery,
+                visit: &mut dyn FnMut(StoredEventRef<'_>) -> ControlFlow<()>,
+            ) -> Result<(), PersistenceError> {
+                (**self).for_each_event(stream_id, query, visit)
             }
             fn event_by_id(&self, event_id: Uuid) -> Result<Option<StoredEvent>, PersistenceError> {
                 (**self).event_by_id(event_id)

@@ -24,10 +24,13 @@ struct Row {
     payload: Vec<u8>,
 }
 
+/// The global log and each stream's row indexes.
+type Tables = (Vec<Row>, HashMap<String, Vec<usize>>);
+
 /// The floor: a global `Vec` of rows and each stream's row indexes, behind a mutex.
 #[derive(Debug, Default)]
 struct Floor {
-    inner: Mutex<(Vec<Row>, HashMap<String, Vec<usize>>)>,
+    inner: Mutex<Tables>,
     topics: Option<Topics>,
 }
 

@@ -27,6 +27,19 @@ fn micros_now() -> i64 {
         .map_or(0, |d| i64::try_from(d.as_micros()).unwrap_or(i64::MAX))
 }
 
+/// A row read by the scan, every column owned.
+type OwnedRow = (
+    i64,
+    String,
+    i64,
+    String,
+    String,
+    i32,
+    i64,
+    Vec<u8>,
+    Option<String>,
+);
+
 /// A raw client with its statements prepared once.
 struct Raw {
     client: Client,
@@ -146,17 +159,7 @@ impl RawStore for Raw {
         let mut rows = self.client.query_raw(&self.scan, [limit])?;
         let mut read = 0;
         while let Some(row) = postgres::fallible_iterator::FallibleIterator::next(&mut rows)? {
-            let owned: (
-                i64,
-                String,
-                i64,
-                String,
-                String,
-                i32,
-                i64,
-                Vec<u8>,
-                Option<String>,
-            ) = (
+            let owned: OwnedRow = (
                 row.try_get(0)?,
                 row.try_get(1)?,
                 row.try_get(2)?,

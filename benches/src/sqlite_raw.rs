@@ -19,6 +19,19 @@ const INSERT: &str = "INSERT INTO events \
     (stream_id, version, event_id, topic, schema_version, timestamp, payload, metadata) \
     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, NULL)";
 
+/// A row read by the scan, every column owned.
+type OwnedRow = (
+    i64,
+    String,
+    i64,
+    Vec<u8>,
+    String,
+    i64,
+    i64,
+    Vec<u8>,
+    Option<String>,
+);
+
 /// A raw connection to the baseline database.
 struct Raw {
     conn: Connection,
@@ -125,17 +138,7 @@ impl RawStore for Raw {
         let mut read = 0;
         while let Some(row) = rows.next()? {
             // Owned values, as the notification API returns them.
-            let owned: (
-                i64,
-                String,
-                i64,
-                Vec<u8>,
-                String,
-                i64,
-                i64,
-                Vec<u8>,
-                Option<String>,
-            ) = (
+            let owned: OwnedRow = (
                 row.get(0)?,
                 row.get(1)?,
                 row.get(2)?,

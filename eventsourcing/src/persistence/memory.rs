@@ -97,16 +97,16 @@ impl Inner {
     fn apply(&mut self, batch: &[StreamAppend], tracking: Option<&Tracking>) -> Vec<u64> {
         let mut positions = Vec::with_capacity(batch.iter().map(|a| a.events.len()).sum());
         for append in batch {
+            // One lookup and one copy of the stream id per stream, not per event.
+            let stream = self.streams.entry(append.stream_id.clone()).or_default();
+            stream.reserve(append.events.len());
             for event in &append.events {
                 self.last_position += 1;
                 let position = self.last_position;
                 let mut stored = event.clone();
                 stored.position = Some(position);
                 self.by_event_id.insert(stored.metadata.event_id, position);
-                self.streams
-                    .entry(append.stream_id.clone())
-                    .or_default()
-                    .push(position);
+                stream.push(position);
                 self.log.insert(position, stored);
                 positions.push(position);
             }

@@ -132,8 +132,11 @@ pub fn median(mut samples: Vec<f64>) -> f64 {
     }
 }
 
+/// At most this many units per rate measurement, so that the in-memory stores stay small.
+pub const MAX_UNITS: u64 = 100_000;
+
 /// Units of work per second: calls `op` (which returns the units it did) until `budget` has
-/// passed, at least three times.
+/// passed or [`MAX_UNITS`] are done, at least three times.
 ///
 /// # Errors
 /// The first error of `op`.
@@ -141,7 +144,7 @@ pub fn rate(budget: Duration, mut op: impl FnMut() -> R<u64>) -> R<f64> {
     let start = Instant::now();
     let mut units = 0u64;
     let mut calls = 0;
-    while calls < 3 || start.elapsed() < budget {
+    while calls < 3 || (start.elapsed() < budget && units < MAX_UNITS) {
         units += op()?;
         calls += 1;
     }

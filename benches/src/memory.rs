@@ -24,10 +24,16 @@ struct Row {
     payload: Vec<u8>,
 }
 
-/// The global log and each stream's row indexes.
-type Tables = (Vec<Row>, HashMap<String, Vec<usize>>);
+/// Each stream's rows, contiguous (the load floor), and every row again in global order
+/// (the scan floor).
+#[derive(Debug, Default)]
+struct Tables {
+    streams: Vec<Vec<Row>>,
+    by_id: HashMap<String, usize>,
+    log: Vec<Row>,
+}
 
-/// The floor: a global `Vec` of rows and each stream's row indexes, behind a mutex.
+/// The floor: each stream a `Vec` of rows, and the global log, behind a mutex.
 #[derive(Debug, Default)]
 struct Floor {
     inner: Mutex<Tables>,
@@ -50,19 +56,25 @@ impl Floor {
             .inner
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let (log, streams) = &mut *guard;
+        let tables = &mut *guard;
         for (stream_id, version, topic, payload) in rows {
-            let index = log.len();
-            streams.entry(stream_id.clone()).or_default().push(index);
-            log.push(Row {
-                position: index as u64 + 1,
+            let next = tables.streams.len();
+            let s = *tables.by_id.entry(stream_id.clone()).or_insert(next);
+            if s == next {
+                tables.streams.push(Vec::new());
+            }
+            let position = tables.log.len() as u64 + 1;
+            let row = Row {
+                position,
                 stream_id,
                 version,
                 event_id: Uuid::now_v7(),
                 topic,
                 timestamp: micros_now(),
                 payload,
-            });
+            };
+            tables.log.push(row.clone());
+            tables.streams[s].push(row);
         }
     }
 }
@@ -90,10 +102,12 @@ impl RawStore for Floor {
             .inner
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let (log, streams) = &*guard;
+        let rows = guard
+            .by_id
+            .get(stream)
+            .map_or(&[][..], |&s| guard.streams[s].as_slice());
         let mut folded = Folded::default();
-        for &i in streams.get(stream).map_or(&[][..], Vec::as_slice) {
-            let row = &log[i];
+        for row in rows {
             folded.apply(raw::decode(self.topics(), row.topic, &row.payload)?);
         }
         Ok(folded)
@@ -106,7 +120,7 @@ impl RawStore for Floor {
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         let mut read = 0u64;
         for row in guard
-            .0
+            .log
             .iter()
             .take(usize::try_from(limit).unwrap_or(usize::MAX))
         {
@@ -129,7 +143,7 @@ impl RawStore for Floor {
             .inner
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        Ok(guard.0.len() as u64)
+        Ok(guard.log.len() as u64)
     }
 }
 

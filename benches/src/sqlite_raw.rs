@@ -265,13 +265,24 @@ fn concurrent(
             },
             &|(conn, stream, version): &mut (Connection, String, u64)| {
                 *version += 1;
-                insert_one(
+                // Eight connections contend for SQLite's one write lock; a writer starved past
+                // the busy timeout retries, as an application would.
+                let mut tries = 0;
+                while let Err(e) = insert_one(
                     conn,
                     stream,
                     *version,
                     topics.posted,
                     &raw::posted_payload(*version)?,
-                )?;
+                ) {
+                    let busy = e.downcast_ref::<rusqlite::Error>().is_some_and(|e| {
+                        e.sqlite_error_code() == Some(rusqlite::ErrorCode::DatabaseBusy)
+                    });
+                    tries += 1;
+                    if !busy || tries > 20 {
+                        return Err(e);
+                    }
+                }
                 Ok(1)
             },
             conn,

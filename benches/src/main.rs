@@ -63,7 +63,7 @@ impl Params {
         if quick {
             Self {
                 quick,
-                reps: 3,
+                reps: 5,
                 budget: Duration::from_millis(400),
                 load_events: 10_000,
                 after_snapshot: 100,

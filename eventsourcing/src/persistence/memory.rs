@@ -97,6 +97,10 @@ impl Inner {
     fn apply(&mut self, batch: &[StreamAppend], tracking: Option<&Tracking>) -> Vec<u64> {
         let mut positions = Vec::with_capacity(batch.iter().map(|a| a.events.len()).sum());
         for append in batch {
+            if append.events.is_empty() {
+                // A version assertion only: nothing to record, no stream entry to create.
+                continue;
+            }
             // One lookup and one copy of the stream id per stream, not per event.
             let stream = self.streams.entry(append.stream_id.clone()).or_default();
             stream.reserve(append.events.len());

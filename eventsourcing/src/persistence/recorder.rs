@@ -255,3 +255,122 @@ pub fn validate_batch(batch: &[StreamAppend]) -> Result<(), PersistenceError> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use std::ops::ControlFlow;
+
+    use super::AggregateRecorder;
+    use crate::domain::Metadata;
+    use crate::persistence::{EventQuery, MemoryRecorder, StoredEvent, StreamAppend};
+
+    fn event(stream: &str, version: u64, with_user: bool) -> StoredEvent {
+        let mut metadata = Metadata::new();
+        if with_user {
+            metadata
+                .user
+                .insert("who".into(), format!("user {version}"));
+        }
+        StoredEvent {
+            stream_id: stream.into(),
+            version,
+            topic: format!("T.{version}"),
+            schema_version: 1,
+            payload: format!("{{\"n\":{version}}}").into_bytes(),
+            metadata,
+            position: None,
+        }
+    }
+
+    /// `for_each_event` lends exactly what `select_events` returns, in the same order, and
+    /// stops when the visitor breaks.
+    fn lends_what_select_returns(recorder: &dyn AggregateRecorder) {
+        let stream = "5f0c1a4e-0000-7000-8000-000000000001";
+        let other = "5f0c1a4e-0000-7000-8000-000000000002";
+        let batch = |s: &str| StreamAppend {
+            stream_id: s.into(),
+            expected_version: 0,
+            events: (1..=9).map(|v| event(s, v, v % 3 == 0)).collect(),
+        };
+        assert!(recorder.append(&[batch(stream), batch(other)]).is_ok());
+        let queries = [
+            EventQuery::all(),
+            EventQuery::all().from_version(4),
+            EventQuery::all().to_version(6),
+            EventQuery::all().from_version(3).to_version(7).limit(2),
+            EventQuery::all().descending(),
+            EventQuery::all().descending().limit(3).to_version(8),
+            EventQuery::all().from_version(20),
+        ];
+        for query in queries {
+            let selected = recorder.select_events(stream, &query).unwrap_or_default();
+            let mut lent = Vec::new();
+            let visited = recorder.for_each_event(stream, &query, &mut |e| {
+                lent.push(e.into_owned());
+                ControlFlow::Continue(())
+            });
+            assert!(visited.is_ok());
+            assert_eq!(lent, selected, "{query:?}");
+        }
+        let mut seen = 0;
+        let visited = recorder.for_each_event(stream, &EventQuery::all(), &mut |_| {
+            seen += 1;
+            if seen == 4 {
+                ControlFlow::Break(())
+            } else {
+                ControlFlow::Continue(())
+            }
+        });
+        assert!(visited.is_ok());
+        assert_eq!(seen, 4);
+        let mut none = 0;
+        let visited = recorder.for_each_event("missing", &EventQuery::all(), &mut |_| {
+            none += 1;
+            ControlFlow::Continue(())
+        });
+        assert!(visited.is_ok());
+        assert_eq!(none, 0);
+    }
+
+    /// A recorder that only forwards the required methods, so `for_each_event` is the default.
+    struct Plain(MemoryRecorder);
+
+    impl AggregateRecorder for Plain {
+        fn append(&self, batch: &[StreamAppend]) -> Result<Vec<u64>, super::PersistenceError> {
+            self.0.append(batch)
+        }
+        fn select_events(
+            &self,
+            stream_id: &str,
+            query: &EventQuery,
+        ) -> Result<Vec<StoredEvent>, super::PersistenceError> {
+            self.0.select_events(stream_id, query)
+        }
+        fn event_by_id(
+            &self,
+            event_id: uuid::Uuid,
+        ) -> Result<Option<StoredEvent>, super::PersistenceError> {
+            self.0.event_by_id(event_id)
+        }
+        fn delete_stream(&self, stream_id: &str) -> Result<u64, super::PersistenceError> {
+            self.0.delete_stream(stream_id)
+        }
+        fn update_events(&self, events: &[StoredEvent]) -> Result<(), super::PersistenceError> {
+            self.0.update_events(events)
+        }
+    }
+
+    #[test]
+    fn for_each_event_matches_select_events() {
+        lends_what_select_returns(&MemoryRecorder::new());
+        lends_what_select_returns(&Plain(MemoryRecorder::new()));
+        #[cfg(feature = "sqlite")]
+        {
+            let sqlite = crate::persistence::SqliteRecorder::in_memory();
+            assert!(sqlite.is_ok());
+            if let Ok(sqlite) = sqlite {
+                lends_what_select_returns(&sqlite);
+            }
+        }
+    }
+}

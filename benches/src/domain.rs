@@ -51,7 +51,8 @@ pub fn post(ledger: &mut Aggregate<Ledger>, i: u64) {
         i64::try_from(i % 10_000).unwrap_or(0) + 1,
         "EUR".into(),
         format!("INV-2026-11-{i:08}"),
-        "Consulting services rendered in November; payable within thirty days of receipt, net.".into(),
+        "Consulting services rendered in November; payable within thirty days of receipt, net."
+            .into(),
     );
 }
 
@@ -61,7 +62,8 @@ pub fn open(i: u64) -> Aggregate<Ledger> {
     Ledger::open(
         format!("ledger {i}"),
         "EUR".into(),
-        "Operating account for the benchmark, with a description long enough to be realistic.".into(),
+        "Operating account for the benchmark, with a description long enough to be realistic."
+            .into(),
     )
 }
 

@@ -1,6 +1,7 @@
 //! Repositories: load aggregates by replaying their events (the event player).
 
 use std::marker::PhantomData;
+use std::ops::ControlFlow;
 
 use uuid::Uuid;
 
@@ -8,7 +9,7 @@ use super::error::ApplicationError;
 use super::event_store::EventStore;
 use super::snapshots::{decode_snapshot, encode_snapshot, LoadReport};
 use crate::domain::{Aggregate, Entity, EventEnvelope};
-use crate::persistence::{EventQuery, StoredEvent};
+use crate::persistence::{EventQuery, StoredEvent, StoredEventRef};
 
 /// Loads aggregates of one entity type from an event store.
 ///
@@ -134,11 +135,33 @@ impl<'a, T: Entity> Repository<'a, T> {
         if let Some(at) = at {
             query = query.to_version(at);
         }
-        let stored = self.store.recorder().select_events(&stream_id, &query)?;
-        report.events_replayed = stored.len() as u64;
-        let aggregate = self
-            .replay(id, start, stored)?
-            .ok_or(ApplicationError::NotFound { id })?;
+        // Each event is decoded and applied straight from the backend's row: no intermediate
+        // `Vec<StoredEvent>`, no copies of stream ids, topics or payloads.
+        let mut aggregate = start;
+        let mut failure = None;
+        let mut replayed = 0u64;
+        self.store
+            .recorder()
+            .for_each_event(&stream_id, &query, &mut |event| match self.replay_ref(
+                id,
+                aggregate.take(),
+                event,
+            ) {
+                Ok(next) => {
+                    aggregate = Some(next);
+                    replayed += 1;
+                    ControlFlow::Continue(())
+                }
+                Err(error) => {
+                    failure = Some(error);
+                    ControlFlow::Break(())
+                }
+            })?;
+        if let Some(error) = failure {
+            return Err(error);
+        }
+        report.events_replayed = replayed;
+        let aggregate = aggregate.ok_or(ApplicationError::NotFound { id })?;
         Ok((aggregate, report))
     }
 
@@ -203,6 +226,24 @@ impl<'a, T: Entity> Repository<'a, T> {
             aggregate = Some(Aggregate::replay_one(aggregate, envelope)?);
         }
         Ok(aggregate)
+    }
+
+    /// Applies one borrowed stored event on top of `aggregate` (`None` starts a new one).
+    fn replay_ref(
+        &self,
+        id: Uuid,
+        aggregate: Option<Aggregate<T>>,
+        event: StoredEventRef<'_>,
+    ) -> Result<Aggregate<T>, ApplicationError> {
+        let decoded = self.store.mapper().decode_event_ref::<T::Event>(&event)?;
+        let envelope = EventEnvelope {
+            stream_id: id,
+            version: event.version,
+            metadata: event.metadata,
+            position: event.position,
+            event: decoded,
+        };
+        Ok(Aggregate::replay_one(aggregate, envelope)?)
     }
 }
 

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use uuid::Uuid;
 
 use super::error::PersistenceError;
-use super::stored_event::StoredEvent;
+use super::stored_event::{StoredEvent, StoredEventRef};
 use crate::domain::{DomainEvent, EventEnvelope};
 
 /// A reversible transformation of payload bytes, such as compression or encryption.
@@ -144,15 +144,50 @@ impl Mapper {
         &self,
         stored: &StoredEvent,
     ) -> Result<E, PersistenceError> {
-        let json = self.decode_payload(&stored.payload)?;
-        E::decode_stored(&stored.topic, stored.schema_version, &json).map_err(|source| {
-            PersistenceError::Decode {
-                stream_id: stored.stream_id.clone(),
-                version: stored.version,
-                position: stored.position,
-                topic: stored.topic.clone(),
-                source,
-            }
+        self.decode_parts(
+            &stored.stream_id,
+            stored.version,
+            stored.position,
+            &stored.topic,
+            stored.schema_version,
+            &stored.payload,
+        )
+    }
+
+    /// Decodes only the event of a borrowed stored event.
+    ///
+    /// # Errors
+    /// As [`Mapper::to_envelope`].
+    pub fn decode_event_ref<E: DomainEvent>(
+        &self,
+        stored: &StoredEventRef<'_>,
+    ) -> Result<E, PersistenceError> {
+        self.decode_parts(
+            stored.stream_id,
+            stored.version,
+            stored.position,
+            stored.topic,
+            stored.schema_version,
+            stored.payload,
+        )
+    }
+
+    fn decode_parts<E: DomainEvent>(
+        &self,
+        stream_id: &str,
+        version: u64,
+        position: Option<u64>,
+        topic: &str,
+        schema_version: u32,
+        payload: &[u8],
+    ) -> Result<E, PersistenceError> {
+        let json = self.decode_payload(payload)?;
+        E::decode_stored(topic, schema_version, &json).map_err(|source| PersistenceError::Decode {
+            stream_id: stream_id.to_owned(),
+            version,
+            position,
+            topic: topic.to_owned(),
+            source,
         })
     }
 }

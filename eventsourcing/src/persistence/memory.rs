@@ -1,6 +1,7 @@
 //! The in-memory recorder: thread-safe, always available, and the test double for the others.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::ops::ControlFlow;
 use std::sync::{PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use uuid::Uuid;
@@ -11,7 +12,8 @@ use super::recorder::{
     ProcessRecorder, SnapshotRecorder,
 };
 use super::stored_event::{
-    EventQuery, NotificationQuery, StoredEvent, StoredSnapshot, StreamAppend, Tracking,
+    EventQuery, NotificationQuery, StoredEvent, StoredEventRef, StoredSnapshot, StreamAppend,
+    Tracking,
 };
 
 /// Keeps events in process memory. Implements all three recorder traits with the same
@@ -96,16 +98,20 @@ impl Inner {
     fn apply(&mut self, batch: &[StreamAppend], tracking: Option<&Tracking>) -> Vec<u64> {
         let mut positions = Vec::with_capacity(batch.iter().map(|a| a.events.len()).sum());
         for append in batch {
+            if append.events.is_empty() {
+                // A version assertion only: nothing to record, no stream entry to create.
+                continue;
+            }
+            // One lookup and one copy of the stream id per stream, not per event.
+            let stream = self.streams.entry(append.stream_id.clone()).or_default();
+            stream.reserve(append.events.len());
             for event in &append.events {
                 self.last_position += 1;
                 let position = self.last_position;
                 let mut stored = event.clone();
                 stored.position = Some(position);
                 self.by_event_id.insert(stored.metadata.event_id, position);
-                self.streams
-                    .entry(append.stream_id.clone())
-                    .or_default()
-                    .push(position);
+                stream.push(position);
                 self.log.insert(position, stored);
                 positions.push(position);
             }
@@ -153,6 +159,30 @@ impl AggregateRecorder for MemoryRecorder {
         } else {
             in_range.take(limit).cloned().collect()
         })
+    }
+
+    fn for_each_event(
+        &self,
+        stream_id: &str,
+        query: &EventQuery,
+        visit: &mut dyn FnMut(StoredEventRef<'_>) -> ControlFlow<()>,
+    ) -> Result<(), PersistenceError> {
+        let inner = self.read();
+        let Some(positions) = inner.streams.get(stream_id) else {
+            return Ok(());
+        };
+        let limit = query.limit.unwrap_or(usize::MAX);
+        let in_range = positions
+            .iter()
+            .filter_map(|p| inner.log.get(p))
+            .filter(|e| query.contains(e.version));
+        let mut lend = |e: &StoredEvent| visit(e.as_ref());
+        let _ = if query.descending {
+            in_range.rev().take(limit).try_for_each(&mut lend)
+        } else {
+            in_range.take(limit).try_for_each(&mut lend)
+        };
+        Ok(())
     }
 
     fn event_by_id(&self, event_id: Uuid) -> Result<Option<StoredEvent>, PersistenceError> {

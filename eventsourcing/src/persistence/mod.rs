@@ -25,7 +25,8 @@ pub use recorder::{
 #[cfg(feature = "sqlite")]
 pub use sqlite::{SqliteConfig, SqliteRecorder, Synchronous};
 pub use stored_event::{
-    EventQuery, NotificationQuery, StoredEvent, StoredSnapshot, StreamAppend, Tracking,
+    EventQuery, NotificationQuery, StoredEvent, StoredEventRef, StoredSnapshot, StreamAppend,
+    Tracking,
 };
 #[cfg(feature = "compression")]
 pub use transcoders::Compression;

@@ -5,13 +5,15 @@
 //! [`ProcessRecorder`] adds tracking records written atomically with new events. The
 //! conformance suite in `tests/` runs the same checks against every implementation.
 
+use std::ops::ControlFlow;
 use std::sync::Arc;
 
 use uuid::Uuid;
 
 use super::error::PersistenceError;
 use super::stored_event::{
-    EventQuery, NotificationQuery, StoredEvent, StoredSnapshot, StreamAppend, Tracking,
+    EventQuery, NotificationQuery, StoredEvent, StoredEventRef, StoredSnapshot, StreamAppend,
+    Tracking,
 };
 
 /// Keeps streams of events with optimistic concurrency.
@@ -42,6 +44,31 @@ pub trait AggregateRecorder: Send + Sync {
         stream_id: &str,
         query: &EventQuery,
     ) -> Result<Vec<StoredEvent>, PersistenceError>;
+
+    /// Calls `visit` with each event of one stream that `query` selects, in the query's
+    /// order, until `visit` breaks: the same events as
+    /// [`AggregateRecorder::select_events`], without collecting them. Repositories load
+    /// aggregates through it, decoding each event straight from the backend's row.
+    ///
+    /// The default implementation runs `select_events` and visits its result; backends
+    /// override it to lend rows without copying them. `visit` may run while the backend holds
+    /// a connection or a read lock, so it must not call back into the recorder.
+    ///
+    /// # Errors
+    /// Backend failures or corrupt rows met before `visit` broke.
+    fn for_each_event(
+        &self,
+        stream_id: &str,
+        query: &EventQuery,
+        visit: &mut dyn FnMut(StoredEventRef<'_>) -> ControlFlow<()>,
+    ) -> Result<(), PersistenceError> {
+        for event in self.select_events(stream_id, query)? {
+            if visit(event.as_ref()).is_break() {
+                break;
+            }
+        }
+        Ok(())
+    }
 
     /// One event by its event id.
     ///
@@ -145,6 +172,14 @@ macro_rules! forward_recorders {
             }
             fn select_events(&self, stream_id: &str, query: &EventQuery) -> Result<Vec<StoredEvent>, PersistenceError> {
                 (**self).select_events(stream_id, query)
+            }
+            fn for_each_event(
+                &self,
+                stream_id: &str,
+                query: &EventQuery,
+                visit: &mut dyn FnMut(StoredEventRef<'_>) -> ControlFlow<()>,
+            ) -> Result<(), PersistenceError> {
+                (**self).for_each_event(stream_id, query, visit)
             }
             fn event_by_id(&self, event_id: Uuid) -> Result<Option<StoredEvent>, PersistenceError> {
                 (**self).event_by_id(event_id)
@@ -281,4 +316,123 @@ pub fn validate_text(events: &[StoredEvent]) -> Result<(), PersistenceError> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::ops::ControlFlow;
+
+    use super::AggregateRecorder;
+    use crate::domain::Metadata;
+    use crate::persistence::{EventQuery, MemoryRecorder, StoredEvent, StreamAppend};
+
+    fn event(stream: &str, version: u64, with_user: bool) -> StoredEvent {
+        let mut metadata = Metadata::new();
+        if with_user {
+            metadata
+                .user
+                .insert("who".into(), format!("user {version}"));
+        }
+        StoredEvent {
+            stream_id: stream.into(),
+            version,
+            topic: format!("T.{version}"),
+            schema_version: 1,
+            payload: format!("{{\"n\":{version}}}").into_bytes(),
+            metadata,
+            position: None,
+        }
+    }
+
+    /// `for_each_event` lends exactly what `select_events` returns, in the same order, and
+    /// stops when the visitor breaks.
+    fn lends_what_select_returns(recorder: &dyn AggregateRecorder) {
+        let stream = "5f0c1a4e-0000-7000-8000-000000000001";
+        let other = "5f0c1a4e-0000-7000-8000-000000000002";
+        let batch = |s: &str| StreamAppend {
+            stream_id: s.into(),
+            expected_version: 0,
+            events: (1..=9).map(|v| event(s, v, v % 3 == 0)).collect(),
+        };
+        assert!(recorder.append(&[batch(stream), batch(other)]).is_ok());
+        let queries = [
+            EventQuery::all(),
+            EventQuery::all().from_version(4),
+            EventQuery::all().to_version(6),
+            EventQuery::all().from_version(3).to_version(7).limit(2),
+            EventQuery::all().descending(),
+            EventQuery::all().descending().limit(3).to_version(8),
+            EventQuery::all().from_version(20),
+        ];
+        for query in queries {
+            let selected = recorder.select_events(stream, &query).unwrap_or_default();
+            let mut lent = Vec::new();
+            let visited = recorder.for_each_event(stream, &query, &mut |e| {
+                lent.push(e.into_owned());
+                ControlFlow::Continue(())
+            });
+            assert!(visited.is_ok());
+            assert_eq!(lent, selected, "{query:?}");
+        }
+        let mut seen = 0;
+        let visited = recorder.for_each_event(stream, &EventQuery::all(), &mut |_| {
+            seen += 1;
+            if seen == 4 {
+                ControlFlow::Break(())
+            } else {
+                ControlFlow::Continue(())
+            }
+        });
+        assert!(visited.is_ok());
+        assert_eq!(seen, 4);
+        let mut none = 0;
+        let visited = recorder.for_each_event("missing", &EventQuery::all(), &mut |_| {
+            none += 1;
+            ControlFlow::Continue(())
+        });
+        assert!(visited.is_ok());
+        assert_eq!(none, 0);
+    }
+
+    /// A recorder that only forwards the required methods, so `for_each_event` is the default.
+    struct Plain(MemoryRecorder);
+
+    impl AggregateRecorder for Plain {
+        fn append(&self, batch: &[StreamAppend]) -> Result<Vec<u64>, super::PersistenceError> {
+            self.0.append(batch)
+        }
+        fn select_events(
+            &self,
+            stream_id: &str,
+            query: &EventQuery,
+        ) -> Result<Vec<StoredEvent>, super::PersistenceError> {
+            self.0.select_events(stream_id, query)
+        }
+        fn event_by_id(
+            &self,
+            event_id: uuid::Uuid,
+        ) -> Result<Option<StoredEvent>, super::PersistenceError> {
+            self.0.event_by_id(event_id)
+        }
+        fn delete_stream(&self, stream_id: &str) -> Result<u64, super::PersistenceError> {
+            self.0.delete_stream(stream_id)
+        }
+        fn update_events(&self, events: &[StoredEvent]) -> Result<(), super::PersistenceError> {
+            self.0.update_events(events)
+        }
+    }
+
+    #[test]
+    fn for_each_event_matches_select_events() {
+        lends_what_select_returns(&MemoryRecorder::new());
+        lends_what_select_returns(&Plain(MemoryRecorder::new()));
+        #[cfg(feature = "sqlite")]
+        {
+            let sqlite = crate::persistence::SqliteRecorder::in_memory();
+            assert!(sqlite.is_ok());
+            if let Ok(sqlite) = sqlite {
+                lends_what_select_returns(&sqlite);
+            }
+        }
+    }
 }

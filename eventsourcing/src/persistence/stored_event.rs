@@ -22,6 +22,61 @@ pub struct StoredEvent {
     pub position: Option<u64>,
 }
 
+impl StoredEvent {
+    /// This event borrowed, as [`AggregateRecorder::for_each_event`](super::AggregateRecorder::for_each_event)
+    /// passes it (the metadata is cloned: no allocation unless it has user values).
+    #[must_use]
+    pub fn as_ref(&self) -> StoredEventRef<'_> {
+        StoredEventRef {
+            stream_id: &self.stream_id,
+            version: self.version,
+            topic: &self.topic,
+            schema_version: self.schema_version,
+            payload: &self.payload,
+            metadata: self.metadata.clone(),
+            position: self.position,
+        }
+    }
+}
+
+/// A stored event borrowed from a backend's row (or from a [`StoredEvent`]): what
+/// [`AggregateRecorder::for_each_event`](super::AggregateRecorder::for_each_event) hands to its
+/// visitor, so that loading an aggregate decodes each event straight from the row instead of
+/// copying every row into a [`StoredEvent`] first.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredEventRef<'a> {
+    /// The stream (entity) the event belongs to.
+    pub stream_id: &'a str,
+    /// The event's place in its stream, from 1.
+    pub version: u64,
+    /// The topic, e.g. `"Dog.TrickAdded"`.
+    pub topic: &'a str,
+    /// The schema version of the payload.
+    pub schema_version: u32,
+    /// The encoded payload.
+    pub payload: &'a [u8],
+    /// Event id, timestamp, causation, correlation and user values.
+    pub metadata: Metadata,
+    /// The position in the global log.
+    pub position: Option<u64>,
+}
+
+impl StoredEventRef<'_> {
+    /// An owned copy.
+    #[must_use]
+    pub fn into_owned(self) -> StoredEvent {
+        StoredEvent {
+            stream_id: self.stream_id.to_owned(),
+            version: self.version,
+            topic: self.topic.to_owned(),
+            schema_version: self.schema_version,
+            payload: self.payload.to_vec(),
+            metadata: self.metadata,
+            position: self.position,
+        }
+    }
+}
+
 /// A batch of new events for one stream, appended only if the stream is at `expected_version`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StreamAppend {

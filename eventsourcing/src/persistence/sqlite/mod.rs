@@ -94,6 +94,7 @@ mod errors;
 mod rows;
 mod schema;
 
+use std::ops::ControlFlow;
 use std::path::PathBuf;
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
@@ -104,7 +105,9 @@ pub use config::{SqliteConfig, Synchronous, IN_MEMORY};
 pub use schema::SCHEMA_VERSION;
 
 use errors::{from_sqlite, is_unique_violation};
-use rows::{clamp_i64, count_u64, decode_event, decode_snapshot, encode_event, limit_i64};
+use rows::{
+    clamp_i64, count_u64, decode_event, decode_event_ref, decode_snapshot, encode_event, limit_i64,
+};
 use schema::Statements;
 
 use super::error::PersistenceError;
@@ -113,7 +116,8 @@ use super::recorder::{
     ProcessRecorder, SnapshotRecorder,
 };
 use super::stored_event::{
-    EventQuery, NotificationQuery, StoredEvent, StoredSnapshot, StreamAppend, Tracking,
+    EventQuery, NotificationQuery, StoredEvent, StoredEventRef, StoredSnapshot, StreamAppend,
+    Tracking,
 };
 
 /// Statements per connection kept compiled (the recorder runs 16 distinct ones).
@@ -458,9 +462,23 @@ impl AggregateRecorder for SqliteRecorder {
         stream_id: &str,
         query: &EventQuery,
     ) -> Result<Vec<StoredEvent>, PersistenceError> {
+        let mut events = Vec::new();
+        self.for_each_event(stream_id, query, &mut |event| {
+            events.push(event.into_owned());
+            ControlFlow::Continue(())
+        })?;
+        Ok(events)
+    }
+
+    fn for_each_event(
+        &self,
+        stream_id: &str,
+        query: &EventQuery,
+        visit: &mut dyn FnMut(StoredEventRef<'_>) -> ControlFlow<()>,
+    ) -> Result<(), PersistenceError> {
         let from = query.from_version.unwrap_or(0);
         if i64::try_from(from).is_err() {
-            return Ok(Vec::new());
+            return Ok(());
         }
         let (from, to) = (
             clamp_i64(from),
@@ -472,7 +490,18 @@ impl AggregateRecorder for SqliteRecorder {
         } else {
             &self.sql.select_events_asc
         };
-        self.read(|conn| Self::query_events(conn, sql, params![stream_id, from, to, limit]))
+        self.read(|conn| {
+            let mut stmt = conn.prepare_cached(sql).map_err(from_sqlite)?;
+            let mut rows = stmt
+                .query(params![stream_id, from, to, limit])
+                .map_err(from_sqlite)?;
+            while let Some(row) = rows.next().map_err(from_sqlite)? {
+                if visit(decode_event_ref(row)?).is_break() {
+                    break;
+                }
+            }
+            Ok(())
+        })
     }
 
     fn event_by_id(&self, event_id: Uuid) -> Result<Option<StoredEvent>, PersistenceError> {

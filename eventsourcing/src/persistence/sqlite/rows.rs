@@ -4,13 +4,14 @@
 
 use std::collections::BTreeMap;
 
+use rusqlite::types::ValueRef;
 use rusqlite::Row;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use super::errors::corrupt_row;
 use crate::domain::{Metadata, Timestamp};
-use crate::persistence::{PersistenceError, StoredEvent, StoredSnapshot};
+use crate::persistence::{PersistenceError, StoredEvent, StoredEventRef, StoredSnapshot};
 
 /// The `metadata` column: what [`Metadata`] holds besides the event id and timestamp.
 #[derive(Serialize)]
@@ -81,51 +82,75 @@ pub(super) fn encode_event(event: &StoredEvent) -> Result<EncodedEvent, Persiste
 
 /// Reads an event row selected with the `{events}` column list.
 pub(super) fn decode_event(row: &Row<'_>) -> Result<StoredEvent, PersistenceError> {
+    decode_event_ref(row).map(StoredEventRef::into_owned)
+}
+
+/// Reads an event row selected with the `{events}` column list, borrowing its text and blob
+/// columns from the row.
+///
+/// This runs once per event read (stream loads, notification pages), so it builds the error
+/// context (which names the row's position) only when a column is bad.
+pub(super) fn decode_event_ref<'r>(
+    row: &'r Row<'_>,
+) -> Result<StoredEventRef<'r>, PersistenceError> {
     const TABLE: &str = "events";
     let position: i64 = row
         .get(0)
         .map_err(|e| corrupt_row(TABLE, "with an unreadable position", e))?;
-    let at = format!("at position {position}");
-    let corrupt =
-        |what: &str, e: &dyn std::fmt::Display| corrupt_row(TABLE, &at, format!("{what}: {e}"));
+    // Once the stream and version are read, errors name them too; the context string is
+    // built only when a column is bad.
+    let context: std::cell::Cell<Option<(&'r str, u64)>> = std::cell::Cell::new(None);
+    let corrupt = |what: &str, e: &dyn std::fmt::Display| {
+        let at = match context.get() {
+            Some((stream, version)) => format!(
+                "at position {position} (stream `{}`, version {version})",
+                stream.escape_debug()
+            ),
+            None => format!("at position {position}"),
+        };
+        corrupt_row(TABLE, &at, format!("{what}: {e}"))
+    };
+    let value = |index: usize, what: &str| -> Result<ValueRef<'r>, PersistenceError> {
+        row.get_ref(index).map_err(|e| corrupt(what, &e))
+    };
+    let text = |index: usize, what: &str| -> Result<&'r str, PersistenceError> {
+        value(index, what)?.as_str().map_err(|e| corrupt(what, &e))
+    };
+    let integer = |index: usize, what: &str| -> Result<i64, PersistenceError> {
+        value(index, what)?.as_i64().map_err(|e| corrupt(what, &e))
+    };
     let position = u64::try_from(position).map_err(|e| corrupt("position is negative", &e))?;
-    let stream_id: String = row.get(1).map_err(|e| corrupt("bad stream_id", &e))?;
-    let version: i64 = row.get(2).map_err(|e| corrupt("bad version", &e))?;
+    let stream_id = text(1, "bad stream_id")?;
+    let version = integer(2, "bad version")?;
     let version = u64::try_from(version)
         .ok()
         .filter(|v| *v > 0)
         .ok_or_else(|| corrupt("bad version", &version))?;
-    // From here on the error names the stream and version too.
-    let at = format!(
-        "at position {position} (stream `{}`, version {version})",
-        stream_id.escape_debug()
-    );
-    let corrupt =
-        |what: &str, e: &dyn std::fmt::Display| corrupt_row(TABLE, &at, format!("{what}: {e}"));
-    let event_id = row
-        .get_ref(3)
-        .map_err(|e| corrupt("bad event_id", &e))?
+    context.set(Some((stream_id, version)));
+    let event_id = value(3, "bad event_id")?
         .as_blob()
         .map_err(|e| corrupt("bad event_id", &e))
         .and_then(|bytes| Uuid::from_slice(bytes).map_err(|e| corrupt("bad event_id", &e)))?;
-    let topic: String = row.get(4).map_err(|e| corrupt("bad topic", &e))?;
-    let schema_version: i64 = row.get(5).map_err(|e| corrupt("bad schema_version", &e))?;
+    let topic = text(4, "bad topic")?;
+    let schema_version = integer(5, "bad schema_version")?;
     let schema_version = u32::try_from(schema_version)
         .map_err(|_| corrupt("bad schema_version", &schema_version))?;
-    let timestamp: i64 = row.get(6).map_err(|e| corrupt("bad timestamp", &e))?;
-    let payload: Vec<u8> = row.get(7).map_err(|e| corrupt("bad payload", &e))?;
-    let extras: Option<String> = row.get(8).map_err(|e| corrupt("bad metadata", &e))?;
-    let extras = match extras {
-        None => ExtrasIn {
+    let timestamp = integer(6, "bad timestamp")?;
+    let payload = value(7, "bad payload")?
+        .as_blob()
+        .map_err(|e| corrupt("bad payload", &e))?;
+    let extras = match value(8, "bad metadata")? {
+        ValueRef::Null => ExtrasIn {
             causation_id: None,
             correlation_id: None,
             user: BTreeMap::new(),
         },
-        Some(json) => {
-            serde_json::from_str::<ExtrasIn>(&json).map_err(|e| corrupt("bad metadata JSON", &e))?
+        other => {
+            let json = other.as_str().map_err(|e| corrupt("bad metadata", &e))?;
+            serde_json::from_str::<ExtrasIn>(json).map_err(|e| corrupt("bad metadata JSON", &e))?
         }
     };
-    Ok(StoredEvent {
+    Ok(StoredEventRef {
         stream_id,
         version,
         topic,

@@ -1,0 +1,413 @@
+//! The framework's side of every workload, the same on every backend.
+
+use std::hint::black_box;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Barrier;
+use std::time::{Duration, Instant};
+
+use eventsourcing::prelude::*;
+
+use crate::domain::{self, Ledger};
+use crate::R;
+
+/// Creates one ledger with its creation event and saves it: one transaction.
+///
+/// # Errors
+/// Save errors.
+pub fn save_one(app: &Application, i: u64) -> R<u64> {
+    let mut ledger = domain::open(i);
+    app.save(&mut ledger)?;
+    Ok(1)
+}
+
+/// Records 100 postings on `ledger` and saves them in one append.
+///
+/// # Errors
+/// Save errors.
+pub fn append_batch(app: &Application, ledger: &mut Aggregate<Ledger>, next: &mut u64) -> R<u64> {
+    for _ in 0..100 {
+        domain::post(ledger, *next);
+        *next += 1;
+    }
+    app.save(ledger)?;
+    Ok(100)
+}
+
+/// Creates a ledger with `events` events, saved in appends of at most 1,000; its id.
+///
+/// # Errors
+/// Save errors.
+pub fn populate(app: &Application, i: u64, events: u64) -> R<Uuid> {
+    let mut ledger = domain::open(i);
+    let mut n = 1;
+    while n < events {
+        domain::post(&mut ledger, n);
+        n += 1;
+        if ledger.pending_events().len() >= 1000 {
+            app.save(&mut ledger)?;
+        }
+    }
+    app.save(&mut ledger)?;
+    Ok(ledger.id())
+}
+
+/// Loads a ledger through the repository; the events it replayed.
+///
+/// # Errors
+/// Load errors.
+pub fn load(app: &Application, id: Uuid) -> R<u64> {
+    let ledger: Aggregate<Ledger> = app.repository().get(id)?;
+    black_box((ledger.total(), ledger.entries()));
+    Ok(ledger.version())
+}
+
+/// Reads the first `limit` events through the notification log, `page` at a time.
+///
+/// # Errors
+/// Backend errors.
+pub fn scan(app: &Application, limit: u64, page: usize) -> R<u64> {
+    let mut read = 0u64;
+    let mut bytes = 0usize;
+    for event in app.notification_log().iter(1, page) {
+        let event = event?;
+        bytes += event.payload.len();
+        read += 1;
+        if read == limit {
+            break;
+        }
+    }
+    black_box(bytes);
+    Ok(read)
+}
+
+/// What a concurrent run measured.
+#[derive(Debug, Clone, Copy)]
+pub struct Concurrent {
+    /// Events committed per second by all writers together.
+    pub rate: f64,
+    /// Events the follower saw, reading in position order while the writers ran.
+    pub followed: u64,
+    /// Events committed during the run.
+    pub written: u64,
+    /// Times the follower saw a position that was not the one after its cursor.
+    pub holes: u64,
+}
+
+/// Runs `writers` threads calling `write` on their own state (made by `make_writer`) for
+/// `budget`, while one follower thread polls `poll(after)` for positions after its cursor.
+/// The follower starts at `start()` (the highest position once the writers are set up) and
+/// drains the log after the writers stop.
+///
+/// # Errors
+/// The first error of any thread.
+#[allow(clippy::too_many_arguments)]
+pub fn concurrent<W, F>(
+    writers: usize,
+    budget: Duration,
+    start: &(dyn Fn() -> R<u64> + Sync),
+    make_writer: &(dyn Fn(usize) -> R<W> + Sync),
+    write: &(dyn Fn(&mut W) -> R<u64> + Sync),
+    mut follower: F,
+    poll: &(dyn Fn(&mut F, u64) -> R<Vec<u64>> + Sync),
+) -> R<Concurrent>
+where
+    F: Send,
+{
+    let stop = AtomicBool::new(false);
+    let done = AtomicBool::new(false);
+    let written = AtomicU64::new(0);
+    let ready = Barrier::new(writers + 1);
+    let go = Barrier::new(writers + 2);
+    let result = std::thread::scope(|scope| -> R<Concurrent> {
+        let mut handles = Vec::new();
+        for w in 0..writers {
+            let (stop, written, ready, go) = (&stop, &written, &ready, &go);
+            handles.push(scope.spawn(move || -> R<()> {
+                let state = make_writer(w);
+                ready.wait();
+                go.wait();
+                let mut state = state?;
+                while !stop.load(Ordering::Relaxed) {
+                    let n = write(&mut state)?;
+                    written.fetch_add(n, Ordering::Relaxed);
+                }
+                Ok(())
+            }));
+        }
+        ready.wait();
+        let first = start();
+        let follow = {
+            let (done, go) = (&done, &go);
+            scope.spawn(move || -> R<(u64, u64)> {
+                go.wait();
+                let start = first?;
+                let (mut cursor, mut followed, mut holes) = (start, 0u64, 0u64);
+                loop {
+                    let finished = done.load(Ordering::Acquire);
+                    let positions = poll(&mut follower, cursor)?;
+                    for p in &positions {
+                        if *p != cursor + 1 {
+                            holes += 1;
+                        }
+                        cursor = *p;
+                        followed += 1;
+                    }
+                    if positions.is_empty() {
+                        if finished {
+                            break;
+                        }
+                        std::thread::sleep(Duration::from_millis(2));
+                    }
+                }
+                Ok((followed, holes))
+            })
+        };
+        go.wait();
+        let began = Instant::now();
+        std::thread::sleep(budget);
+        stop.store(true, Ordering::Relaxed);
+        let mut first_error = None;
+        for handle in handles {
+            if let Err(e) = handle.join().map_err(|_| "writer panicked")? {
+                first_error.get_or_insert(e);
+            }
+        }
+        let elapsed = began.elapsed().as_secs_f64();
+        done.store(true, Ordering::Release);
+        let (followed, holes) = follow.join().map_err(|_| "follower panicked")??;
+        if let Some(e) = first_error {
+            return Err(e);
+        }
+        let written = written.load(Ordering::Relaxed);
+        Ok(Concurrent {
+            rate: written as f64 / elapsed,
+            followed,
+            written,
+            holes,
+        })
+    });
+    result
+}
+
+/// The workloads every backend runs the same way: save_one, append_batch100, load_10k,
+/// snapshot_load and scan_all. `full` keeps snapshots; `events_only` reads the same storage
+/// without them.
+///
+/// # Errors
+/// The first error.
+pub fn run_common(
+    backend: &'static str,
+    params: &crate::Params,
+    full: &Application,
+    events_only: &Application,
+    raw: &mut dyn crate::raw::RawStore,
+    outcomes: &mut Vec<crate::Outcome>,
+) -> R<()> {
+    use crate::{mib, once, paired, rate};
+    let reps = params.reps;
+    // Stream numbers: ours and the baseline each count their own.
+    let mut ours_n = 1_000_000u64;
+    let mut raw_n = 1_000_000u64;
+
+    if params.wants("save_one") {
+        // save_one
+        let (ours, baseline) = paired(
+            reps,
+            || {
+                rate(params.budget, || {
+                    ours_n += 1;
+                    save_one(full, ours_n)
+                })
+            },
+            || {
+                rate(params.budget, || {
+                    raw_n += 1;
+                    raw.save_one(raw_n)?;
+                    Ok(1)
+                })
+            },
+        )?;
+        push(
+            outcomes,
+            backend,
+            "save_one",
+            ours,
+            baseline,
+            "saves/s",
+            String::new(),
+        );
+        println!("{backend}: save_one done");
+    }
+
+    if params.wants("append_batch100") {
+        // append_batch100
+        let mut ledger = domain::open(1);
+        full.save(&mut ledger)?;
+        let mut next = 1;
+        raw_n += 1;
+        let stream = crate::raw::populate(raw, raw_n, 1)?;
+        let mut raw_version = 1;
+        let (ours, baseline) = paired(
+            reps,
+            || rate(params.budget, || append_batch(full, &mut ledger, &mut next)),
+            || {
+                rate(params.budget, || {
+                    raw.append(&stream, raw_version, 100)?;
+                    raw_version += 100;
+                    Ok(100)
+                })
+            },
+        )?;
+        push(
+            outcomes,
+            backend,
+            "append_batch100",
+            ours,
+            baseline,
+            "events/s",
+            String::new(),
+        );
+        println!("{backend}: append_batch100 done");
+    }
+
+    if params.wants("load_10k") {
+        // load_10k
+        let id = populate(full, 2, params.load_events)?;
+        raw_n += 1;
+        let raw_stream = crate::raw::populate(raw, raw_n, params.load_events)?;
+        let (ours, baseline) = paired(
+            reps,
+            || once(|| load(full, id)),
+            || {
+                once(|| {
+                    let folded = raw.load(&raw_stream)?;
+                    black_box(folded.total);
+                    Ok(folded.events)
+                })
+            },
+        )?;
+        let note = format!(
+            "ours {:.3} us/event, baseline {:.3} us/event",
+            1e6 / ours,
+            1e6 / baseline
+        );
+        push(
+            outcomes, backend, "load_10k", ours, baseline, "events/s", note,
+        );
+        println!("{backend}: load_10k done");
+    }
+
+    if params.wants("snapshot_load") {
+        // snapshot_load: the same kind of aggregate, snapshotted at load_events, then 100 more.
+        let id = populate(full, 3, params.load_events)?;
+        full.take_snapshot::<Ledger>(id, None)?;
+        let mut ledger: Aggregate<Ledger> = full.repository().get(id)?;
+        for i in 0..params.after_snapshot {
+            domain::post(&mut ledger, i);
+        }
+        full.save(&mut ledger)?;
+        let (ours, baseline) = paired(
+            reps,
+            || {
+                rate(params.budget / 2, || {
+                    let (aggregate, report) = full.repository::<Ledger>().load(id, None)?;
+                    black_box(aggregate.total());
+                    if report.snapshot_version.is_none() {
+                        return Err("snapshot_load did not use the snapshot".into());
+                    }
+                    Ok(1)
+                })
+            },
+            || once(|| load(events_only, id).map(|_| 1)),
+        )?;
+        let note = format!(
+            "baseline: our full replay of {} events",
+            params.load_events + params.after_snapshot
+        );
+        push(
+            outcomes,
+            backend,
+            "snapshot_load",
+            ours,
+            baseline,
+            "loads/s",
+            note,
+        );
+        println!("{backend}: snapshot_load done");
+    }
+
+    if params.wants("scan_all") {
+        // scan_all: enough events in the log for the big scan, in appends of 1,000.
+        let have = full.notification_log().max_position()?;
+        let mut i = 10;
+        let mut total = have;
+        while total < params.scan_big {
+            populate(full, i, 1000)?;
+            total += 1000;
+            i += 1;
+        }
+        let mut raw_total = raw.count()?;
+        while raw_total < params.scan_big {
+            raw_n += 1;
+            crate::raw::populate(raw, raw_n, 1000)?;
+            raw_total += 1000;
+        }
+        println!("{backend}: scan data ready ({total} events, baseline {raw_total})");
+        let n = params.scan_events;
+        let (mut peak_ours, mut peak_raw) = (0usize, 0usize);
+        let (ours, baseline) = paired(
+            reps,
+            || {
+                let base = crate::alloc::reset_peak();
+                let r = once(|| scan(full, n, params.page));
+                peak_ours = peak_ours.max(crate::alloc::peak().saturating_sub(base));
+                r
+            },
+            || {
+                let base = crate::alloc::reset_peak();
+                let r = once(|| raw.scan(n));
+                peak_raw = peak_raw.max(crate::alloc::peak().saturating_sub(base));
+                r
+            },
+        )?;
+        let base = crate::alloc::reset_peak();
+        let read_big = scan(full, params.scan_big, params.page)?;
+        let big_peak = crate::alloc::peak().saturating_sub(base);
+        let base = crate::alloc::reset_peak();
+        let raw_big = raw.scan(params.scan_big)?;
+        let raw_big_peak = crate::alloc::peak().saturating_sub(base);
+        let note = format!(
+            "{n} events; peak heap ours {:.2} MiB (baseline {:.2} MiB); \
+             {read_big} events: ours {:.2} MiB (baseline {raw_big}: {:.2} MiB)",
+            mib(peak_ours),
+            mib(peak_raw),
+            mib(big_peak),
+            mib(raw_big_peak)
+        );
+        push(
+            outcomes, backend, "scan_all", ours, baseline, "events/s", note,
+        );
+        println!("{backend}: scan_all done");
+    }
+    Ok(())
+}
+
+/// Adds an outcome.
+pub fn push(
+    outcomes: &mut Vec<crate::Outcome>,
+    backend: &'static str,
+    workload: &'static str,
+    ours: f64,
+    baseline: f64,
+    unit: &'static str,
+    note: String,
+) {
+    outcomes.push(crate::Outcome {
+        backend,
+        workload,
+        ours,
+        baseline,
+        unit,
+        note,
+    });
+}

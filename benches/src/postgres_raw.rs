@@ -1,0 +1,311 @@
+//! PostgreSQL: the framework's recorder (schema `bench_ours`) against raw `postgres` client
+//! code on tables of the same shape in schema `bench_raw` (created by the recorder itself),
+//! with the server's default `synchronous_commit` for both.
+
+use std::hint::black_box;
+use std::sync::Arc;
+
+use eventsourcing::persistence::{PostgresConfig, PostgresRecorder};
+use eventsourcing::prelude::*;
+use postgres::{Client, NoTls, Statement};
+
+use crate::domain::{self, Ledger};
+use crate::ours::{self, push};
+use crate::raw::{self, Folded, RawStore, Topics};
+use crate::{median, Outcome, Params, R};
+
+const OURS: &str = "bench_ours";
+const RAW: &str = "bench_raw";
+
+const INSERT: &str = "INSERT INTO bench_raw.events \
+    (stream_id, version, event_id, topic, schema_version, \"timestamp\", payload) \
+    VALUES ($1, $2, $3::text::uuid, $4, $5, $6, $7)";
+
+fn micros_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_micros()).unwrap_or(i64::MAX))
+}
+
+/// A row read by the scan, every column owned.
+type OwnedRow = (
+    i64,
+    String,
+    i64,
+    String,
+    String,
+    i32,
+    i64,
+    Vec<u8>,
+    Option<String>,
+);
+
+/// A raw client with its statements prepared once.
+struct Raw {
+    client: Client,
+    insert: Statement,
+    insert_many: Statement,
+    load: Statement,
+    scan: Statement,
+    topics: Topics,
+}
+
+impl Raw {
+    fn connect(url: &str) -> R<Self> {
+        let mut client = Client::connect(url, NoTls)?;
+        let insert = client.prepare(INSERT)?;
+        let insert_many = client.prepare(
+            "INSERT INTO bench_raw.events \
+             (stream_id, version, event_id, topic, schema_version, \"timestamp\", payload) \
+             SELECT s, v, e::uuid, t, sv, ts, p FROM UNNEST($1::text[], $2::int8[], $3::text[], \
+             $4::text[], $5::int4[], $6::int8[], $7::bytea[]) AS r(s, v, e, t, sv, ts, p)",
+        )?;
+        let load = client.prepare(
+            "SELECT version, topic, \"timestamp\", payload FROM bench_raw.events \
+             WHERE stream_id = $1 ORDER BY version",
+        )?;
+        let scan = client.prepare(
+            "SELECT position, stream_id, version, event_id::text, topic, schema_version, \
+             \"timestamp\", payload, metadata::text FROM bench_raw.events \
+             ORDER BY position LIMIT $1",
+        )?;
+        Ok(Self {
+            client,
+            insert,
+            insert_many,
+            load,
+            scan,
+            topics: Topics::new(),
+        })
+    }
+
+    fn insert_one(&mut self, stream: &str, version: u64, topic: &str, payload: &[u8]) -> R<()> {
+        let mut tx = self.client.transaction()?;
+        tx.execute(
+            &self.insert,
+            &[
+                &stream,
+                &i64::try_from(version)?,
+                &uuid::Uuid::now_v7().to_string(),
+                &topic,
+                &1i32,
+                &micros_now(),
+                &payload,
+            ],
+        )?;
+        tx.commit()?;
+        Ok(())
+    }
+}
+
+impl RawStore for Raw {
+    fn save_one(&mut self, i: u64) -> R<()> {
+        let payload = raw::opened_payload(i)?;
+        let topic = self.topics.opened;
+        self.insert_one(&raw::last_stream(i), 1, topic, &payload)
+    }
+
+    fn append(&mut self, stream: &str, after: u64, n: u64) -> R<()> {
+        let len = usize::try_from(n)?;
+        let mut streams = Vec::with_capacity(len);
+        let mut versions = Vec::with_capacity(len);
+        let mut ids = Vec::with_capacity(len);
+        let mut topics = Vec::with_capacity(len);
+        let mut schema_versions = Vec::with_capacity(len);
+        let mut timestamps = Vec::with_capacity(len);
+        let mut payloads = Vec::with_capacity(len);
+        for v in after + 1..=after + n {
+            streams.push(stream);
+            versions.push(i64::try_from(v)?);
+            ids.push(uuid::Uuid::now_v7().to_string());
+            topics.push(self.topics.posted);
+            schema_versions.push(1i32);
+            timestamps.push(micros_now());
+            payloads.push(raw::posted_payload(v)?);
+        }
+        let mut tx = self.client.transaction()?;
+        tx.execute(
+            &self.insert_many,
+            &[
+                &streams,
+                &versions,
+                &ids,
+                &topics,
+                &schema_versions,
+                &timestamps,
+                &payloads,
+            ],
+        )?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    fn load(&mut self, stream: &str) -> R<Folded> {
+        let rows = self.client.query(&self.load, &[&stream])?;
+        let mut folded = Folded::default();
+        for row in &rows {
+            let version: i64 = row.try_get(0)?;
+            let timestamp: i64 = row.try_get(2)?;
+            black_box((version, timestamp));
+            let topic: &str = row.try_get(1)?;
+            let payload: &[u8] = row.try_get(3)?;
+            folded.apply(raw::decode(&self.topics, topic, payload)?);
+        }
+        Ok(folded)
+    }
+
+    fn scan(&mut self, limit: u64) -> R<u64> {
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let mut rows = self.client.query_raw(&self.scan, [limit])?;
+        let mut read = 0;
+        while let Some(row) = postgres::fallible_iterator::FallibleIterator::next(&mut rows)? {
+            let owned: OwnedRow = (
+                row.try_get(0)?,
+                row.try_get(1)?,
+                row.try_get(2)?,
+                row.try_get(3)?,
+                row.try_get(4)?,
+                row.try_get(5)?,
+                row.try_get(6)?,
+                row.try_get(7)?,
+                row.try_get(8)?,
+            );
+            black_box(&owned);
+            read += 1;
+        }
+        Ok(read)
+    }
+
+    fn count(&mut self) -> R<u64> {
+        let n: i64 = self
+            .client
+            .query_one("SELECT count(*) FROM bench_raw.events", &[])?
+            .try_get(0)?;
+        Ok(u64::try_from(n)?)
+    }
+}
+
+/// Runs the PostgreSQL workloads.
+///
+/// # Errors
+/// The first error; a missing `EVENTSOURCING_TEST_POSTGRES_URL`.
+pub fn run(params: &Params, outcomes: &mut Vec<Outcome>) -> R<()> {
+    let url = std::env::var("EVENTSOURCING_TEST_POSTGRES_URL")
+        .map_err(|_| "EVENTSOURCING_TEST_POSTGRES_URL is not set")?;
+    let mut admin = Client::connect(&url, NoTls)?;
+    admin.batch_execute(&format!(
+        "DROP SCHEMA IF EXISTS {OURS} CASCADE; DROP SCHEMA IF EXISTS {RAW} CASCADE"
+    ))?;
+    let sync: String = admin
+        .query_one("SHOW synchronous_commit", &[])?
+        .try_get(0)?;
+    println!("postgres: synchronous_commit = {sync} (server default, both sides)");
+    let config = |schema: &str| {
+        PostgresConfig::new(url.as_str())
+            .schema(schema)
+            .pool_size(12)
+    };
+    let storage = Arc::new(PostgresRecorder::open(config(OURS))?);
+    drop(PostgresRecorder::open(config(RAW))?);
+    let full = Application::builder().storage(storage.clone()).build()?;
+    let events_only = Application::builder().recorder(storage).build()?;
+    let mut raw = Raw::connect(&url)?;
+    ours::run_common("postgres", params, &full, &events_only, &mut raw, outcomes)?;
+    if params.wants("concurrent_8") {
+        concurrent(params, &full, &url, outcomes)?;
+    }
+    drop((full, events_only, raw));
+    admin.batch_execute(&format!(
+        "DROP SCHEMA IF EXISTS {OURS} CASCADE; DROP SCHEMA IF EXISTS {RAW} CASCADE"
+    ))?;
+    Ok(())
+}
+
+fn concurrent(params: &Params, app: &Application, url: &str, outcomes: &mut Vec<Outcome>) -> R<()> {
+    let (mut ours_rates, mut raw_rates) = (Vec::new(), Vec::new());
+    let mut notes = Vec::new();
+    let budget = params.concurrent_budget;
+    for rep in 0..params.reps {
+        let run = ours::concurrent(
+            params.writers,
+            budget,
+            &|| Ok(app.notification_log().max_position()?),
+            &|w| {
+                let mut ledger = domain::open(9_000_000 + w as u64);
+                app.save(&mut ledger)?;
+                Ok((ledger, 0u64))
+            },
+            &|(ledger, i): &mut (Aggregate<Ledger>, u64)| {
+                *i += 1;
+                domain::post(ledger, *i);
+                app.save(ledger)?;
+                Ok(1)
+            },
+            (),
+            &|(), after| {
+                Ok(app
+                    .notification_log()
+                    .select(after + 1, 1000)?
+                    .iter()
+                    .filter_map(|e| e.position)
+                    .collect())
+            },
+        )?;
+        ours_rates.push(run.rate);
+        let mut follower = Client::connect(url, NoTls)?;
+        let poll = follower.prepare(
+            "SELECT position FROM bench_raw.events WHERE position > $1 ORDER BY position LIMIT 1000",
+        )?;
+        let base = ours::concurrent(
+            params.writers,
+            budget,
+            &|| {
+                let mut client = Client::connect(url, NoTls)?;
+                let max: i64 = client
+                    .query_one(
+                        "SELECT COALESCE(max(position), 0) FROM bench_raw.events",
+                        &[],
+                    )?
+                    .try_get(0)?;
+                Ok(u64::try_from(max)?)
+            },
+            &|w| {
+                let mut raw = Raw::connect(url)?;
+                let stream = raw::last_stream(50_000_000 + (rep * 100 + w) as u64);
+                let topic = raw.topics.opened;
+                raw.insert_one(&stream, 1, topic, &raw::opened_payload(1)?)?;
+                Ok((raw, stream, 1u64))
+            },
+            &|(raw, stream, version): &mut (Raw, String, u64)| {
+                *version += 1;
+                let topic = raw.topics.posted;
+                raw.insert_one(stream, *version, topic, &raw::posted_payload(*version)?)?;
+                Ok(1)
+            },
+            (follower, poll),
+            &|(client, poll), after| {
+                let rows = client.query(&*poll, &[&i64::try_from(after)?])?;
+                rows.iter()
+                    .map(|r| Ok(u64::try_from(r.try_get::<_, i64>(0)?)?))
+                    .collect()
+            },
+        )?;
+        raw_rates.push(base.rate);
+        notes.push(format!(
+            "ours followed {}/{} holes {}; raw followed {}/{} holes {}",
+            run.followed, run.written, run.holes, base.followed, base.written, base.holes
+        ));
+    }
+    let note = notes.last().cloned().unwrap_or_default();
+    push(
+        outcomes,
+        "postgres",
+        "concurrent_8",
+        median(ours_rates),
+        median(raw_rates),
+        "events/s",
+        note,
+    );
+    println!("postgres: concurrent_8 done");
+    Ok(())
+}

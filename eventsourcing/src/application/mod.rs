@@ -2,19 +2,23 @@
 //! object, the notification log and configuration.
 
 mod app;
+mod builder;
 mod config;
 mod error;
 mod event_store;
 mod migration;
 mod notification_log;
 mod repository;
+mod saveable;
 mod snapshots;
 
-pub use app::{Application, ApplicationBuilder, Saveable, Saved};
+pub use app::{Application, Saved};
+pub use builder::ApplicationBuilder;
 pub use config::{StoreUrl, DEFAULT_URL, URL_ENV};
 pub use error::ApplicationError;
 pub use event_store::EventStore;
 pub use migration::{EventRef, MigrateFn, Migration, MigrationProgress, Verification};
 pub use notification_log::{NotificationIter, NotificationLog};
 pub use repository::{EventSourcedRepository, Repository};
+pub use saveable::Saveable;
 pub use snapshots::{decode_snapshot, encode_snapshot, LoadReport, SnapshotPolicy, SnapshotStats};

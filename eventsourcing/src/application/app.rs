@@ -59,7 +59,7 @@ impl Application {
     ///
     /// # Errors
     /// Configuration or backend errors, or a registry problem (duplicate topic, missing
-    /// upcaster) found by [`validate_registry`].
+    /// upcaster) found by [`validate_registry`](crate::domain::validate_registry).
     pub fn open_default() -> Result<Self, ApplicationError> {
         Self::builder()
             .url_from_env()?
@@ -100,7 +100,7 @@ impl Application {
     /// the bus, in order.
     ///
     /// # Errors
-    /// Conflict, a broken [`Limits`] (checked before any I/O), encoding or backend errors;
+    /// Conflict, a broken [`Limits`](crate::persistence::Limits) (checked before any I/O), encoding or backend errors;
     /// [`ApplicationError::Publish`] when the events were
     /// committed but a bus subscriber failed.
     pub fn save<S: Saveable>(&self, mut aggregates: S) -> Result<Saved, ApplicationError> {

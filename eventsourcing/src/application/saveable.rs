@@ -9,7 +9,7 @@ use super::snapshots::encode_snapshot;
 use crate::domain::{Aggregate, Entity};
 use crate::persistence::{Mapper, StoredSnapshot, StreamAppend};
 
-/// One or more aggregates that [`Application::save`] writes in one atomic append.
+/// One or more aggregates that [`Application::save`](super::Application::save) writes in one atomic append.
 ///
 /// Implemented for `&mut Aggregate<T>`, tuples of up to eight saveables, `Vec`s, arrays and
 /// mutable slices of them.
@@ -28,7 +28,7 @@ pub trait Saveable {
     fn mark_saved(&mut self);
 
     /// Encodes the snapshots this save makes due under the store's
-    /// [`SnapshotPolicy`], to be written once the events have committed. The default takes
+    /// [`SnapshotPolicy`](super::SnapshotPolicy), to be written once the events have committed. The default takes
     /// none.
     ///
     /// # Errors

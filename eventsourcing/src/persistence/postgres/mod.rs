@@ -1373,3 +1373,6 @@ impl SnapshotRecorder for PostgresRecorder {
             .map_err(classify)
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -99,10 +99,9 @@
 //!
 //! ## Table lock ([`OrderingMode::TableLock`])
 //!
-//! An appending transaction checks the streams' versions, then runs `LOCK TABLE events IN
-//! EXCLUSIVE MODE` before it takes positions from the identity sequence, and holds the lock
-//! until it commits (the check runs before the lock to keep the serialised window short; a
-//! writer that races past it fails on the unique index and still gets its conflict). That lock
+//! An appending transaction runs `LOCK TABLE events IN EXCLUSIVE MODE` before it takes
+//! positions from the identity sequence (in the insert statement, which also checks the
+//! streams' versions: see "Appends" below), and holds the lock until it commits. That lock
 //! conflicts with other appends, updates and deletes but not with reads, so positions are
 //! assigned in commit order and every reader's snapshot holds a prefix of the log (holes left
 //! by rolled-back transactions are permanent and harmless). `max_position` is `max(position)`
@@ -155,11 +154,33 @@
 //! 8 clients): plain sequence 6.9k-8.5k tx/s (no ordering guarantee), `LOCK TABLE ... IN
 //! EXCLUSIVE MODE` 1.6k-2.5k tx/s, `xid8` column 5.8k-6.6k tx/s.
 //!
+//! # Appends and reads: round trips
+//!
+//! An append is one statement: a CTE computes the current version of every stream of the
+//! batch in the statement's snapshot, the `INSERT ... SELECT FROM UNNEST(arrays)` writes only
+//! when every stream is at its expected version, and the result is either the inserted rows'
+//! positions or the streams that are not (stream, expected, actual; the first in batch order is
+//! reported, and nothing is written). In the transaction-id mode an append of at most 1,000
+//! events without a tracking record runs that statement in autocommit: one round trip, where
+//! `BEGIN`, a version `SELECT`, the `INSERT` and `COMMIT` took four. The table-lock mode (the
+//! lock), tracked appends (the tracking insert) and larger batches (one statement per 1,000
+//! events) run in a transaction.
+//!
+//! Reads stream their rows (`query_raw`): each row is decoded while the server is still
+//! sending the next ones. `for_each_event` lends each row to the visitor without copying (the
+//! stream id, topic and payload are borrowed from the row); the event id is read in its
+//! 16-byte binary format and the metadata as the JSON text of the `jsonb` value, only when
+//! it is not NULL. Measured on the 2-core test machine, streaming beats buffering the result
+//! (`Client::query`) for loads (ratio to raw SQL 0.86-1.02 against 0.69-0.72) although it
+//! costs about 1,250 more client instructions a row (the blocking driver enters its runtime
+//! for each row): the decoding overlaps with the server.
+//!
 //! # Errors
 //!
-//! Conflicts are detected by the version check inside the transaction and, for a writer that
-//! races past it, by the unique index (SQLSTATE 23505, classified by code and constraint name,
-//! never by message). A lost connection or an unreachable server is
+//! Conflicts are detected by the version check inside the insert statement and, for a writer
+//! that commits between that statement's snapshot and its insert, by the unique index
+//! (SQLSTATE 23505, classified by code and constraint name, never by message; the actual
+//! version is then read again). A lost connection or an unreachable server is
 //! [`PersistenceError::Unavailable`]; a statement or lock timeout, a deadlock or a
 //! serialization failure is [`PersistenceError::Busy`]. A broken connection is dropped by the
 //! pool and replaced on the next call. A row that breaks the schema's invariants (a negative
@@ -1023,7 +1044,7 @@ impl PostgresRecorder {
         tracked: Option<(&Tracking, i64)>,
     ) -> Result<Vec<u64>, AppendFailure> {
         // The lock is held until commit and serialises appenders; the version check runs
-        // under it, in the first insert statement.
+        // under it, in the first insert statement (a cheap index probe per stream).
         if !events.is_empty() && self.config.ordering == OrderingMode::TableLock {
             tx.batch_execute(&self.sql.lock).map_err(classify)?;
         }

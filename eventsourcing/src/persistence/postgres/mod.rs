@@ -359,9 +359,11 @@ impl Sql {
         } else {
             ("", "", "")
         };
+        // The stream id is the parameter: not sent back with every row.
+        let stream_columns = EVENT_COLUMNS.replace("stream_id", "NULL::text");
         let select = |order: &str| {
             format!(
-                "SELECT {EVENT_COLUMNS} FROM {events} WHERE stream_id = $1 AND version >= $2 \
+                "SELECT {stream_columns} FROM {events} WHERE stream_id = $1 AND version >= $2 \
                  AND version <= $3 ORDER BY version {order} LIMIT $4"
             )
         };
@@ -625,7 +627,12 @@ impl<'a> FromSql<'a> for JsonText<'a> {
 /// One event row ([`EVENT_COLUMNS`]) lent as a [`StoredEventRef`]: text and bytes borrowed
 /// from the row, metadata decoded only when the column is not NULL. The error context is
 /// built only on error.
-fn decode_event_ref(row: &Row) -> Result<StoredEventRef<'_>, PersistenceError> {
+///
+/// `stream_id` is the stream a query selected on, when its rows do not carry it.
+fn decode_event_ref<'a>(
+    row: &'a Row,
+    stream_id: Option<&'a str>,
+) -> Result<StoredEventRef<'a>, PersistenceError> {
     let bad = |what: &str, e: &dyn std::fmt::Display| corrupt(row.try_get(0).ok(), what, e);
     let position: i64 = row.try_get(0).map_err(|e| bad("position", &e))?;
     let version: i64 = row.try_get(2).map_err(|e| bad("version", &e))?;
@@ -639,8 +646,12 @@ fn decode_event_ref(row: &Row) -> Result<StoredEventRef<'_>, PersistenceError> {
         }
         None => Extras::default(),
     };
+    let stream_id = match stream_id {
+        Some(stream_id) => stream_id,
+        None => row.try_get(1).map_err(|e| bad("stream id", &e))?,
+    };
     Ok(StoredEventRef {
-        stream_id: row.try_get(1).map_err(|e| bad("stream id", &e))?,
+        stream_id,
         version: u64::try_from(version).map_err(|e| bad("negative version", &e))?,
         topic: row.try_get(4).map_err(|e| bad("topic", &e))?,
         schema_version: u32::try_from(schema_version)
@@ -658,7 +669,7 @@ fn decode_event_ref(row: &Row) -> Result<StoredEventRef<'_>, PersistenceError> {
 }
 
 fn decode_event(row: &Row) -> Result<StoredEvent, PersistenceError> {
-    decode_event_ref(row).map(StoredEventRef::into_owned)
+    decode_event_ref(row, None).map(StoredEventRef::into_owned)
 }
 
 fn decode_snapshot(row: &Row) -> Result<StoredSnapshot, PersistenceError> {
@@ -1206,7 +1217,7 @@ impl AggregateRecorder for PostgresRecorder {
         let params: [&(dyn ToSql + Sync); 4] = [&stream_id, &from, &to, &limit];
         let mut rows = client.query_raw(&statement, params).map_err(classify)?;
         while let Some(row) = rows.next().map_err(classify)? {
-            if visit(decode_event_ref(&row)?).is_break() {
+            if visit(decode_event_ref(&row, Some(stream_id))?).is_break() {
                 break;
             }
         }

@@ -261,6 +261,8 @@ pub struct PostgresRecorder {
     last_appended: AtomicU64,
     /// The highest readable horizon seen (it never moves back).
     horizon_seen: AtomicU64,
+    /// Whether the sessions were opened with `plan_cache_mode=force_generic_plan`.
+    generic_plans: bool,
 }
 
 /// How far followers are behind the committed log: see [`PostgresRecorder::follower_lag`].
@@ -722,8 +724,11 @@ impl PostgresRecorder {
         // append statement on every execution: with the arrays' lengths known, a custom plan
         // always looks cheaper than the generic one (which assumes 10 rows per UNNEST), and
         // planning the CTE took 0.17 ms against 0.06 ms to execute it (EXPLAIN ANALYZE
-        // EXECUTE, PostgreSQL 15). A URL's own `plan_cache_mode` option wins.
-        if !options.contains("plan_cache_mode") {
+        // EXECUTE, PostgreSQL 15). The exception, topic-filtered notifications, asks for
+        // a custom plan in its transaction (see `select_notifications`). A URL's own
+        // `plan_cache_mode` option wins.
+        let generic_plans = !options.contains("plan_cache_mode");
+        if generic_plans {
             options.push_str(" -c plan_cache_mode=force_generic_plan");
         }
         pg.options(options.trim())
@@ -747,6 +752,7 @@ impl PostgresRecorder {
             config,
             last_appended: AtomicU64::new(0),
             horizon_seen: AtomicU64::new(0),
+            generic_plans,
         };
         recorder.migrate()?;
         Ok(recorder)
@@ -1311,25 +1317,44 @@ impl ApplicationRecorder for PostgresRecorder {
         let limit = i64::try_from(query.limit).unwrap_or(i64::MAX);
         let mut conn = self.conn()?;
         self.await_own_writes(&mut conn)?;
-        let (sql, params): (_, &[&(dyn ToSql + Sync)]) = if query.topics.is_empty() {
-            (&self.sql.notifications, &[&from, &to, &limit])
-        } else {
-            (
-                &self.sql.notifications_topics,
-                &[&from, &to, &limit, &query.topics],
-            )
-        };
-        let (client, statement) = conn.prepared(sql).map_err(classify)?;
-        // Streamed (`query_raw`): rows are decoded as they arrive, while the server is still
-        // producing the rest of the page.
-        let mut rows = client
-            .query_raw(&statement, params.iter().copied())
-            .map_err(classify)?;
         let capacity = query.limit.min(CHUNK_ROWS);
         let mut events = Vec::with_capacity(capacity);
-        while let Some(row) = rows.next().map_err(classify)? {
-            events.push(decode_event(&row)?);
+        if query.topics.is_empty() {
+            let (client, statement) = conn.prepared(&self.sql.notifications).map_err(classify)?;
+            let params: [&(dyn ToSql + Sync); 3] = [&from, &to, &limit];
+            // Streamed (`query_raw`): rows are decoded as they arrive, while the server is
+            // still producing the rest of the page.
+            let mut rows = client.query_raw(&statement, params).map_err(classify)?;
+            while let Some(row) = rows.next().map_err(classify)? {
+                events.push(decode_event(&row)?);
+            }
+            return Ok(events);
         }
+        let (client, statement) = conn
+            .prepared(&self.sql.notifications_topics)
+            .map_err(classify)?;
+        let params: [&(dyn ToSql + Sync); 4] = [&from, &to, &limit, &query.topics];
+        if !self.generic_plans {
+            let mut rows = client.query_raw(&statement, params).map_err(classify)?;
+            while let Some(row) = rows.next().map_err(classify)? {
+                events.push(decode_event(&row)?);
+            }
+            return Ok(events);
+        }
+        // Which index serves a topic filter depends on the topics' frequencies, which only a
+        // custom plan sees: the generic plan scans the log by position and filters (32 ms
+        // against 0.08 ms for a rare topic in 300,000 events). Three more round trips
+        // (BEGIN, SET LOCAL, COMMIT), for topic-filtered pages only.
+        let mut tx = client.transaction().map_err(classify)?;
+        tx.batch_execute("SET LOCAL plan_cache_mode = force_custom_plan")
+            .map_err(classify)?;
+        {
+            let mut rows = tx.query_raw(&statement, params).map_err(classify)?;
+            while let Some(row) = rows.next().map_err(classify)? {
+                events.push(decode_event(&row)?);
+            }
+        }
+        tx.commit().map_err(classify)?;
         Ok(events)
     }
 

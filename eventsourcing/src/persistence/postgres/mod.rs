@@ -99,10 +99,9 @@
 //!
 //! ## Table lock ([`OrderingMode::TableLock`])
 //!
-//! An appending transaction checks the streams' versions, then runs `LOCK TABLE events IN
-//! EXCLUSIVE MODE` before it takes positions from the identity sequence, and holds the lock
-//! until it commits (the check runs before the lock to keep the serialised window short; a
-//! writer that races past it fails on the unique index and still gets its conflict). That lock
+//! An appending transaction runs `LOCK TABLE events IN EXCLUSIVE MODE` before it takes
+//! positions from the identity sequence (in the insert statement, which also checks the
+//! streams' versions: see "Appends" below), and holds the lock until it commits. That lock
 //! conflicts with other appends, updates and deletes but not with reads, so positions are
 //! assigned in commit order and every reader's snapshot holds a prefix of the log (holes left
 //! by rolled-back transactions are permanent and harmless). `max_position` is `max(position)`
@@ -155,11 +154,41 @@
 //! 8 clients): plain sequence 6.9k-8.5k tx/s (no ordering guarantee), `LOCK TABLE ... IN
 //! EXCLUSIVE MODE` 1.6k-2.5k tx/s, `xid8` column 5.8k-6.6k tx/s.
 //!
+//! # Appends and reads: round trips
+//!
+//! An append is one statement: a CTE computes the current version of every stream of the
+//! batch in the statement's snapshot, the `INSERT ... SELECT FROM UNNEST(arrays)` writes only
+//! when every stream is at its expected version, and the result is either the inserted rows'
+//! positions or the streams that are not (stream, expected, actual; the first in batch order is
+//! reported, and nothing is written). In the transaction-id mode an append of at most 1,000
+//! events without a tracking record runs that statement in autocommit: one round trip, where
+//! `BEGIN`, a version `SELECT`, the `INSERT` and `COMMIT` took four. The table-lock mode (the
+//! lock), tracked appends (the tracking insert) and larger batches (one statement per 1,000
+//! events) run in a transaction.
+//!
+//! Reads stream their rows (`query_raw`): each row is decoded while the server is still
+//! sending the next ones. `for_each_event` lends each row to the visitor without copying (the
+//! stream id, topic and payload are borrowed from the row); the event id is read in its
+//! 16-byte binary format and the metadata as the JSON text of the `jsonb` value, only when
+//! it is not NULL. Measured on the 2-core test machine, streaming beats buffering the result
+//! (`Client::query`) for loads (ratio to raw SQL 0.86-1.02 against 0.69-0.72) although it
+//! costs about 1,250 more client instructions a row (the blocking driver enters its runtime
+//! for each row): the decoding overlaps with the server.
+//!
+//! The sessions run with `plan_cache_mode=force_generic_plan` (unless the URL's `options` set
+//! `plan_cache_mode`): otherwise the server re-plans the append statement at every execution
+//! (0.17 ms of planning for 0.06 ms of execution) and plans a stream load as a bitmap scan
+//! and a sort of the whole stream instead of an ordered index scan. Topic-filtered
+//! notification pages are the exception: they ask for a custom plan (`SET LOCAL
+//! plan_cache_mode = force_custom_plan` in their own transaction), since the right index
+//! depends on how rare the topics are.
+//!
 //! # Errors
 //!
-//! Conflicts are detected by the version check inside the transaction and, for a writer that
-//! races past it, by the unique index (SQLSTATE 23505, classified by code and constraint name,
-//! never by message). A lost connection or an unreachable server is
+//! Conflicts are detected by the version check inside the insert statement and, for a writer
+//! that commits between that statement's snapshot and its insert, by the unique index
+//! (SQLSTATE 23505, classified by code and constraint name, never by message; the actual
+//! version is then read again). A lost connection or an unreachable server is
 //! [`PersistenceError::Unavailable`]; a statement or lock timeout, a deadlock or a
 //! serialization failure is [`PersistenceError::Busy`]. A broken connection is dropped by the
 //! pool and replaced on the next call. A row that breaks the schema's invariants (a negative
@@ -174,13 +203,15 @@ mod config;
 mod error;
 mod pool;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
+use std::ops::ControlFlow;
 use std::str::FromStr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use postgres::types::ToSql;
-use postgres::{Row, Statement, Transaction};
+use postgres::fallible_iterator::FallibleIterator;
+use postgres::types::{FromSql, ToSql, Type};
+use postgres::{GenericClient, Row, Statement, Transaction};
 use r2d2::{Pool, PooledConnection};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
@@ -196,7 +227,8 @@ use super::recorder::{
     ProcessRecorder, SnapshotRecorder,
 };
 use super::stored_event::{
-    EventQuery, NotificationQuery, StoredEvent, StoredSnapshot, StreamAppend, Tracking,
+    EventQuery, NotificationQuery, StoredEvent, StoredEventRef, StoredSnapshot, StreamAppend,
+    Tracking,
 };
 use crate::domain::{Metadata, Timestamp};
 
@@ -237,6 +269,8 @@ pub struct PostgresRecorder {
     last_appended: AtomicU64,
     /// The highest readable horizon seen (it never moves back).
     horizon_seen: AtomicU64,
+    /// Whether the sessions were opened with `plan_cache_mode=force_generic_plan`.
+    generic_plans: bool,
 }
 
 /// How far followers are behind the committed log: see [`PostgresRecorder::follower_lag`].
@@ -309,8 +343,11 @@ struct Sql {
     latest_snapshot: String,
 }
 
-const EVENT_COLUMNS: &str = "position, stream_id, version, event_id::text, topic, \
-     schema_version, \"timestamp\", payload, metadata::text";
+/// The event columns, in the order [`decode_event_ref`] reads them. The event id and the
+/// metadata come in their binary formats (16 bytes; a version byte and JSON text), so the
+/// server does no text conversion and the client no UUID parsing.
+const EVENT_COLUMNS: &str = "position, stream_id, version, event_id, topic, \
+     schema_version, \"timestamp\", payload, metadata";
 
 impl Sql {
     fn new(names: &Names, ordering: OrderingMode) -> Self {
@@ -326,15 +363,17 @@ impl Sql {
         let (position, position_value, overriding) = if ordering.uses_xid() {
             (
                 "position, ",
-                "(pg_current_xact_id()::text::bigint << 20) | ($9::int8 + r.n - 1), ",
+                "(pg_current_xact_id()::text::bigint << 20) | ($11::int8 + r.n - 1), ",
                 " OVERRIDING SYSTEM VALUE",
             )
         } else {
             ("", "", "")
         };
+        // The stream id is the parameter: not sent back with every row.
+        let stream_columns = EVENT_COLUMNS.replace("stream_id", "NULL::text");
         let select = |order: &str| {
             format!(
-                "SELECT {EVENT_COLUMNS} FROM {events} WHERE stream_id = $1 AND version >= $2 \
+                "SELECT {stream_columns} FROM {events} WHERE stream_id = $1 AND version >= $2 \
                  AND version <= $3 ORDER BY version {order} LIMIT $4"
             )
         };
@@ -356,15 +395,29 @@ impl Sql {
                 "SELECT s.stream_id, COALESCE((SELECT max(e.version) FROM {events} e \
                  WHERE e.stream_id = s.stream_id), 0) FROM UNNEST($1::text[]) AS s(stream_id)"
             ),
+            // The version check and the insert in one statement (one round trip; in
+            // autocommit, the whole append): `expected` computes the current version of every
+            // stream of $1/$2 in the statement's snapshot, the insert writes only when all
+            // match, and the result is either the inserted rows (position, event id) or the
+            // streams that do not match (stream, expected, actual, ordinal in the batch).
             insert: format!(
-                "INSERT INTO {events} ({position}stream_id, version, event_id, topic, \
+                "WITH expected AS (SELECT c.stream_id, c.expected, c.n, \
+                 COALESCE((SELECT max(e.version) FROM {events} e \
+                 WHERE e.stream_id = c.stream_id), 0) AS actual \
+                 FROM UNNEST($1::text[], $2::int8[]) WITH ORDINALITY AS c(stream_id, expected, n)), \
+                 inserted AS (INSERT INTO {events} ({position}stream_id, version, event_id, topic, \
                  schema_version, \"timestamp\", payload, metadata){overriding} \
-                 SELECT {position_value}r.stream_id, r.version, r.event_id::uuid, r.topic, r.schema_version, \
-                 r.ts, r.payload, r.metadata::jsonb \
-                 FROM UNNEST($1::text[], $2::int8[], $3::text[], $4::text[], $5::int4[], \
-                 $6::int8[], $7::bytea[], $8::text[]) WITH ORDINALITY \
+                 SELECT {position_value}r.stream_id, r.version, r.event_id::uuid, r.topic, \
+                 r.schema_version, r.ts, r.payload, r.metadata::jsonb \
+                 FROM UNNEST($3::text[], $4::int8[], $5::text[], $6::text[], $7::int4[], \
+                 $8::int8[], $9::bytea[], $10::text[]) WITH ORDINALITY \
                  AS r(stream_id, version, event_id, topic, schema_version, ts, payload, metadata, n) \
-                 ORDER BY r.n RETURNING position, event_id::text"
+                 WHERE NOT EXISTS (SELECT 1 FROM expected x WHERE x.actual <> x.expected) \
+                 ORDER BY r.n RETURNING position, event_id) \
+                 SELECT position, event_id, NULL::text, NULL::int8, NULL::int8, NULL::int8 \
+                 FROM inserted UNION ALL \
+                 SELECT NULL, NULL, x.stream_id, x.expected, x.actual, x.n \
+                 FROM expected x WHERE x.actual <> x.expected"
             ),
             track: format!(
                 "INSERT INTO {tracking} (upstream, position) VALUES ($1, $2) ON CONFLICT DO NOTHING"
@@ -453,9 +506,12 @@ fn to_int(value: u32, what: &'static str) -> Result<i32, PersistenceError> {
     })
 }
 
-/// The events of a batch as one array per column, in batch order.
+/// The events of a batch as one array per column, in batch order, and the expected versions
+/// the insert statement checks first (only in the first chunk: later chunks check nothing).
 #[derive(Debug, Default)]
 struct Columns<'a> {
+    check_streams: Vec<&'a str>,
+    check_expected: Vec<i64>,
     stream_ids: Vec<&'a str>,
     versions: Vec<i64>,
     event_ids: Vec<String>,
@@ -484,8 +540,20 @@ impl<'a> Columns<'a> {
         Ok(c)
     }
 
+    /// Sets the streams and versions the statement checks before inserting.
+    fn check(&mut self, batch: &'a [StreamAppend]) -> Result<(), PersistenceError> {
+        for append in batch {
+            self.check_streams.push(&append.stream_id);
+            self.check_expected
+                .push(to_bigint(append.expected_version, "expected version")?);
+        }
+        Ok(())
+    }
+
     fn params<'s>(&'s self, offset: &'s i64, xid: bool) -> Vec<&'s (dyn ToSql + Sync)> {
         let mut params: Vec<&(dyn ToSql + Sync)> = vec![
+            &self.check_streams,
+            &self.check_expected,
             &self.stream_ids,
             &self.versions,
             &self.event_ids,
@@ -525,37 +593,93 @@ fn corrupt(position: Option<i64>, what: &str, detail: impl std::fmt::Display) ->
     }
 }
 
-fn decode_event(row: &Row) -> Result<StoredEvent, PersistenceError> {
-    let raw_position: Option<i64> = row.try_get(0).ok();
-    let bad = |what: &str, e: &dyn std::fmt::Display| corrupt(raw_position, what, e);
+/// A `uuid` column in its binary format: 16 bytes, no text conversion on either side.
+struct PgUuid(Uuid);
+
+impl<'a> FromSql<'a> for PgUuid {
+    fn from_sql(_: &Type, raw: &'a [u8]) -> Result<Self, Box<dyn std::error::Error + Sync + Send>> {
+        let bytes: [u8; 16] = raw
+            .try_into()
+            .map_err(|_| format!("a UUID has 16 bytes, found {}", raw.len()))?;
+        Ok(Self(Uuid::from_bytes(bytes)))
+    }
+
+    fn accepts(ty: &Type) -> bool {
+        *ty == Type::UUID
+    }
+}
+
+/// A `jsonb` (or `json`) column as the JSON text's bytes, borrowed from the row: the binary
+/// format of `jsonb` is a version byte (1) followed by the text.
+struct JsonText<'a>(&'a [u8]);
+
+impl<'a> FromSql<'a> for JsonText<'a> {
+    fn from_sql(
+        ty: &Type,
+        raw: &'a [u8],
+    ) -> Result<Self, Box<dyn std::error::Error + Sync + Send>> {
+        if *ty == Type::JSONB {
+            match raw.split_first() {
+                Some((1, text)) => Ok(Self(text)),
+                Some((version, _)) => Err(format!("unsupported jsonb version {version}").into()),
+                None => Err("empty jsonb value".into()),
+            }
+        } else {
+            Ok(Self(raw))
+        }
+    }
+
+    fn accepts(ty: &Type) -> bool {
+        *ty == Type::JSONB || *ty == Type::JSON
+    }
+}
+
+/// One event row ([`EVENT_COLUMNS`]) lent as a [`StoredEventRef`]: text and bytes borrowed
+/// from the row, metadata decoded only when the column is not NULL. The error context is
+/// built only on error.
+///
+/// `stream_id` is the stream a query selected on, when its rows do not carry it.
+fn decode_event_ref<'a>(
+    row: &'a Row,
+    stream_id: Option<&'a str>,
+) -> Result<StoredEventRef<'a>, PersistenceError> {
+    let bad = |what: &str, e: &dyn std::fmt::Display| corrupt(row.try_get(0).ok(), what, e);
     let position: i64 = row.try_get(0).map_err(|e| bad("position", &e))?;
-    let position = u64::try_from(position).map_err(|e| bad("negative position", &e))?;
     let version: i64 = row.try_get(2).map_err(|e| bad("version", &e))?;
-    let event_id: String = row.try_get(3).map_err(|e| bad("event id", &e))?;
+    let event_id: PgUuid = row.try_get(3).map_err(|e| bad("event id", &e))?;
     let schema_version: i32 = row.try_get(5).map_err(|e| bad("schema version", &e))?;
-    let metadata: Option<String> = row.try_get(8).map_err(|e| bad("metadata", &e))?;
+    let timestamp: i64 = row.try_get(6).map_err(|e| bad("timestamp", &e))?;
+    let metadata: Option<JsonText<'_>> = row.try_get(8).map_err(|e| bad("metadata", &e))?;
     let extras = match metadata {
         Some(json) => {
-            serde_json::from_str::<Extras>(&json).map_err(|e| bad("metadata JSON", &e))?
+            serde_json::from_slice::<Extras>(json.0).map_err(|e| bad("metadata JSON", &e))?
         }
         None => Extras::default(),
     };
-    Ok(StoredEvent {
-        stream_id: row.try_get(1).map_err(|e| bad("stream id", &e))?,
+    let stream_id = match stream_id {
+        Some(stream_id) => stream_id,
+        None => row.try_get(1).map_err(|e| bad("stream id", &e))?,
+    };
+    Ok(StoredEventRef {
+        stream_id,
         version: u64::try_from(version).map_err(|e| bad("negative version", &e))?,
         topic: row.try_get(4).map_err(|e| bad("topic", &e))?,
         schema_version: u32::try_from(schema_version)
             .map_err(|e| bad("negative schema version", &e))?,
         payload: row.try_get(7).map_err(|e| bad("payload", &e))?,
         metadata: Metadata {
-            event_id: Uuid::parse_str(&event_id).map_err(|e| bad("event id", &e))?,
-            timestamp: Timestamp::from_micros(row.try_get(6).map_err(|e| bad("timestamp", &e))?),
+            event_id: event_id.0,
+            timestamp: Timestamp::from_micros(timestamp),
             causation_id: extras.causation_id,
             correlation_id: extras.correlation_id,
             user: extras.user,
         },
-        position: Some(position),
+        position: Some(u64::try_from(position).map_err(|e| bad("negative position", &e))?),
     })
+}
+
+fn decode_event(row: &Row) -> Result<StoredEvent, PersistenceError> {
+    decode_event_ref(row, None).map(StoredEventRef::into_owned)
 }
 
 fn decode_snapshot(row: &Row) -> Result<StoredSnapshot, PersistenceError> {
@@ -603,6 +727,18 @@ impl PostgresRecorder {
         ] {
             options.push_str(&format!(" -c {name}={value}"));
         }
+        // Every statement of the recorder is a key or range lookup on a unique index, for
+        // which the generic plan is the right one. Left to choose, the server re-plans the
+        // append statement on every execution: with the arrays' lengths known, a custom plan
+        // always looks cheaper than the generic one (which assumes 10 rows per UNNEST), and
+        // planning the CTE took 0.17 ms against 0.06 ms to execute it (EXPLAIN ANALYZE
+        // EXECUTE, PostgreSQL 15). The exception, topic-filtered notifications, asks for
+        // a custom plan in its transaction (see `select_notifications`). A URL's own
+        // `plan_cache_mode` option wins.
+        let generic_plans = !options.contains("plan_cache_mode");
+        if generic_plans {
+            options.push_str(" -c plan_cache_mode=force_generic_plan");
+        }
         pg.options(options.trim())
             .connect_timeout(config.connect_timeout);
         if pg.get_application_name().is_none() {
@@ -624,6 +760,7 @@ impl PostgresRecorder {
             config,
             last_appended: AtomicU64::new(0),
             horizon_seen: AtomicU64::new(0),
+            generic_plans,
         };
         recorder.migrate()?;
         Ok(recorder)
@@ -812,10 +949,21 @@ impl PostgresRecorder {
                 actual: count,
             });
         }
-        let chunks = events
+        let mut chunks = events
             .chunks(CHUNK_ROWS)
             .map(Columns::encode)
             .collect::<Result<Vec<_>, _>>()?;
+        if !batch.is_empty() {
+            // A batch asserting versions without new events still runs the statement once.
+            if chunks.is_empty() {
+                chunks.push(Columns::default());
+            }
+            if !self.config.skip_version_check {
+                if let Some(first) = chunks.first_mut() {
+                    first.check(batch)?;
+                }
+            }
+        }
         let tracked = tracking
             .map(|t| to_bigint(t.position, "tracking position").map(|p| (t, p)))
             .transpose()?;
@@ -824,14 +972,30 @@ impl PostgresRecorder {
         }
 
         let mut conn = self.conn()?;
-        let statements = Statements {
-            current_versions: prepare(&mut conn, &self.sql.current_versions)?,
-            insert: prepare(&mut conn, &self.sql.insert)?,
-            track: prepare(&mut conn, &self.sql.track)?,
-        };
-        let outcome = match conn.client.transaction() {
-            Ok(tx) => self.append_in(tx, &statements, batch, &events, &chunks, tracked),
-            Err(e) => Err(AppendFailure::Error(classify(e))),
+        let insert = prepare(&mut conn, &self.sql.insert)?;
+        let outcome = match (chunks.as_slice(), tracked) {
+            // One statement is a transaction of its own in autocommit: the append is one
+            // round trip, without BEGIN and COMMIT.
+            ([chunk], None)
+                if self.config.ordering != OrderingMode::TableLock
+                    && self.config.hold_in_transaction.is_none() =>
+            {
+                let mut by_id = HashMap::with_capacity(events.len());
+                self.insert_chunk(&mut conn.client, &insert, chunk, 0, &mut by_id)
+                    .and_then(|()| Ok(positions_of(&events, &by_id)?))
+            }
+            _ => {
+                let track = match tracked {
+                    Some(_) => Some(prepare(&mut conn, &self.sql.track)?),
+                    None => None,
+                };
+                match conn.client.transaction() {
+                    Ok(tx) => {
+                        self.append_in(tx, &insert, track.as_ref(), &events, &chunks, tracked)
+                    }
+                    Err(e) => Err(AppendFailure::Error(classify(e))),
+                }
+            }
         };
         match outcome {
             Ok(positions) => {
@@ -841,43 +1005,92 @@ impl PostgresRecorder {
                 Ok(positions)
             }
             Err(AppendFailure::Error(e)) => Err(e),
-            Err(AppendFailure::StreamRace) => {
-                Err(self.race_conflict(&mut conn, &statements.current_versions, batch))
+            Err(AppendFailure::StreamRace) => Err(self.race_conflict(&mut conn, batch)),
+        }
+    }
+
+    /// Runs the insert statement for one chunk, recording the position of every inserted
+    /// event; a stream not at its expected version (the first of the batch) is a conflict,
+    /// and then the statement inserted nothing.
+    fn insert_chunk(
+        &self,
+        client: &mut impl GenericClient,
+        insert: &Statement,
+        chunk: &Columns<'_>,
+        index: usize,
+        by_id: &mut HashMap<Uuid, u64>,
+    ) -> Result<(), AppendFailure> {
+        let offset = i64::try_from(index * CHUNK_ROWS).unwrap_or(i64::MAX);
+        let params = chunk.params(&offset, self.config.ordering.uses_xid());
+        let rows = client.query(insert, &params).map_err(|e| {
+            if is_unique_violation(&e, &self.names.stream_version_key) {
+                AppendFailure::StreamRace
+            } else if is_unique_violation(&e, &self.names.event_id_key) {
+                AppendFailure::Error(PersistenceError::InvalidBatch {
+                    stream_id: String::new(),
+                    reason: "an event id in the batch is already stored".into(),
+                })
+            } else {
+                AppendFailure::Error(classify(e))
             }
+        })?;
+        let mut conflict: Option<(i64, PersistenceError)> = None;
+        for row in &rows {
+            let position: Option<i64> = row.try_get(0).map_err(|e| corrupt(None, "position", e))?;
+            if let Some(position) = position {
+                let id: PgUuid = row.try_get(1).map_err(|e| corrupt(None, "event id", e))?;
+                let position =
+                    u64::try_from(position).map_err(|e| corrupt(Some(position), "position", e))?;
+                by_id.insert(id.0, position);
+                continue;
+            }
+            let bad = |what: &str, e: &dyn std::fmt::Display| corrupt(None, what, e);
+            let stream_id: String = row.try_get(2).map_err(|e| bad("stream id", &e))?;
+            let version = |i: usize, what: &str| -> Result<u64, PersistenceError> {
+                let v: i64 = row.try_get(i).map_err(|e| bad(what, &e))?;
+                u64::try_from(v).map_err(|e| bad(what, &e))
+            };
+            let expected = version(3, "expected version")?;
+            let actual = version(4, "version")?;
+            let n: i64 = row.try_get(5).map_err(|e| bad("ordinal", &e))?;
+            if conflict.as_ref().is_none_or(|(first, _)| n < *first) {
+                let error = PersistenceError::Conflict {
+                    stream_id,
+                    expected,
+                    actual,
+                };
+                conflict = Some((n, error));
+            }
+        }
+        match conflict {
+            Some((_, error)) => Err(error.into()),
+            None => Ok(()),
         }
     }
 
     fn append_in(
         &self,
         mut tx: Transaction<'_>,
-        statements: &Statements,
-        batch: &[StreamAppend],
+        insert: &Statement,
+        track: Option<&Statement>,
         events: &[&StoredEvent],
         chunks: &[Columns<'_>],
         tracked: Option<(&Tracking, i64)>,
     ) -> Result<Vec<u64>, AppendFailure> {
-        if !batch.is_empty() && !self.config.skip_version_check {
-            let current = current_versions(&mut tx, &statements.current_versions, batch)?;
-            for (append, actual) in batch.iter().zip(current) {
-                if actual != append.expected_version {
-                    return Err(PersistenceError::Conflict {
-                        stream_id: append.stream_id.clone(),
-                        expected: append.expected_version,
-                        actual,
-                    }
-                    .into());
-                }
-            }
-        }
-        // The lock is taken as late as possible: it is held until commit and serialises
-        // appenders. The version check above may be stale by now; a writer that raced past
-        // it fails on the unique index and gets its conflict all the same.
+        // The lock is held until commit and serialises appenders; the version check runs
+        // under it, in the first insert statement (a cheap index probe per stream).
         if !events.is_empty() && self.config.ordering == OrderingMode::TableLock {
             tx.batch_execute(&self.sql.lock).map_err(classify)?;
         }
-        if let Some((t, position)) = tracked {
+        let mut by_id = HashMap::with_capacity(events.len());
+        for (index, chunk) in chunks.iter().enumerate() {
+            self.insert_chunk(&mut tx, insert, chunk, index, &mut by_id)?;
+        }
+        // After the insert, so that a conflict is reported before an already tracked
+        // position; either way the transaction rolls back and nothing is written.
+        if let (Some((t, position)), Some(track)) = (tracked, track) {
             let inserted = tx
-                .execute(&statements.track, &[&t.upstream, &position])
+                .execute(track, &[&t.upstream, &position])
                 .map_err(classify)?;
             if inserted == 0 {
                 return Err(PersistenceError::AlreadyTracked {
@@ -887,46 +1100,7 @@ impl PostgresRecorder {
                 .into());
             }
         }
-        let mut by_id = std::collections::HashMap::with_capacity(events.len());
-        let xid = self.config.ordering.uses_xid();
-        for (index, chunk) in chunks.iter().enumerate() {
-            let offset = i64::try_from(index * CHUNK_ROWS).unwrap_or(i64::MAX);
-            let params = chunk.params(&offset, xid);
-            let rows = tx.query(&statements.insert, &params).map_err(|e| {
-                if is_unique_violation(&e, &self.names.stream_version_key) {
-                    AppendFailure::StreamRace
-                } else if is_unique_violation(&e, &self.names.event_id_key) {
-                    AppendFailure::Error(PersistenceError::InvalidBatch {
-                        stream_id: String::new(),
-                        reason: "an event id in the batch is already stored".into(),
-                    })
-                } else {
-                    AppendFailure::Error(classify(e))
-                }
-            })?;
-            for row in &rows {
-                let position: i64 = row.try_get(0).map_err(|e| corrupt(None, "position", e))?;
-                let id: String = row.try_get(1).map_err(|e| corrupt(None, "event id", e))?;
-                let position =
-                    u64::try_from(position).map_err(|e| corrupt(Some(position), "position", e))?;
-                by_id.insert(id, position);
-            }
-        }
-        let positions = events
-            .iter()
-            .map(|e| {
-                by_id
-                    .get(&e.metadata.event_id.to_string())
-                    .copied()
-                    .ok_or_else(|| {
-                        corrupt(
-                            None,
-                            "insert returned no position for event",
-                            e.metadata.event_id,
-                        )
-                    })
-            })
-            .collect::<Result<Vec<u64>, _>>()?;
+        let positions = positions_of(events, &by_id)?;
         if let Some(hold) = self.config.hold_in_transaction {
             std::thread::sleep(hold);
         }
@@ -936,16 +1110,13 @@ impl PostgresRecorder {
 
     /// The conflict to report after a racing writer made the insert fail: the first stream of
     /// the batch that is not at its expected version any more.
-    fn race_conflict(
-        &self,
-        conn: &mut Conn,
-        statement: &Statement,
-        batch: &[StreamAppend],
-    ) -> PersistenceError {
-        let current = match conn.client.transaction() {
-            Ok(mut tx) => current_versions(&mut tx, statement, batch),
-            Err(e) => Err(classify(e)),
-        };
+    fn race_conflict(&self, conn: &mut Conn, batch: &[StreamAppend]) -> PersistenceError {
+        let current = prepare(conn, &self.sql.current_versions).and_then(|statement| {
+            match conn.client.transaction() {
+                Ok(mut tx) => current_versions(&mut tx, &statement, batch),
+                Err(e) => Err(classify(e)),
+            }
+        });
         let current = match current {
             Ok(current) => current,
             Err(e) => return e,
@@ -966,11 +1137,23 @@ impl PostgresRecorder {
     }
 }
 
-/// The statements of an append, prepared before the transaction starts.
-struct Statements {
-    current_versions: Statement,
-    insert: Statement,
-    track: Statement,
+/// The positions of `events`, in batch order, from the positions the inserts returned.
+fn positions_of(
+    events: &[&StoredEvent],
+    by_id: &HashMap<Uuid, u64>,
+) -> Result<Vec<u64>, PersistenceError> {
+    events
+        .iter()
+        .map(|e| {
+            by_id.get(&e.metadata.event_id).copied().ok_or_else(|| {
+                corrupt(
+                    None,
+                    "insert returned no position for event",
+                    e.metadata.event_id,
+                )
+            })
+        })
+        .collect()
 }
 
 fn prepare(conn: &mut Conn, sql: &str) -> Result<Statement, PersistenceError> {
@@ -1022,8 +1205,24 @@ impl AggregateRecorder for PostgresRecorder {
         stream_id: &str,
         query: &EventQuery,
     ) -> Result<Vec<StoredEvent>, PersistenceError> {
+        let mut events = Vec::new();
+        self.for_each_event(stream_id, query, &mut |event| {
+            events.push(event.into_owned());
+            ControlFlow::Continue(())
+        })?;
+        Ok(events)
+    }
+
+    /// Streams the rows (`query_raw`): each is decoded and visited as it arrives, while the
+    /// server is still sending the next ones, and none is buffered.
+    fn for_each_event(
+        &self,
+        stream_id: &str,
+        query: &EventQuery,
+        visit: &mut dyn FnMut(StoredEventRef<'_>) -> ControlFlow<()>,
+    ) -> Result<(), PersistenceError> {
         let Ok(from) = i64::try_from(query.from_version.unwrap_or(0)) else {
-            return Ok(Vec::new());
+            return Ok(());
         };
         let to = query
             .to_version
@@ -1038,10 +1237,14 @@ impl AggregateRecorder for PostgresRecorder {
         };
         let mut conn = self.conn()?;
         let (client, statement) = conn.prepared(sql).map_err(classify)?;
-        let rows = client
-            .query(&statement, &[&stream_id, &from, &to, &limit])
-            .map_err(classify)?;
-        rows.iter().map(decode_event).collect()
+        let params: [&(dyn ToSql + Sync); 4] = [&stream_id, &from, &to, &limit];
+        let mut rows = client.query_raw(&statement, params).map_err(classify)?;
+        while let Some(row) = rows.next().map_err(classify)? {
+            if visit(decode_event_ref(&row, Some(stream_id))?).is_break() {
+                break;
+            }
+        }
+        Ok(())
     }
 
     fn event_by_id(&self, event_id: Uuid) -> Result<Option<StoredEvent>, PersistenceError> {
@@ -1122,17 +1325,45 @@ impl ApplicationRecorder for PostgresRecorder {
         let limit = i64::try_from(query.limit).unwrap_or(i64::MAX);
         let mut conn = self.conn()?;
         self.await_own_writes(&mut conn)?;
-        let rows = if query.topics.is_empty() {
+        let capacity = query.limit.min(CHUNK_ROWS);
+        let mut events = Vec::with_capacity(capacity);
+        if query.topics.is_empty() {
             let (client, statement) = conn.prepared(&self.sql.notifications).map_err(classify)?;
-            client.query(&statement, &[&from, &to, &limit])
-        } else {
-            let (client, statement) = conn
-                .prepared(&self.sql.notifications_topics)
-                .map_err(classify)?;
-            client.query(&statement, &[&from, &to, &limit, &query.topics])
+            let params: [&(dyn ToSql + Sync); 3] = [&from, &to, &limit];
+            // Streamed (`query_raw`): rows are decoded as they arrive, while the server is
+            // still producing the rest of the page.
+            let mut rows = client.query_raw(&statement, params).map_err(classify)?;
+            while let Some(row) = rows.next().map_err(classify)? {
+                events.push(decode_event(&row)?);
+            }
+            return Ok(events);
         }
-        .map_err(classify)?;
-        rows.iter().map(decode_event).collect()
+        let (client, statement) = conn
+            .prepared(&self.sql.notifications_topics)
+            .map_err(classify)?;
+        let params: [&(dyn ToSql + Sync); 4] = [&from, &to, &limit, &query.topics];
+        if !self.generic_plans {
+            let mut rows = client.query_raw(&statement, params).map_err(classify)?;
+            while let Some(row) = rows.next().map_err(classify)? {
+                events.push(decode_event(&row)?);
+            }
+            return Ok(events);
+        }
+        // Which index serves a topic filter depends on the topics' frequencies, which only a
+        // custom plan sees: the generic plan scans the log by position and filters (32 ms
+        // against 0.08 ms for a rare topic in 300,000 events). Three more round trips
+        // (BEGIN, SET LOCAL, COMMIT), for topic-filtered pages only.
+        let mut tx = client.transaction().map_err(classify)?;
+        tx.batch_execute("SET LOCAL plan_cache_mode = force_custom_plan")
+            .map_err(classify)?;
+        {
+            let mut rows = tx.query_raw(&statement, params).map_err(classify)?;
+            while let Some(row) = rows.next().map_err(classify)? {
+                events.push(decode_event(&row)?);
+            }
+        }
+        tx.commit().map_err(classify)?;
+        Ok(events)
     }
 
     fn max_position(&self) -> Result<u64, PersistenceError> {
@@ -1216,3 +1447,6 @@ impl SnapshotRecorder for PostgresRecorder {
             .map_err(classify)
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -89,7 +89,7 @@ pub struct Concurrent {
     pub followed: u64,
     /// Events committed during the run.
     pub written: u64,
-    /// Times the follower saw a position that was not the one after its cursor.
+    /// Times the follower saw a position at or below its cursor (out of order).
     pub holes: u64,
 }
 
@@ -146,7 +146,9 @@ where
                     let finished = done.load(Ordering::Acquire);
                     let positions = poll(&mut follower, cursor)?;
                     for p in &positions {
-                        if *p != cursor + 1 {
+                        // Positions increase but need not be dense (PostgreSQL derives them
+                        // from transaction ids): count only what breaks the order.
+                        if *p <= cursor {
                             holes += 1;
                         }
                         cursor = *p;
@@ -338,7 +340,13 @@ pub fn run_common(
 
     if params.wants("scan_all") {
         // scan_all: enough events in the log for the big scan, in appends of 1,000.
-        let have = full.notification_log().max_position()?;
+        // Count the events (positions are not dense on PostgreSQL, so `max_position` is not
+        // a count).
+        let mut have = 0u64;
+        for event in full.notification_log().iter(1, 10_000) {
+            event?;
+            have += 1;
+        }
         let mut i = 10;
         let mut total = have;
         while total < params.scan_big {

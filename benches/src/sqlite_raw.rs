@@ -299,7 +299,7 @@ fn concurrent(
         )?;
         raw_rates.push(base.rate);
         notes.push(format!(
-            "ours followed {}/{} holes {}; raw followed {}/{} holes {}",
+            "ours followed {}/{} out of order {}; raw followed {}/{} holes {}",
             run.followed, run.written, run.holes, base.followed, base.written, base.holes
         ));
     }

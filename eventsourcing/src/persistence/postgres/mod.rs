@@ -5,6 +5,8 @@
 //! [`SnapshotRecorder`]) with the blocking `postgres` driver behind an `r2d2` connection pool,
 //! so no async runtime is needed.
 //!
+//! [`SnapshotRecorder`]: super::SnapshotRecorder
+//!
 //! # Configuration
 //!
 //! [`PostgresConfig`] holds the server URL (libpq style), the schema (default `public`), a
@@ -199,55 +201,49 @@
 // it (boxing the large variants) is a crate-wide decision, not this backend's.
 #![allow(clippy::result_large_err)]
 
+// `open`, the schema check and the trait impls are here; the impls delegate to `append`
+// (writes), `read` (reads, the horizon, follower lag) and `snapshots`, which build on `sql`
+// (the statements) and `rows` (binds and row decoding).
+mod append;
 mod config;
 mod error;
 mod pool;
+mod read;
+mod rows;
+mod snapshots;
+mod sql;
 
-use std::collections::{BTreeMap, HashMap};
 use std::ops::ControlFlow;
 use std::str::FromStr;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::sync::atomic::AtomicU64;
+use std::time::Duration;
 
-use postgres::fallible_iterator::FallibleIterator;
-use postgres::types::{FromSql, ToSql, Type};
-use postgres::{GenericClient, Row, Statement, Transaction};
+use postgres::{Statement, Transaction};
 use r2d2::{Pool, PooledConnection};
-use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 pub use config::{is_identifier, OrderingMode, PostgresConfig, URL_PARAMETERS};
+pub use read::{Blocker, FollowerLag};
 
 use self::config::Names;
-use self::error::{classify, is_unique_violation, pool, BACKEND};
+use self::error::{classify, pool};
 use self::pool::{Conn, Manager};
+use self::rows::corrupt;
+use self::sql::Sql;
 use super::error::PersistenceError;
-use super::recorder::{
-    validate_batch, validate_text, validate_tracking, AggregateRecorder, ApplicationRecorder,
-    ProcessRecorder, SnapshotRecorder,
-};
+use super::recorder::{validate_tracking, AggregateRecorder, ApplicationRecorder, ProcessRecorder};
 use super::stored_event::{
-    EventQuery, NotificationQuery, StoredEvent, StoredEventRef, StoredSnapshot, StreamAppend,
-    Tracking,
+    EventQuery, NotificationQuery, StoredEvent, StoredEventRef, StreamAppend, Tracking,
 };
-use crate::domain::{Metadata, Timestamp};
 
 /// The schema version this code creates and understands.
 pub const SCHEMA_VERSION: i32 = 1;
-
-/// Rows per INSERT statement. Rows go as one array per column (`UNNEST`), so a statement has
-/// eight bind parameters whatever its size; chunking only bounds the message size.
-const CHUNK_ROWS: usize = 1000;
 
 /// With [`OrderingMode::TransactionId`], `position = (xid << ORDINAL_BITS) | ordinal`.
 const ORDINAL_BITS: u32 = 20;
 
 /// The most events one append may hold with [`OrderingMode::TransactionId`].
 pub const MAX_EVENTS_PER_XID_APPEND: u64 = 1 << ORDINAL_BITS;
-
-/// The readable horizon in position units: every transaction with an id below the oldest
-/// one still running has finished, so no row below this position can appear any more.
-const HORIZON: &str = "(pg_snapshot_xmin(pg_current_snapshot())::text::bigint << 20)";
 
 type Connection = PooledConnection<Manager>;
 
@@ -273,431 +269,12 @@ pub struct PostgresRecorder {
     generic_plans: bool,
 }
 
-/// How far followers are behind the committed log: see [`PostgresRecorder::follower_lag`].
-#[derive(Debug, Clone, PartialEq)]
-#[non_exhaustive]
-pub struct FollowerLag {
-    /// The highest position followers can read now (what `max_position` returns).
-    pub readable: u64,
-    /// The highest committed position, readable or not. Above `readable` while an older
-    /// transaction is still running somewhere in the cluster.
-    pub committed: u64,
-    /// The transaction holding the horizon back, when one is running and visible in
-    /// `pg_stat_activity` (only with [`OrderingMode::TransactionId`]).
-    pub blocker: Option<Blocker>,
-}
-
-impl FollowerLag {
-    /// Whether some committed events are not readable yet.
-    #[must_use]
-    pub fn is_behind(&self) -> bool {
-        self.committed > self.readable
-    }
-}
-
-/// The oldest running transaction of the cluster, as `pg_stat_activity` shows it (fields the
-/// connecting role may not see are `None`).
-#[derive(Debug, Clone, PartialEq)]
-#[non_exhaustive]
-pub struct Blocker {
-    /// The server process id (`pg_terminate_backend` takes it).
-    pub pid: i32,
-    /// The database it is connected to: any database of the cluster holds the horizon.
-    pub database: Option<String>,
-    /// Its `application_name`.
-    pub application_name: Option<String>,
-    /// `active`, `idle in transaction`, ...
-    pub state: Option<String>,
-    /// How long its transaction has been open.
-    pub transaction_age: Option<Duration>,
-}
-
 impl std::fmt::Debug for PostgresRecorder {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("PostgresRecorder")
             .field("config", &self.config)
             .finish_non_exhaustive()
     }
-}
-
-/// The statements, built once from the validated names and the ordering mode.
-#[derive(Debug)]
-struct Sql {
-    lock: String,
-    horizon: String,
-    lag: String,
-    current_versions: String,
-    insert: String,
-    track: String,
-    select_asc: String,
-    select_desc: String,
-    by_id: String,
-    delete_events: String,
-    delete_snapshots: String,
-    update: String,
-    notifications: String,
-    notifications_topics: String,
-    max_position: String,
-    max_tracking: String,
-    put_snapshot: String,
-    latest_snapshot: String,
-}
-
-/// The event columns, in the order [`decode_event_ref`] reads them. The event id and the
-/// metadata come in their binary formats (16 bytes; a version byte and JSON text), so the
-/// server does no text conversion and the client no UUID parsing.
-const EVENT_COLUMNS: &str = "position, stream_id, version, event_id, topic, \
-     schema_version, \"timestamp\", payload, metadata";
-
-impl Sql {
-    fn new(names: &Names, ordering: OrderingMode) -> Self {
-        let events = names.qualified(&names.events);
-        let tracking = names.qualified(&names.tracking);
-        let snapshots = names.qualified(&names.snapshots);
-        // Readers see only what is below the horizon, in the transaction-id mode.
-        let readable = if ordering == OrderingMode::TransactionId {
-            format!(" AND position < {HORIZON}")
-        } else {
-            String::new()
-        };
-        let (position, position_value, overriding) = if ordering.uses_xid() {
-            (
-                "position, ",
-                "(pg_current_xact_id()::text::bigint << 20) | ($11::int8 + r.n - 1), ",
-                " OVERRIDING SYSTEM VALUE",
-            )
-        } else {
-            ("", "", "")
-        };
-        // The stream id is the parameter: not sent back with every row.
-        let stream_columns = EVENT_COLUMNS.replace("stream_id", "NULL::text");
-        let select = |order: &str| {
-            format!(
-                "SELECT {stream_columns} FROM {events} WHERE stream_id = $1 AND version >= $2 \
-                 AND version <= $3 ORDER BY version {order} LIMIT $4"
-            )
-        };
-        Self {
-            lock: format!("LOCK TABLE {events} IN EXCLUSIVE MODE"),
-            horizon: format!("SELECT {HORIZON}"),
-            lag: format!(
-                "SELECT h.horizon, \
-                 COALESCE((SELECT max(position) FROM {events} WHERE true{readable}), 0), \
-                 COALESCE((SELECT max(position) FROM {events}), 0), \
-                 a.pid, a.datname::text, a.application_name, a.state, \
-                 EXTRACT(EPOCH FROM clock_timestamp() - a.xact_start)::float8 \
-                 FROM (SELECT {HORIZON} AS horizon, \
-                 (pg_snapshot_xmin(pg_current_snapshot())::text::bigint % 4294967296)::text AS xid) h \
-                 LEFT JOIN LATERAL (SELECT * FROM pg_stat_activity s \
-                 WHERE s.backend_xid::text = h.xid AND s.pid <> pg_backend_pid() LIMIT 1) a ON true"
-            ),
-            current_versions: format!(
-                "SELECT s.stream_id, COALESCE((SELECT max(e.version) FROM {events} e \
-                 WHERE e.stream_id = s.stream_id), 0) FROM UNNEST($1::text[]) AS s(stream_id)"
-            ),
-            // The version check and the insert in one statement (one round trip; in
-            // autocommit, the whole append): `expected` computes the current version of every
-            // stream of $1/$2 in the statement's snapshot, the insert writes only when all
-            // match, and the result is either the inserted rows (position, event id) or the
-            // streams that do not match (stream, expected, actual, ordinal in the batch).
-            insert: format!(
-                "WITH expected AS (SELECT c.stream_id, c.expected, c.n, \
-                 COALESCE((SELECT max(e.version) FROM {events} e \
-                 WHERE e.stream_id = c.stream_id), 0) AS actual \
-                 FROM UNNEST($1::text[], $2::int8[]) WITH ORDINALITY AS c(stream_id, expected, n)), \
-                 inserted AS (INSERT INTO {events} ({position}stream_id, version, event_id, topic, \
-                 schema_version, \"timestamp\", payload, metadata){overriding} \
-                 SELECT {position_value}r.stream_id, r.version, r.event_id::uuid, r.topic, \
-                 r.schema_version, r.ts, r.payload, r.metadata::jsonb \
-                 FROM UNNEST($3::text[], $4::int8[], $5::text[], $6::text[], $7::int4[], \
-                 $8::int8[], $9::bytea[], $10::text[]) WITH ORDINALITY \
-                 AS r(stream_id, version, event_id, topic, schema_version, ts, payload, metadata, n) \
-                 WHERE NOT EXISTS (SELECT 1 FROM expected x WHERE x.actual <> x.expected) \
-                 ORDER BY r.n RETURNING position, event_id) \
-                 SELECT position, event_id, NULL::text, NULL::int8, NULL::int8, NULL::int8 \
-                 FROM inserted UNION ALL \
-                 SELECT NULL, NULL, x.stream_id, x.expected, x.actual, x.n \
-                 FROM expected x WHERE x.actual <> x.expected"
-            ),
-            track: format!(
-                "INSERT INTO {tracking} (upstream, position) VALUES ($1, $2) ON CONFLICT DO NOTHING"
-            ),
-            select_asc: select("ASC"),
-            select_desc: select("DESC"),
-            by_id: format!("SELECT {EVENT_COLUMNS} FROM {events} WHERE event_id = $1::text::uuid"),
-            delete_events: format!("DELETE FROM {events} WHERE stream_id = $1"),
-            delete_snapshots: format!("DELETE FROM {snapshots} WHERE stream_id = $1"),
-            update: format!(
-                "UPDATE {events} SET event_id = $3::text::uuid, topic = $4, schema_version = $5, \
-                 \"timestamp\" = $6, payload = $7, metadata = $8::text::jsonb \
-                 WHERE stream_id = $1 AND version = $2"
-            ),
-            notifications: format!(
-                "SELECT {EVENT_COLUMNS} FROM {events} WHERE position >= $1 AND position <= $2\
-                 {readable} ORDER BY position LIMIT $3"
-            ),
-            notifications_topics: format!(
-                "SELECT {EVENT_COLUMNS} FROM {events} WHERE position >= $1 AND position <= $2 \
-                 AND topic = ANY($4::text[]){readable} ORDER BY position LIMIT $3"
-            ),
-            max_position: format!(
-                "SELECT COALESCE(max(position), 0) FROM {events} WHERE true{readable}"
-            ),
-            max_tracking: format!("SELECT max(position) FROM {tracking} WHERE upstream = $1"),
-            put_snapshot: format!(
-                "INSERT INTO {snapshots} (stream_id, version, topic, schema_version, state, \
-                 created_on, modified_on) VALUES ($1, $2, $3, $4, $5, $6, $7) \
-                 ON CONFLICT (stream_id, version) DO UPDATE SET topic = EXCLUDED.topic, \
-                 schema_version = EXCLUDED.schema_version, state = EXCLUDED.state, \
-                 created_on = EXCLUDED.created_on, modified_on = EXCLUDED.modified_on"
-            ),
-            latest_snapshot: format!(
-                "SELECT stream_id, version, topic, schema_version, state, created_on, modified_on \
-                 FROM {snapshots} WHERE stream_id = $1 AND version <= $2 \
-                 ORDER BY version DESC LIMIT 1"
-            ),
-        }
-    }
-}
-
-/// The metadata kept in the `metadata` column: everything but the event id and timestamp,
-/// which have their own columns.
-#[derive(Debug, Default, Serialize, Deserialize)]
-struct Extras {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    causation_id: Option<Uuid>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    correlation_id: Option<Uuid>,
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    user: BTreeMap<String, String>,
-}
-
-fn extras_json(metadata: &Metadata, stream_id: &str) -> Result<Option<String>, PersistenceError> {
-    if !metadata.has_extras() {
-        return Ok(None);
-    }
-    let extras = Extras {
-        causation_id: metadata.causation_id,
-        correlation_id: metadata.correlation_id,
-        user: metadata.user.clone(),
-    };
-    serde_json::to_string(&extras)
-        .map(Some)
-        .map_err(|e| PersistenceError::InvalidBatch {
-            stream_id: stream_id.to_owned(),
-            reason: format!("metadata cannot be encoded as JSON: {e}"),
-        })
-}
-
-/// A u64 (version, position) as a BIGINT.
-fn to_bigint(value: u64, what: &'static str) -> Result<i64, PersistenceError> {
-    i64::try_from(value).map_err(|_| PersistenceError::LimitExceeded {
-        what,
-        limit: i64::MAX.unsigned_abs(),
-        actual: value,
-    })
-}
-
-fn to_int(value: u32, what: &'static str) -> Result<i32, PersistenceError> {
-    i32::try_from(value).map_err(|_| PersistenceError::LimitExceeded {
-        what,
-        limit: i32::MAX.unsigned_abs().into(),
-        actual: value.into(),
-    })
-}
-
-/// The events of a batch as one array per column, in batch order, and the expected versions
-/// the insert statement checks first (only in the first chunk: later chunks check nothing).
-#[derive(Debug, Default)]
-struct Columns<'a> {
-    check_streams: Vec<&'a str>,
-    check_expected: Vec<i64>,
-    stream_ids: Vec<&'a str>,
-    versions: Vec<i64>,
-    event_ids: Vec<String>,
-    topics: Vec<&'a str>,
-    schema_versions: Vec<i32>,
-    timestamps: Vec<i64>,
-    payloads: Vec<&'a [u8]>,
-    metadata: Vec<Option<String>>,
-}
-
-impl<'a> Columns<'a> {
-    fn encode(events: &[&'a StoredEvent]) -> Result<Self, PersistenceError> {
-        let mut c = Self::default();
-        for event in events {
-            c.stream_ids.push(&event.stream_id);
-            c.versions.push(to_bigint(event.version, "event version")?);
-            c.event_ids.push(event.metadata.event_id.to_string());
-            c.topics.push(&event.topic);
-            c.schema_versions
-                .push(to_int(event.schema_version, "event schema version")?);
-            c.timestamps.push(event.metadata.timestamp.as_micros());
-            c.payloads.push(&event.payload);
-            c.metadata
-                .push(extras_json(&event.metadata, &event.stream_id)?);
-        }
-        Ok(c)
-    }
-
-    /// Sets the streams and versions the statement checks before inserting.
-    fn check(&mut self, batch: &'a [StreamAppend]) -> Result<(), PersistenceError> {
-        for append in batch {
-            self.check_streams.push(&append.stream_id);
-            self.check_expected
-                .push(to_bigint(append.expected_version, "expected version")?);
-        }
-        Ok(())
-    }
-
-    fn params<'s>(&'s self, offset: &'s i64, xid: bool) -> Vec<&'s (dyn ToSql + Sync)> {
-        let mut params: Vec<&(dyn ToSql + Sync)> = vec![
-            &self.check_streams,
-            &self.check_expected,
-            &self.stream_ids,
-            &self.versions,
-            &self.event_ids,
-            &self.topics,
-            &self.schema_versions,
-            &self.timestamps,
-            &self.payloads,
-            &self.metadata,
-        ];
-        if xid {
-            params.push(offset);
-        }
-        params
-    }
-}
-
-/// Why an append transaction failed.
-enum AppendFailure {
-    /// A typed error to return as is.
-    Error(PersistenceError),
-    /// A racing writer took a (stream, version): report the conflict after rollback.
-    StreamRace,
-}
-
-impl From<PersistenceError> for AppendFailure {
-    fn from(error: PersistenceError) -> Self {
-        Self::Error(error)
-    }
-}
-
-fn corrupt(position: Option<i64>, what: &str, detail: impl std::fmt::Display) -> PersistenceError {
-    PersistenceError::Corrupt {
-        detail: match position {
-            Some(p) => format!("{BACKEND} event at position {p}: {what}: {detail}"),
-            None => format!("{BACKEND} event: {what}: {detail}"),
-        },
-    }
-}
-
-/// A `uuid` column in its binary format: 16 bytes, no text conversion on either side.
-struct PgUuid(Uuid);
-
-impl<'a> FromSql<'a> for PgUuid {
-    fn from_sql(_: &Type, raw: &'a [u8]) -> Result<Self, Box<dyn std::error::Error + Sync + Send>> {
-        let bytes: [u8; 16] = raw
-            .try_into()
-            .map_err(|_| format!("a UUID has 16 bytes, found {}", raw.len()))?;
-        Ok(Self(Uuid::from_bytes(bytes)))
-    }
-
-    fn accepts(ty: &Type) -> bool {
-        *ty == Type::UUID
-    }
-}
-
-/// A `jsonb` (or `json`) column as the JSON text's bytes, borrowed from the row: the binary
-/// format of `jsonb` is a version byte (1) followed by the text.
-struct JsonText<'a>(&'a [u8]);
-
-impl<'a> FromSql<'a> for JsonText<'a> {
-    fn from_sql(
-        ty: &Type,
-        raw: &'a [u8],
-    ) -> Result<Self, Box<dyn std::error::Error + Sync + Send>> {
-        if *ty == Type::JSONB {
-            match raw.split_first() {
-                Some((1, text)) => Ok(Self(text)),
-                Some((version, _)) => Err(format!("unsupported jsonb version {version}").into()),
-                None => Err("empty jsonb value".into()),
-            }
-        } else {
-            Ok(Self(raw))
-        }
-    }
-
-    fn accepts(ty: &Type) -> bool {
-        *ty == Type::JSONB || *ty == Type::JSON
-    }
-}
-
-/// One event row ([`EVENT_COLUMNS`]) lent as a [`StoredEventRef`]: text and bytes borrowed
-/// from the row, metadata decoded only when the column is not NULL. The error context is
-/// built only on error.
-///
-/// `stream_id` is the stream a query selected on, when its rows do not carry it.
-fn decode_event_ref<'a>(
-    row: &'a Row,
-    stream_id: Option<&'a str>,
-) -> Result<StoredEventRef<'a>, PersistenceError> {
-    let bad = |what: &str, e: &dyn std::fmt::Display| corrupt(row.try_get(0).ok(), what, e);
-    let position: i64 = row.try_get(0).map_err(|e| bad("position", &e))?;
-    let version: i64 = row.try_get(2).map_err(|e| bad("version", &e))?;
-    let event_id: PgUuid = row.try_get(3).map_err(|e| bad("event id", &e))?;
-    let schema_version: i32 = row.try_get(5).map_err(|e| bad("schema version", &e))?;
-    let timestamp: i64 = row.try_get(6).map_err(|e| bad("timestamp", &e))?;
-    let metadata: Option<JsonText<'_>> = row.try_get(8).map_err(|e| bad("metadata", &e))?;
-    let extras = match metadata {
-        Some(json) => {
-            serde_json::from_slice::<Extras>(json.0).map_err(|e| bad("metadata JSON", &e))?
-        }
-        None => Extras::default(),
-    };
-    let stream_id = match stream_id {
-        Some(stream_id) => stream_id,
-        None => row.try_get(1).map_err(|e| bad("stream id", &e))?,
-    };
-    Ok(StoredEventRef {
-        stream_id,
-        version: u64::try_from(version).map_err(|e| bad("negative version", &e))?,
-        topic: row.try_get(4).map_err(|e| bad("topic", &e))?,
-        schema_version: u32::try_from(schema_version)
-            .map_err(|e| bad("negative schema version", &e))?,
-        payload: row.try_get(7).map_err(|e| bad("payload", &e))?,
-        metadata: Metadata {
-            event_id: event_id.0,
-            timestamp: Timestamp::from_micros(timestamp),
-            causation_id: extras.causation_id,
-            correlation_id: extras.correlation_id,
-            user: extras.user,
-        },
-        position: Some(u64::try_from(position).map_err(|e| bad("negative position", &e))?),
-    })
-}
-
-fn decode_event(row: &Row) -> Result<StoredEvent, PersistenceError> {
-    decode_event_ref(row, None).map(StoredEventRef::into_owned)
-}
-
-fn decode_snapshot(row: &Row) -> Result<StoredSnapshot, PersistenceError> {
-    let bad = |what: &str, e: &dyn std::fmt::Display| PersistenceError::Corrupt {
-        detail: format!("{BACKEND} snapshot: {what}: {e}"),
-    };
-    let version: i64 = row.try_get(1).map_err(|e| bad("version", &e))?;
-    let schema_version: i32 = row.try_get(3).map_err(|e| bad("schema version", &e))?;
-    Ok(StoredSnapshot {
-        stream_id: row.try_get(0).map_err(|e| bad("stream id", &e))?,
-        version: u64::try_from(version).map_err(|e| bad("negative version", &e))?,
-        topic: row.try_get(2).map_err(|e| bad("topic", &e))?,
-        schema_version: u32::try_from(schema_version)
-            .map_err(|e| bad("negative schema version", &e))?,
-        state: row.try_get(4).map_err(|e| bad("state", &e))?,
-        created_on: Timestamp::from_micros(row.try_get(5).map_err(|e| bad("created_on", &e))?),
-        modified_on: Timestamp::from_micros(row.try_get(6).map_err(|e| bad("modified_on", &e))?),
-    })
 }
 
 fn millis(duration: Duration) -> u128 {
@@ -733,8 +310,8 @@ impl PostgresRecorder {
         // always looks cheaper than the generic one (which assumes 10 rows per UNNEST), and
         // planning the CTE took 0.17 ms against 0.06 ms to execute it (EXPLAIN ANALYZE
         // EXECUTE, PostgreSQL 15). The exception, topic-filtered notifications, asks for
-        // a custom plan in its transaction (see `select_notifications`). A URL's own
-        // `plan_cache_mode` option wins.
+        // a custom plan in its transaction (see `load_notifications` in `read.rs`). A URL's
+        // own `plan_cache_mode` option wins.
         let generic_plans = !options.contains("plan_cache_mode");
         if generic_plans {
             options.push_str(" -c plan_cache_mode=force_generic_plan");
@@ -848,337 +425,15 @@ impl PostgresRecorder {
         }
     }
 
-    /// The highest position readers can see now, in position units (`u64::MAX` when every
-    /// committed row is readable, as in the table-lock mode).
-    fn horizon(&self, conn: &mut Conn) -> Result<u64, PersistenceError> {
-        let row = conn
-            .prepared_one(&self.sql.horizon, &[])
-            .map_err(classify)?;
-        let horizon: i64 = row.try_get(0).map_err(|e| corrupt(None, "horizon", e))?;
-        let horizon = u64::try_from(horizon).map_err(|e| corrupt(Some(horizon), "horizon", e))?;
-        self.horizon_seen.fetch_max(horizon, Ordering::Relaxed);
-        Ok(horizon)
-    }
-
-    /// Read-your-writes with [`OrderingMode::TransactionId`]: waits (at most the configured
-    /// read-own-writes timeout) until the horizon has passed this recorder's last append.
-    fn await_own_writes(&self, conn: &mut Conn) -> Result<(), PersistenceError> {
-        if self.config.ordering != OrderingMode::TransactionId {
-            return Ok(());
-        }
-        let target = self.last_appended.load(Ordering::Relaxed);
-        if target == 0 || self.horizon_seen.load(Ordering::Relaxed) > target {
-            return Ok(());
-        }
-        let deadline = Instant::now() + self.config.read_own_writes_timeout;
-        let mut pause = Duration::from_micros(500);
-        while self.horizon(conn)? <= target && Instant::now() < deadline {
-            std::thread::sleep(pause);
-            pause = (pause * 2).min(Duration::from_millis(20));
-        }
-        Ok(())
-    }
-
-    /// How far followers are behind the committed log, and, with
-    /// [`OrderingMode::TransactionId`], which transaction of the cluster holds them back.
-    ///
-    /// ```no_run
-    /// # use eventsourcing::persistence::{PostgresConfig, PostgresRecorder};
-    /// # let recorder = PostgresRecorder::open(PostgresConfig::new("postgres://localhost/db"))?;
-    /// let lag = recorder.follower_lag()?;
-    /// if lag.is_behind() {
-    ///     eprintln!("{} committed but not readable; blocked by {:?}",
-    ///         lag.committed - lag.readable, lag.blocker);
-    /// }
-    /// # Ok::<(), eventsourcing::PersistenceError>(())
-    /// ```
-    ///
-    /// # Errors
-    /// Backend failures.
-    pub fn follower_lag(&self) -> Result<FollowerLag, PersistenceError> {
-        let mut conn = self.conn()?;
-        let row = conn.prepared_one(&self.sql.lag, &[]).map_err(classify)?;
-        let bad = |what: &str, e: &dyn std::fmt::Display| corrupt(None, what, e);
-        let position = |index: usize, what: &str| -> Result<u64, PersistenceError> {
-            let value: i64 = row.try_get(index).map_err(|e| bad(what, &e))?;
-            u64::try_from(value).map_err(|e| bad(what, &e))
-        };
-        let readable = position(1, "readable position")?;
-        let committed = position(2, "committed position")?;
-        let pid: Option<i32> = row.try_get(3).map_err(|e| bad("blocker pid", &e))?;
-        let blocker = match pid {
-            Some(pid) if self.config.ordering == OrderingMode::TransactionId => {
-                let age: Option<f64> = row.try_get(7).map_err(|e| bad("blocker age", &e))?;
-                Some(Blocker {
-                    pid,
-                    database: row.try_get(4).map_err(|e| bad("blocker database", &e))?,
-                    application_name: row.try_get(5).map_err(|e| bad("blocker name", &e))?,
-                    state: row.try_get(6).map_err(|e| bad("blocker state", &e))?,
-                    transaction_age: age
-                        .filter(|a| a.is_finite() && *a >= 0.0)
-                        .map(Duration::from_secs_f64),
-                })
-            }
-            _ => None,
-        };
-        Ok(FollowerLag {
-            readable,
-            committed,
-            blocker,
-        })
-    }
-
     /// The configuration this recorder was opened with.
     #[must_use]
     pub fn config(&self) -> &PostgresConfig {
         &self.config
     }
-
-    fn append_inner(
-        &self,
-        batch: &[StreamAppend],
-        tracking: Option<&Tracking>,
-    ) -> Result<Vec<u64>, PersistenceError> {
-        validate_batch(batch)?;
-        let events: Vec<&StoredEvent> = batch.iter().flat_map(|a| &a.events).collect();
-        let count = u64::try_from(events.len()).unwrap_or(u64::MAX);
-        if self.config.ordering.uses_xid() && count > MAX_EVENTS_PER_XID_APPEND {
-            return Err(PersistenceError::LimitExceeded {
-                what: "events in one append (transaction-id ordering)",
-                limit: MAX_EVENTS_PER_XID_APPEND,
-                actual: count,
-            });
-        }
-        let mut chunks = events
-            .chunks(CHUNK_ROWS)
-            .map(Columns::encode)
-            .collect::<Result<Vec<_>, _>>()?;
-        if !batch.is_empty() {
-            // A batch asserting versions without new events still runs the statement once.
-            if chunks.is_empty() {
-                chunks.push(Columns::default());
-            }
-            if !self.config.skip_version_check {
-                if let Some(first) = chunks.first_mut() {
-                    first.check(batch)?;
-                }
-            }
-        }
-        let tracked = tracking
-            .map(|t| to_bigint(t.position, "tracking position").map(|p| (t, p)))
-            .transpose()?;
-        if batch.is_empty() && tracked.is_none() {
-            return Ok(Vec::new());
-        }
-
-        let mut conn = self.conn()?;
-        let insert = prepare(&mut conn, &self.sql.insert)?;
-        let outcome = match (chunks.as_slice(), tracked) {
-            // One statement is a transaction of its own in autocommit: the append is one
-            // round trip, without BEGIN and COMMIT.
-            ([chunk], None)
-                if self.config.ordering != OrderingMode::TableLock
-                    && self.config.hold_in_transaction.is_none() =>
-            {
-                let mut by_id = HashMap::with_capacity(events.len());
-                self.insert_chunk(&mut conn.client, &insert, chunk, 0, &mut by_id)
-                    .and_then(|()| Ok(positions_of(&events, &by_id)?))
-            }
-            _ => {
-                let track = match tracked {
-                    Some(_) => Some(prepare(&mut conn, &self.sql.track)?),
-                    None => None,
-                };
-                match conn.client.transaction() {
-                    Ok(tx) => {
-                        self.append_in(tx, &insert, track.as_ref(), &events, &chunks, tracked)
-                    }
-                    Err(e) => Err(AppendFailure::Error(classify(e))),
-                }
-            }
-        };
-        match outcome {
-            Ok(positions) => {
-                if let Some(last) = positions.iter().max() {
-                    self.last_appended.fetch_max(*last, Ordering::Relaxed);
-                }
-                Ok(positions)
-            }
-            Err(AppendFailure::Error(e)) => Err(e),
-            Err(AppendFailure::StreamRace) => Err(self.race_conflict(&mut conn, batch)),
-        }
-    }
-
-    /// Runs the insert statement for one chunk, recording the position of every inserted
-    /// event; a stream not at its expected version (the first of the batch) is a conflict,
-    /// and then the statement inserted nothing.
-    fn insert_chunk(
-        &self,
-        client: &mut impl GenericClient,
-        insert: &Statement,
-        chunk: &Columns<'_>,
-        index: usize,
-        by_id: &mut HashMap<Uuid, u64>,
-    ) -> Result<(), AppendFailure> {
-        let offset = i64::try_from(index * CHUNK_ROWS).unwrap_or(i64::MAX);
-        let params = chunk.params(&offset, self.config.ordering.uses_xid());
-        let rows = client.query(insert, &params).map_err(|e| {
-            if is_unique_violation(&e, &self.names.stream_version_key) {
-                AppendFailure::StreamRace
-            } else if is_unique_violation(&e, &self.names.event_id_key) {
-                AppendFailure::Error(PersistenceError::InvalidBatch {
-                    stream_id: String::new(),
-                    reason: "an event id in the batch is already stored".into(),
-                })
-            } else {
-                AppendFailure::Error(classify(e))
-            }
-        })?;
-        let mut conflict: Option<(i64, PersistenceError)> = None;
-        for row in &rows {
-            let position: Option<i64> = row.try_get(0).map_err(|e| corrupt(None, "position", e))?;
-            if let Some(position) = position {
-                let id: PgUuid = row.try_get(1).map_err(|e| corrupt(None, "event id", e))?;
-                let position =
-                    u64::try_from(position).map_err(|e| corrupt(Some(position), "position", e))?;
-                by_id.insert(id.0, position);
-                continue;
-            }
-            let bad = |what: &str, e: &dyn std::fmt::Display| corrupt(None, what, e);
-            let stream_id: String = row.try_get(2).map_err(|e| bad("stream id", &e))?;
-            let version = |i: usize, what: &str| -> Result<u64, PersistenceError> {
-                let v: i64 = row.try_get(i).map_err(|e| bad(what, &e))?;
-                u64::try_from(v).map_err(|e| bad(what, &e))
-            };
-            let expected = version(3, "expected version")?;
-            let actual = version(4, "version")?;
-            let n: i64 = row.try_get(5).map_err(|e| bad("ordinal", &e))?;
-            if conflict.as_ref().is_none_or(|(first, _)| n < *first) {
-                let error = PersistenceError::Conflict {
-                    stream_id,
-                    expected,
-                    actual,
-                };
-                conflict = Some((n, error));
-            }
-        }
-        match conflict {
-            Some((_, error)) => Err(error.into()),
-            None => Ok(()),
-        }
-    }
-
-    fn append_in(
-        &self,
-        mut tx: Transaction<'_>,
-        insert: &Statement,
-        track: Option<&Statement>,
-        events: &[&StoredEvent],
-        chunks: &[Columns<'_>],
-        tracked: Option<(&Tracking, i64)>,
-    ) -> Result<Vec<u64>, AppendFailure> {
-        // The lock is held until commit and serialises appenders; the version check runs
-        // under it, in the first insert statement (a cheap index probe per stream).
-        if !events.is_empty() && self.config.ordering == OrderingMode::TableLock {
-            tx.batch_execute(&self.sql.lock).map_err(classify)?;
-        }
-        let mut by_id = HashMap::with_capacity(events.len());
-        for (index, chunk) in chunks.iter().enumerate() {
-            self.insert_chunk(&mut tx, insert, chunk, index, &mut by_id)?;
-        }
-        // After the insert, so that a conflict is reported before an already tracked
-        // position; either way the transaction rolls back and nothing is written.
-        if let (Some((t, position)), Some(track)) = (tracked, track) {
-            let inserted = tx
-                .execute(track, &[&t.upstream, &position])
-                .map_err(classify)?;
-            if inserted == 0 {
-                return Err(PersistenceError::AlreadyTracked {
-                    upstream: t.upstream.clone(),
-                    position: t.position,
-                }
-                .into());
-            }
-        }
-        let positions = positions_of(events, &by_id)?;
-        if let Some(hold) = self.config.hold_in_transaction {
-            std::thread::sleep(hold);
-        }
-        tx.commit().map_err(classify)?;
-        Ok(positions)
-    }
-
-    /// The conflict to report after a racing writer made the insert fail: the first stream of
-    /// the batch that is not at its expected version any more.
-    fn race_conflict(&self, conn: &mut Conn, batch: &[StreamAppend]) -> PersistenceError {
-        let current = prepare(conn, &self.sql.current_versions).and_then(|statement| {
-            match conn.client.transaction() {
-                Ok(mut tx) => current_versions(&mut tx, &statement, batch),
-                Err(e) => Err(classify(e)),
-            }
-        });
-        let current = match current {
-            Ok(current) => current,
-            Err(e) => return e,
-        };
-        let moved = batch
-            .iter()
-            .zip(&current)
-            .find(|(append, actual)| **actual != append.expected_version);
-        let (append, actual) = moved
-            .or_else(|| batch.first().zip(current.first()))
-            .map_or((None, 0), |(a, v)| (Some(a), *v));
-        PersistenceError::Conflict {
-            stream_id: append.map(|a| a.stream_id.clone()).unwrap_or_default(),
-            expected: append.map_or(0, |a| a.expected_version),
-            // The racing writer may have rolled back since: report at least one past expected.
-            actual: actual.max(append.map_or(0, |a| a.expected_version + 1)),
-        }
-    }
-}
-
-/// The positions of `events`, in batch order, from the positions the inserts returned.
-fn positions_of(
-    events: &[&StoredEvent],
-    by_id: &HashMap<Uuid, u64>,
-) -> Result<Vec<u64>, PersistenceError> {
-    events
-        .iter()
-        .map(|e| {
-            by_id.get(&e.metadata.event_id).copied().ok_or_else(|| {
-                corrupt(
-                    None,
-                    "insert returned no position for event",
-                    e.metadata.event_id,
-                )
-            })
-        })
-        .collect()
 }
 
 fn prepare(conn: &mut Conn, sql: &str) -> Result<Statement, PersistenceError> {
     conn.prepared(sql).map(|(_, s)| s).map_err(classify)
-}
-
-fn current_versions(
-    tx: &mut Transaction<'_>,
-    sql: &Statement,
-    batch: &[StreamAppend],
-) -> Result<Vec<u64>, PersistenceError> {
-    let ids: Vec<&str> = batch.iter().map(|a| a.stream_id.as_str()).collect();
-    let rows = tx.query(sql, &[&ids]).map_err(classify)?;
-    let mut current = std::collections::HashMap::with_capacity(rows.len());
-    for row in &rows {
-        let id: String = row.try_get(0).map_err(|e| corrupt(None, "stream id", e))?;
-        let version: i64 = row.try_get(1).map_err(|e| corrupt(None, "version", e))?;
-        let version = u64::try_from(version)
-            .map_err(|e| corrupt(None, &format!("version of stream `{id}`"), e))?;
-        current.insert(id, version);
-    }
-    Ok(batch
-        .iter()
-        .map(|a| current.get(&a.stream_id).copied().unwrap_or(0))
-        .collect())
 }
 
 impl Drop for PostgresRecorder {
@@ -1221,93 +476,19 @@ impl AggregateRecorder for PostgresRecorder {
         query: &EventQuery,
         visit: &mut dyn FnMut(StoredEventRef<'_>) -> ControlFlow<()>,
     ) -> Result<(), PersistenceError> {
-        let Ok(from) = i64::try_from(query.from_version.unwrap_or(0)) else {
-            return Ok(());
-        };
-        let to = query
-            .to_version
-            .map_or(i64::MAX, |v| i64::try_from(v).unwrap_or(i64::MAX));
-        let limit = query
-            .limit
-            .map_or(i64::MAX, |l| i64::try_from(l).unwrap_or(i64::MAX));
-        let sql = if query.descending {
-            &self.sql.select_desc
-        } else {
-            &self.sql.select_asc
-        };
-        let mut conn = self.conn()?;
-        let (client, statement) = conn.prepared(sql).map_err(classify)?;
-        let params: [&(dyn ToSql + Sync); 4] = [&stream_id, &from, &to, &limit];
-        let mut rows = client.query_raw(&statement, params).map_err(classify)?;
-        while let Some(row) = rows.next().map_err(classify)? {
-            if visit(decode_event_ref(&row, Some(stream_id))?).is_break() {
-                break;
-            }
-        }
-        Ok(())
+        self.load_stream(stream_id, query, visit)
     }
 
     fn event_by_id(&self, event_id: Uuid) -> Result<Option<StoredEvent>, PersistenceError> {
-        let mut conn = self.conn()?;
-        let (client, statement) = conn.prepared(&self.sql.by_id).map_err(classify)?;
-        client
-            .query_opt(&statement, &[&event_id.to_string()])
-            .map_err(classify)?
-            .as_ref()
-            .map(decode_event)
-            .transpose()
+        self.load_event_by_id(event_id)
     }
 
     fn delete_stream(&self, stream_id: &str) -> Result<u64, PersistenceError> {
-        let mut conn = self.conn()?;
-        let delete_snapshots = prepare(&mut conn, &self.sql.delete_snapshots)?;
-        let delete_events = prepare(&mut conn, &self.sql.delete_events)?;
-        let mut tx = conn.client.transaction().map_err(classify)?;
-        tx.execute(&delete_snapshots, &[&stream_id])
-            .map_err(classify)?;
-        let deleted = tx
-            .execute(&delete_events, &[&stream_id])
-            .map_err(classify)?;
-        tx.commit().map_err(classify)?;
-        Ok(deleted)
+        self.delete_stream_and_snapshots(stream_id)
     }
 
     fn update_events(&self, events: &[StoredEvent]) -> Result<(), PersistenceError> {
-        if events.is_empty() {
-            return Ok(());
-        }
-        validate_text(events)?;
-        let mut conn = self.conn()?;
-        let update = prepare(&mut conn, &self.sql.update)?;
-        let mut tx = conn.client.transaction().map_err(classify)?;
-        for event in events {
-            let version = to_bigint(event.version, "event version")?;
-            let schema_version = to_int(event.schema_version, "event schema version")?;
-            let metadata = extras_json(&event.metadata, &event.stream_id)?;
-            let updated = tx
-                .execute(
-                    &update,
-                    &[
-                        &event.stream_id,
-                        &version,
-                        &event.metadata.event_id.to_string(),
-                        &event.topic,
-                        &schema_version,
-                        &event.metadata.timestamp.as_micros(),
-                        &event.payload,
-                        &metadata,
-                    ],
-                )
-                .map_err(classify)?;
-            if updated == 0 {
-                // Dropping the transaction rolls back the updates made so far.
-                return Err(PersistenceError::EventNotFound {
-                    stream_id: event.stream_id.clone(),
-                    version: event.version,
-                });
-            }
-        }
-        tx.commit().map_err(classify)
+        self.update_in_place(events)
     }
 }
 
@@ -1316,66 +497,11 @@ impl ApplicationRecorder for PostgresRecorder {
         &self,
         query: &NotificationQuery,
     ) -> Result<Vec<StoredEvent>, PersistenceError> {
-        let Ok(from) = i64::try_from(query.from_position) else {
-            return Ok(Vec::new());
-        };
-        let to = query
-            .to_position
-            .map_or(i64::MAX, |p| i64::try_from(p).unwrap_or(i64::MAX));
-        let limit = i64::try_from(query.limit).unwrap_or(i64::MAX);
-        let mut conn = self.conn()?;
-        self.await_own_writes(&mut conn)?;
-        let capacity = query.limit.min(CHUNK_ROWS);
-        let mut events = Vec::with_capacity(capacity);
-        if query.topics.is_empty() {
-            let (client, statement) = conn.prepared(&self.sql.notifications).map_err(classify)?;
-            let params: [&(dyn ToSql + Sync); 3] = [&from, &to, &limit];
-            // Streamed (`query_raw`): rows are decoded as they arrive, while the server is
-            // still producing the rest of the page.
-            let mut rows = client.query_raw(&statement, params).map_err(classify)?;
-            while let Some(row) = rows.next().map_err(classify)? {
-                events.push(decode_event(&row)?);
-            }
-            return Ok(events);
-        }
-        let (client, statement) = conn
-            .prepared(&self.sql.notifications_topics)
-            .map_err(classify)?;
-        let params: [&(dyn ToSql + Sync); 4] = [&from, &to, &limit, &query.topics];
-        if !self.generic_plans {
-            let mut rows = client.query_raw(&statement, params).map_err(classify)?;
-            while let Some(row) = rows.next().map_err(classify)? {
-                events.push(decode_event(&row)?);
-            }
-            return Ok(events);
-        }
-        // Which index serves a topic filter depends on the topics' frequencies, which only a
-        // custom plan sees: the generic plan scans the log by position and filters (32 ms
-        // against 0.08 ms for a rare topic in 300,000 events). Three more round trips
-        // (BEGIN, SET LOCAL, COMMIT), for topic-filtered pages only.
-        let mut tx = client.transaction().map_err(classify)?;
-        tx.batch_execute("SET LOCAL plan_cache_mode = force_custom_plan")
-            .map_err(classify)?;
-        {
-            let mut rows = tx.query_raw(&statement, params).map_err(classify)?;
-            while let Some(row) = rows.next().map_err(classify)? {
-                events.push(decode_event(&row)?);
-            }
-        }
-        tx.commit().map_err(classify)?;
-        Ok(events)
+        self.load_notifications(query)
     }
 
     fn max_position(&self) -> Result<u64, PersistenceError> {
-        let mut conn = self.conn()?;
-        self.await_own_writes(&mut conn)?;
-        let row = conn
-            .prepared_one(&self.sql.max_position, &[])
-            .map_err(classify)?;
-        let max: i64 = row
-            .try_get(0)
-            .map_err(|e| corrupt(None, "max position", e))?;
-        u64::try_from(max).map_err(|e| corrupt(Some(max), "max position", e))
+        self.load_max_position()
     }
 }
 
@@ -1390,61 +516,7 @@ impl ProcessRecorder for PostgresRecorder {
     }
 
     fn max_tracking_position(&self, upstream: &str) -> Result<Option<u64>, PersistenceError> {
-        let row = self
-            .conn()?
-            .prepared_one(&self.sql.max_tracking, &[&upstream])
-            .map_err(classify)?;
-        let max: Option<i64> = row
-            .try_get(0)
-            .map_err(|e| corrupt(None, "tracking position", e))?;
-        max.map(|p| {
-            u64::try_from(p).map_err(|e| PersistenceError::Corrupt {
-                detail: format!("{BACKEND} tracking position {p} of `{upstream}`: {e}"),
-            })
-        })
-        .transpose()
-    }
-}
-
-impl SnapshotRecorder for PostgresRecorder {
-    fn put_snapshot(&self, snapshot: &StoredSnapshot) -> Result<(), PersistenceError> {
-        let version = to_bigint(snapshot.version, "snapshot version")?;
-        let schema_version = to_int(snapshot.schema_version, "snapshot schema version")?;
-        self.conn()?
-            .prepared_execute(
-                &self.sql.put_snapshot,
-                &[
-                    &snapshot.stream_id,
-                    &version,
-                    &snapshot.topic,
-                    &schema_version,
-                    &snapshot.state,
-                    &snapshot.created_on.as_micros(),
-                    &snapshot.modified_on.as_micros(),
-                ],
-            )
-            .map_err(classify)?;
-        Ok(())
-    }
-
-    fn latest_snapshot(
-        &self,
-        stream_id: &str,
-        at_most_version: Option<u64>,
-    ) -> Result<Option<StoredSnapshot>, PersistenceError> {
-        let at_most = at_most_version.map_or(i64::MAX, |v| i64::try_from(v).unwrap_or(i64::MAX));
-        self.conn()?
-            .prepared_opt(&self.sql.latest_snapshot, &[&stream_id, &at_most])
-            .map_err(classify)?
-            .as_ref()
-            .map(decode_snapshot)
-            .transpose()
-    }
-
-    fn delete_snapshots(&self, stream_id: &str) -> Result<u64, PersistenceError> {
-        self.conn()?
-            .prepared_execute(&self.sql.delete_snapshots, &[&stream_id])
-            .map_err(classify)
+        self.load_max_tracking_position(upstream)
     }
 }
 

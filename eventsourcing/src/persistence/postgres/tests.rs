@@ -5,7 +5,9 @@
 use std::ops::ControlFlow;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use super::append::CHUNK_ROWS;
 use super::*;
+use crate::domain::Metadata;
 
 fn recorders(name: &str) -> Vec<PostgresRecorder> {
     static NEXT: AtomicU64 = AtomicU64::new(0);

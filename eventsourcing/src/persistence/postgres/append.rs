@@ -1,0 +1,400 @@
+//! Writing events: the version check and the insert in one statement (one round trip in
+//! autocommit for a single chunk without tracking, else a transaction), tracked appends, the
+//! conflict a racing writer causes, and the rewrites of stored events (update in place,
+//! delete a stream).
+
+use std::collections::HashMap;
+use std::sync::atomic::Ordering;
+
+use postgres::types::ToSql;
+use postgres::{GenericClient, Statement, Transaction};
+use uuid::Uuid;
+
+use super::config::OrderingMode;
+use super::error::{classify, is_unique_violation};
+use super::pool::Conn;
+use super::rows::{corrupt, extras_json, to_bigint, to_int, PgUuid};
+use super::{prepare, PostgresRecorder, MAX_EVENTS_PER_XID_APPEND};
+use crate::persistence::recorder::{validate_batch, validate_text};
+use crate::persistence::{PersistenceError, StoredEvent, StreamAppend, Tracking};
+
+/// Rows per INSERT statement. Rows go as one array per column (`UNNEST`), so a statement has
+/// eight bind parameters whatever its size; chunking only bounds the message size.
+pub(super) const CHUNK_ROWS: usize = 1000;
+
+/// The events of a batch as one array per column, in batch order, and the expected versions
+/// the insert statement checks first (only in the first chunk: later chunks check nothing).
+#[derive(Debug, Default)]
+struct Columns<'a> {
+    check_streams: Vec<&'a str>,
+    check_expected: Vec<i64>,
+    stream_ids: Vec<&'a str>,
+    versions: Vec<i64>,
+    event_ids: Vec<String>,
+    topics: Vec<&'a str>,
+    schema_versions: Vec<i32>,
+    timestamps: Vec<i64>,
+    payloads: Vec<&'a [u8]>,
+    metadata: Vec<Option<String>>,
+}
+
+impl<'a> Columns<'a> {
+    fn encode(events: &[&'a StoredEvent]) -> Result<Self, PersistenceError> {
+        let mut c = Self::default();
+        for event in events {
+            c.stream_ids.push(&event.stream_id);
+            c.versions.push(to_bigint(event.version, "event version")?);
+            c.event_ids.push(event.metadata.event_id.to_string());
+            c.topics.push(&event.topic);
+            c.schema_versions
+                .push(to_int(event.schema_version, "event schema version")?);
+            c.timestamps.push(event.metadata.timestamp.as_micros());
+            c.payloads.push(&event.payload);
+            c.metadata
+                .push(extras_json(&event.metadata, &event.stream_id)?);
+        }
+        Ok(c)
+    }
+
+    /// Sets the streams and versions the statement checks before inserting.
+    fn check(&mut self, batch: &'a [StreamAppend]) -> Result<(), PersistenceError> {
+        for append in batch {
+            self.check_streams.push(&append.stream_id);
+            self.check_expected
+                .push(to_bigint(append.expected_version, "expected version")?);
+        }
+        Ok(())
+    }
+
+    fn params<'s>(&'s self, offset: &'s i64, xid: bool) -> Vec<&'s (dyn ToSql + Sync)> {
+        let mut params: Vec<&(dyn ToSql + Sync)> = vec![
+            &self.check_streams,
+            &self.check_expected,
+            &self.stream_ids,
+            &self.versions,
+            &self.event_ids,
+            &self.topics,
+            &self.schema_versions,
+            &self.timestamps,
+            &self.payloads,
+            &self.metadata,
+        ];
+        if xid {
+            params.push(offset);
+        }
+        params
+    }
+}
+
+/// Why an append transaction failed.
+enum AppendFailure {
+    /// A typed error to return as is.
+    Error(PersistenceError),
+    /// A racing writer took a (stream, version): report the conflict after rollback.
+    StreamRace,
+}
+
+impl From<PersistenceError> for AppendFailure {
+    fn from(error: PersistenceError) -> Self {
+        Self::Error(error)
+    }
+}
+
+impl PostgresRecorder {
+    pub(super) fn append_inner(
+        &self,
+        batch: &[StreamAppend],
+        tracking: Option<&Tracking>,
+    ) -> Result<Vec<u64>, PersistenceError> {
+        validate_batch(batch)?;
+        let events: Vec<&StoredEvent> = batch.iter().flat_map(|a| &a.events).collect();
+        let count = u64::try_from(events.len()).unwrap_or(u64::MAX);
+        if self.config.ordering.uses_xid() && count > MAX_EVENTS_PER_XID_APPEND {
+            return Err(PersistenceError::LimitExceeded {
+                what: "events in one append (transaction-id ordering)",
+                limit: MAX_EVENTS_PER_XID_APPEND,
+                actual: count,
+            });
+        }
+        let mut chunks = events
+            .chunks(CHUNK_ROWS)
+            .map(Columns::encode)
+            .collect::<Result<Vec<_>, _>>()?;
+        if !batch.is_empty() {
+            // A batch asserting versions without new events still runs the statement once.
+            if chunks.is_empty() {
+                chunks.push(Columns::default());
+            }
+            if !self.config.skip_version_check {
+                if let Some(first) = chunks.first_mut() {
+                    first.check(batch)?;
+                }
+            }
+        }
+        let tracked = tracking
+            .map(|t| to_bigint(t.position, "tracking position").map(|p| (t, p)))
+            .transpose()?;
+        if batch.is_empty() && tracked.is_none() {
+            return Ok(Vec::new());
+        }
+
+        let mut conn = self.conn()?;
+        let insert = prepare(&mut conn, &self.sql.insert)?;
+        let outcome = match (chunks.as_slice(), tracked) {
+            // One statement is a transaction of its own in autocommit: the append is one
+            // round trip, without BEGIN and COMMIT.
+            ([chunk], None)
+                if self.config.ordering != OrderingMode::TableLock
+                    && self.config.hold_in_transaction.is_none() =>
+            {
+                let mut by_id = HashMap::with_capacity(events.len());
+                self.insert_chunk(&mut conn.client, &insert, chunk, 0, &mut by_id)
+                    .and_then(|()| Ok(positions_of(&events, &by_id)?))
+            }
+            _ => {
+                let track = match tracked {
+                    Some(_) => Some(prepare(&mut conn, &self.sql.track)?),
+                    None => None,
+                };
+                match conn.client.transaction() {
+                    Ok(tx) => {
+                        self.append_in(tx, &insert, track.as_ref(), &events, &chunks, tracked)
+                    }
+                    Err(e) => Err(AppendFailure::Error(classify(e))),
+                }
+            }
+        };
+        match outcome {
+            Ok(positions) => {
+                if let Some(last) = positions.iter().max() {
+                    self.last_appended.fetch_max(*last, Ordering::Relaxed);
+                }
+                Ok(positions)
+            }
+            Err(AppendFailure::Error(e)) => Err(e),
+            Err(AppendFailure::StreamRace) => Err(self.race_conflict(&mut conn, batch)),
+        }
+    }
+
+    /// Runs the insert statement for one chunk, recording the position of every inserted
+    /// event; a stream not at its expected version (the first of the batch) is a conflict,
+    /// and then the statement inserted nothing.
+    fn insert_chunk(
+        &self,
+        client: &mut impl GenericClient,
+        insert: &Statement,
+        chunk: &Columns<'_>,
+        index: usize,
+        by_id: &mut HashMap<Uuid, u64>,
+    ) -> Result<(), AppendFailure> {
+        let offset = i64::try_from(index * CHUNK_ROWS).unwrap_or(i64::MAX);
+        let params = chunk.params(&offset, self.config.ordering.uses_xid());
+        let rows = client.query(insert, &params).map_err(|e| {
+            if is_unique_violation(&e, &self.names.stream_version_key) {
+                AppendFailure::StreamRace
+            } else if is_unique_violation(&e, &self.names.event_id_key) {
+                AppendFailure::Error(PersistenceError::InvalidBatch {
+                    stream_id: String::new(),
+                    reason: "an event id in the batch is already stored".into(),
+                })
+            } else {
+                AppendFailure::Error(classify(e))
+            }
+        })?;
+        let mut conflict: Option<(i64, PersistenceError)> = None;
+        for row in &rows {
+            let position: Option<i64> = row.try_get(0).map_err(|e| corrupt(None, "position", e))?;
+            if let Some(position) = position {
+                let id: PgUuid = row.try_get(1).map_err(|e| corrupt(None, "event id", e))?;
+                let position =
+                    u64::try_from(position).map_err(|e| corrupt(Some(position), "position", e))?;
+                by_id.insert(id.0, position);
+                continue;
+            }
+            let bad = |what: &str, e: &dyn std::fmt::Display| corrupt(None, what, e);
+            let stream_id: String = row.try_get(2).map_err(|e| bad("stream id", &e))?;
+            let version = |i: usize, what: &str| -> Result<u64, PersistenceError> {
+                let v: i64 = row.try_get(i).map_err(|e| bad(what, &e))?;
+                u64::try_from(v).map_err(|e| bad(what, &e))
+            };
+            let expected = version(3, "expected version")?;
+            let actual = version(4, "version")?;
+            let n: i64 = row.try_get(5).map_err(|e| bad("ordinal", &e))?;
+            if conflict.as_ref().is_none_or(|(first, _)| n < *first) {
+                let error = PersistenceError::Conflict {
+                    stream_id,
+                    expected,
+                    actual,
+                };
+                conflict = Some((n, error));
+            }
+        }
+        match conflict {
+            Some((_, error)) => Err(error.into()),
+            None => Ok(()),
+        }
+    }
+
+    fn append_in(
+        &self,
+        mut tx: Transaction<'_>,
+        insert: &Statement,
+        track: Option<&Statement>,
+        events: &[&StoredEvent],
+        chunks: &[Columns<'_>],
+        tracked: Option<(&Tracking, i64)>,
+    ) -> Result<Vec<u64>, AppendFailure> {
+        // The lock is held until commit and serialises appenders; the version check runs
+        // under it, in the first insert statement (a cheap index probe per stream).
+        if !events.is_empty() && self.config.ordering == OrderingMode::TableLock {
+            tx.batch_execute(&self.sql.lock).map_err(classify)?;
+        }
+        let mut by_id = HashMap::with_capacity(events.len());
+        for (index, chunk) in chunks.iter().enumerate() {
+            self.insert_chunk(&mut tx, insert, chunk, index, &mut by_id)?;
+        }
+        // After the insert, so that a conflict is reported before an already tracked
+        // position; either way the transaction rolls back and nothing is written.
+        if let (Some((t, position)), Some(track)) = (tracked, track) {
+            let inserted = tx
+                .execute(track, &[&t.upstream, &position])
+                .map_err(classify)?;
+            if inserted == 0 {
+                return Err(PersistenceError::AlreadyTracked {
+                    upstream: t.upstream.clone(),
+                    position: t.position,
+                }
+                .into());
+            }
+        }
+        let positions = positions_of(events, &by_id)?;
+        if let Some(hold) = self.config.hold_in_transaction {
+            std::thread::sleep(hold);
+        }
+        tx.commit().map_err(classify)?;
+        Ok(positions)
+    }
+
+    /// The conflict to report after a racing writer made the insert fail: the first stream of
+    /// the batch that is not at its expected version any more.
+    fn race_conflict(&self, conn: &mut Conn, batch: &[StreamAppend]) -> PersistenceError {
+        let current = prepare(conn, &self.sql.current_versions).and_then(|statement| {
+            match conn.client.transaction() {
+                Ok(mut tx) => current_versions(&mut tx, &statement, batch),
+                Err(e) => Err(classify(e)),
+            }
+        });
+        let current = match current {
+            Ok(current) => current,
+            Err(e) => return e,
+        };
+        let moved = batch
+            .iter()
+            .zip(&current)
+            .find(|(append, actual)| **actual != append.expected_version);
+        let (append, actual) = moved
+            .or_else(|| batch.first().zip(current.first()))
+            .map_or((None, 0), |(a, v)| (Some(a), *v));
+        PersistenceError::Conflict {
+            stream_id: append.map(|a| a.stream_id.clone()).unwrap_or_default(),
+            expected: append.map_or(0, |a| a.expected_version),
+            // The racing writer may have rolled back since: report at least one past expected.
+            actual: actual.max(append.map_or(0, |a| a.expected_version + 1)),
+        }
+    }
+
+    pub(super) fn delete_stream_and_snapshots(
+        &self,
+        stream_id: &str,
+    ) -> Result<u64, PersistenceError> {
+        let mut conn = self.conn()?;
+        let delete_snapshots = prepare(&mut conn, &self.sql.delete_snapshots)?;
+        let delete_events = prepare(&mut conn, &self.sql.delete_events)?;
+        let mut tx = conn.client.transaction().map_err(classify)?;
+        tx.execute(&delete_snapshots, &[&stream_id])
+            .map_err(classify)?;
+        let deleted = tx
+            .execute(&delete_events, &[&stream_id])
+            .map_err(classify)?;
+        tx.commit().map_err(classify)?;
+        Ok(deleted)
+    }
+
+    pub(super) fn update_in_place(&self, events: &[StoredEvent]) -> Result<(), PersistenceError> {
+        if events.is_empty() {
+            return Ok(());
+        }
+        validate_text(events)?;
+        let mut conn = self.conn()?;
+        let update = prepare(&mut conn, &self.sql.update)?;
+        let mut tx = conn.client.transaction().map_err(classify)?;
+        for event in events {
+            let version = to_bigint(event.version, "event version")?;
+            let schema_version = to_int(event.schema_version, "event schema version")?;
+            let metadata = extras_json(&event.metadata, &event.stream_id)?;
+            let updated = tx
+                .execute(
+                    &update,
+                    &[
+                        &event.stream_id,
+                        &version,
+                        &event.metadata.event_id.to_string(),
+                        &event.topic,
+                        &schema_version,
+                        &event.metadata.timestamp.as_micros(),
+                        &event.payload,
+                        &metadata,
+                    ],
+                )
+                .map_err(classify)?;
+            if updated == 0 {
+                // Dropping the transaction rolls back the updates made so far.
+                return Err(PersistenceError::EventNotFound {
+                    stream_id: event.stream_id.clone(),
+                    version: event.version,
+                });
+            }
+        }
+        tx.commit().map_err(classify)
+    }
+}
+
+/// The positions of `events`, in batch order, from the positions the inserts returned.
+fn positions_of(
+    events: &[&StoredEvent],
+    by_id: &HashMap<Uuid, u64>,
+) -> Result<Vec<u64>, PersistenceError> {
+    events
+        .iter()
+        .map(|e| {
+            by_id.get(&e.metadata.event_id).copied().ok_or_else(|| {
+                corrupt(
+                    None,
+                    "insert returned no position for event",
+                    e.metadata.event_id,
+                )
+            })
+        })
+        .collect()
+}
+
+fn current_versions(
+    tx: &mut Transaction<'_>,
+    sql: &Statement,
+    batch: &[StreamAppend],
+) -> Result<Vec<u64>, PersistenceError> {
+    let ids: Vec<&str> = batch.iter().map(|a| a.stream_id.as_str()).collect();
+    let rows = tx.query(sql, &[&ids]).map_err(classify)?;
+    let mut current = std::collections::HashMap::with_capacity(rows.len());
+    for row in &rows {
+        let id: String = row.try_get(0).map_err(|e| corrupt(None, "stream id", e))?;
+        let version: i64 = row.try_get(1).map_err(|e| corrupt(None, "version", e))?;
+        let version = u64::try_from(version)
+            .map_err(|e| corrupt(None, &format!("version of stream `{id}`"), e))?;
+        current.insert(id, version);
+    }
+    Ok(batch
+        .iter()
+        .map(|a| current.get(&a.stream_id).copied().unwrap_or(0))
+        .collect())
+}

@@ -1,0 +1,151 @@
+//! The statements, built once when the recorder opens: table names come from [`Names`] (each
+//! validated as an identifier), every value is a bind parameter. The schema itself is
+//! `schema.sql`, next to this file.
+
+use super::config::{Names, OrderingMode};
+
+/// The readable horizon in position units: every transaction with an id below the oldest
+/// one still running has finished, so no row below this position can appear any more.
+const HORIZON: &str = "(pg_snapshot_xmin(pg_current_snapshot())::text::bigint << 20)";
+
+/// The statements, built once from the validated names and the ordering mode.
+#[derive(Debug)]
+pub(super) struct Sql {
+    pub(super) lock: String,
+    pub(super) horizon: String,
+    pub(super) lag: String,
+    pub(super) current_versions: String,
+    pub(super) insert: String,
+    pub(super) track: String,
+    pub(super) select_asc: String,
+    pub(super) select_desc: String,
+    pub(super) by_id: String,
+    pub(super) delete_events: String,
+    pub(super) delete_snapshots: String,
+    pub(super) update: String,
+    pub(super) notifications: String,
+    pub(super) notifications_topics: String,
+    pub(super) max_position: String,
+    pub(super) max_tracking: String,
+    pub(super) put_snapshot: String,
+    pub(super) latest_snapshot: String,
+}
+
+/// The event columns, in the order [`decode_event_ref`] reads them. The event id and the
+/// metadata come in their binary formats (16 bytes; a version byte and JSON text), so the
+/// server does no text conversion and the client no UUID parsing.
+///
+/// [`decode_event_ref`]: super::rows::decode_event_ref
+pub(super) const EVENT_COLUMNS: &str = "position, stream_id, version, event_id, topic, \
+     schema_version, \"timestamp\", payload, metadata";
+
+impl Sql {
+    pub(super) fn new(names: &Names, ordering: OrderingMode) -> Self {
+        let events = names.qualified(&names.events);
+        let tracking = names.qualified(&names.tracking);
+        let snapshots = names.qualified(&names.snapshots);
+        // Readers see only what is below the horizon, in the transaction-id mode.
+        let readable = if ordering == OrderingMode::TransactionId {
+            format!(" AND position < {HORIZON}")
+        } else {
+            String::new()
+        };
+        let (position, position_value, overriding) = if ordering.uses_xid() {
+            (
+                "position, ",
+                "(pg_current_xact_id()::text::bigint << 20) | ($11::int8 + r.n - 1), ",
+                " OVERRIDING SYSTEM VALUE",
+            )
+        } else {
+            ("", "", "")
+        };
+        // The stream id is the parameter: not sent back with every row.
+        let stream_columns = EVENT_COLUMNS.replace("stream_id", "NULL::text");
+        let select = |order: &str| {
+            format!(
+                "SELECT {stream_columns} FROM {events} WHERE stream_id = $1 AND version >= $2 \
+                 AND version <= $3 ORDER BY version {order} LIMIT $4"
+            )
+        };
+        Self {
+            lock: format!("LOCK TABLE {events} IN EXCLUSIVE MODE"),
+            horizon: format!("SELECT {HORIZON}"),
+            lag: format!(
+                "SELECT h.horizon, \
+                 COALESCE((SELECT max(position) FROM {events} WHERE true{readable}), 0), \
+                 COALESCE((SELECT max(position) FROM {events}), 0), \
+                 a.pid, a.datname::text, a.application_name, a.state, \
+                 EXTRACT(EPOCH FROM clock_timestamp() - a.xact_start)::float8 \
+                 FROM (SELECT {HORIZON} AS horizon, \
+                 (pg_snapshot_xmin(pg_current_snapshot())::text::bigint % 4294967296)::text AS xid) h \
+                 LEFT JOIN LATERAL (SELECT * FROM pg_stat_activity s \
+                 WHERE s.backend_xid::text = h.xid AND s.pid <> pg_backend_pid() LIMIT 1) a ON true"
+            ),
+            current_versions: format!(
+                "SELECT s.stream_id, COALESCE((SELECT max(e.version) FROM {events} e \
+                 WHERE e.stream_id = s.stream_id), 0) FROM UNNEST($1::text[]) AS s(stream_id)"
+            ),
+            // The version check and the insert in one statement (one round trip; in
+            // autocommit, the whole append): `expected` computes the current version of every
+            // stream of $1/$2 in the statement's snapshot, the insert writes only when all
+            // match, and the result is either the inserted rows (position, event id) or the
+            // streams that do not match (stream, expected, actual, ordinal in the batch).
+            insert: format!(
+                "WITH expected AS (SELECT c.stream_id, c.expected, c.n, \
+                 COALESCE((SELECT max(e.version) FROM {events} e \
+                 WHERE e.stream_id = c.stream_id), 0) AS actual \
+                 FROM UNNEST($1::text[], $2::int8[]) WITH ORDINALITY AS c(stream_id, expected, n)), \
+                 inserted AS (INSERT INTO {events} ({position}stream_id, version, event_id, topic, \
+                 schema_version, \"timestamp\", payload, metadata){overriding} \
+                 SELECT {position_value}r.stream_id, r.version, r.event_id::uuid, r.topic, \
+                 r.schema_version, r.ts, r.payload, r.metadata::jsonb \
+                 FROM UNNEST($3::text[], $4::int8[], $5::text[], $6::text[], $7::int4[], \
+                 $8::int8[], $9::bytea[], $10::text[]) WITH ORDINALITY \
+                 AS r(stream_id, version, event_id, topic, schema_version, ts, payload, metadata, n) \
+                 WHERE NOT EXISTS (SELECT 1 FROM expected x WHERE x.actual <> x.expected) \
+                 ORDER BY r.n RETURNING position, event_id) \
+                 SELECT position, event_id, NULL::text, NULL::int8, NULL::int8, NULL::int8 \
+                 FROM inserted UNION ALL \
+                 SELECT NULL, NULL, x.stream_id, x.expected, x.actual, x.n \
+                 FROM expected x WHERE x.actual <> x.expected"
+            ),
+            track: format!(
+                "INSERT INTO {tracking} (upstream, position) VALUES ($1, $2) ON CONFLICT DO NOTHING"
+            ),
+            select_asc: select("ASC"),
+            select_desc: select("DESC"),
+            by_id: format!("SELECT {EVENT_COLUMNS} FROM {events} WHERE event_id = $1::text::uuid"),
+            delete_events: format!("DELETE FROM {events} WHERE stream_id = $1"),
+            delete_snapshots: format!("DELETE FROM {snapshots} WHERE stream_id = $1"),
+            update: format!(
+                "UPDATE {events} SET event_id = $3::text::uuid, topic = $4, schema_version = $5, \
+                 \"timestamp\" = $6, payload = $7, metadata = $8::text::jsonb \
+                 WHERE stream_id = $1 AND version = $2"
+            ),
+            notifications: format!(
+                "SELECT {EVENT_COLUMNS} FROM {events} WHERE position >= $1 AND position <= $2\
+                 {readable} ORDER BY position LIMIT $3"
+            ),
+            notifications_topics: format!(
+                "SELECT {EVENT_COLUMNS} FROM {events} WHERE position >= $1 AND position <= $2 \
+                 AND topic = ANY($4::text[]){readable} ORDER BY position LIMIT $3"
+            ),
+            max_position: format!(
+                "SELECT COALESCE(max(position), 0) FROM {events} WHERE true{readable}"
+            ),
+            max_tracking: format!("SELECT max(position) FROM {tracking} WHERE upstream = $1"),
+            put_snapshot: format!(
+                "INSERT INTO {snapshots} (stream_id, version, topic, schema_version, state, \
+                 created_on, modified_on) VALUES ($1, $2, $3, $4, $5, $6, $7) \
+                 ON CONFLICT (stream_id, version) DO UPDATE SET topic = EXCLUDED.topic, \
+                 schema_version = EXCLUDED.schema_version, state = EXCLUDED.state, \
+                 created_on = EXCLUDED.created_on, modified_on = EXCLUDED.modified_on"
+            ),
+            latest_snapshot: format!(
+                "SELECT stream_id, version, topic, schema_version, state, created_on, modified_on \
+                 FROM {snapshots} WHERE stream_id = $1 AND version <= $2 \
+                 ORDER BY version DESC LIMIT 1"
+            ),
+        }
+    }
+}

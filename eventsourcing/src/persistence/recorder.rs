@@ -96,6 +96,11 @@ pub trait ApplicationRecorder: AggregateRecorder {
     /// Events in position order from `query.from_position`, at most `query.limit`, optionally
     /// only some topics. Every returned event has `position` set.
     ///
+    /// Only events a follower can read without ever missing an earlier one are returned: a
+    /// recorder whose positions can commit out of order (PostgreSQL's transaction-id mode)
+    /// returns nothing above the oldest running writer, and may wait briefly (bounded) for
+    /// its own last append to become readable.
+    ///
     /// # Errors
     /// Backend failures or corrupt rows.
     fn select_notifications(

@@ -6,7 +6,11 @@ use super::config::{Names, OrderingMode};
 
 /// The readable horizon in position units: every transaction with an id below the oldest
 /// one still running has finished, so no row below this position can appear any more.
+/// (`20` is [`ORDINAL_BITS`](super::ORDINAL_BITS); a unit test keeps the two in step.)
 const HORIZON: &str = "(pg_snapshot_xmin(pg_current_snapshot())::text::bigint << 20)";
+
+/// The position of the `$11 + n - 1`-th event of an append in the transaction-id mode.
+const XID_POSITION: &str = "(pg_current_xact_id()::text::bigint << 20) | ($11::int8 + r.n - 1), ";
 
 /// The statements, built once from the validated names and the ordering mode.
 #[derive(Debug)]
@@ -51,11 +55,7 @@ impl Sql {
             String::new()
         };
         let (position, position_value, overriding) = if ordering.uses_xid() {
-            (
-                "position, ",
-                "(pg_current_xact_id()::text::bigint << 20) | ($11::int8 + r.n - 1), ",
-                " OVERRIDING SYSTEM VALUE",
-            )
+            ("position, ", XID_POSITION, " OVERRIDING SYSTEM VALUE")
         } else {
             ("", "", "")
         };
@@ -147,5 +147,20 @@ impl Sql {
                  ORDER BY version DESC LIMIT 1"
             ),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    /// The shift written into the SQL must be the one the Rust side assumes.
+    #[test]
+    fn sql_shifts_match_ordinal_bits() {
+        let shift = format!("<< {}", super::super::ORDINAL_BITS);
+        assert!(super::HORIZON.contains(&shift), "{}", super::HORIZON);
+        assert!(
+            super::XID_POSITION.contains(&shift),
+            "{}",
+            super::XID_POSITION
+        );
     }
 }

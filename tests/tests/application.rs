@@ -305,3 +305,23 @@ fn failing_subscriber_is_reported_after_commit() {
         "the events were committed"
     );
 }
+
+#[test]
+fn arrays_and_slices_of_aggregates_save_atomically() {
+    let app = app();
+    let mut a = Dog::register("A".into());
+    let mut b = Dog::register("B".into());
+    assert_eq!(
+        app.save([&mut a, &mut b]).expect("array").positions.len(),
+        2
+    );
+    a.add_trick("sit".into());
+    b.add_trick("beg".into());
+    let mut both = [&mut a, &mut b];
+    assert_eq!(app.save(&mut both[..]).expect("slice").positions.len(), 2);
+    assert!(a.pending_events().is_empty() && b.pending_events().is_empty());
+    assert_eq!(
+        app.get::<Dog>(b.id()).expect("b").tricks(),
+        ["beg".to_owned()]
+    );
+}

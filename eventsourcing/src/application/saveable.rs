@@ -88,67 +88,36 @@ impl<T: Entity> Saveable for &mut Aggregate<T> {
     }
 }
 
-impl<S: Saveable> Saveable for Vec<S> {
-    fn collect_appends(
-        &self,
-        mapper: &Mapper,
-        out: &mut Vec<StreamAppend>,
-    ) -> Result<(), ApplicationError> {
-        self.iter().try_for_each(|s| s.collect_appends(mapper, out))
-    }
-    fn mark_saved(&mut self) {
-        self.iter_mut().for_each(Saveable::mark_saved);
-    }
-    fn collect_snapshots(
-        &self,
-        store: &EventStore,
-        out: &mut Vec<(Uuid, StoredSnapshot)>,
-    ) -> Result<(), ApplicationError> {
-        self.iter()
-            .try_for_each(|s| s.collect_snapshots(store, out))
-    }
+/// Collections of saveables: every element, in order. (One body for `Vec`, arrays and
+/// mutable slices: each derefs to a slice.)
+macro_rules! saveable_collection {
+    ($(impl [$($param:tt)*] for $ty:ty;)*) => {$(
+        impl<$($param)*> Saveable for $ty {
+            fn collect_appends(
+                &self,
+                mapper: &Mapper,
+                out: &mut Vec<StreamAppend>,
+            ) -> Result<(), ApplicationError> {
+                self.iter().try_for_each(|s| s.collect_appends(mapper, out))
+            }
+            fn mark_saved(&mut self) {
+                self.iter_mut().for_each(Saveable::mark_saved);
+            }
+            fn collect_snapshots(
+                &self,
+                store: &EventStore,
+                out: &mut Vec<(Uuid, StoredSnapshot)>,
+            ) -> Result<(), ApplicationError> {
+                self.iter().try_for_each(|s| s.collect_snapshots(store, out))
+            }
+        }
+    )*};
 }
 
-impl<S: Saveable, const N: usize> Saveable for [S; N] {
-    fn collect_appends(
-        &self,
-        mapper: &Mapper,
-        out: &mut Vec<StreamAppend>,
-    ) -> Result<(), ApplicationError> {
-        self.iter().try_for_each(|s| s.collect_appends(mapper, out))
-    }
-    fn mark_saved(&mut self) {
-        self.iter_mut().for_each(Saveable::mark_saved);
-    }
-    fn collect_snapshots(
-        &self,
-        store: &EventStore,
-        out: &mut Vec<(Uuid, StoredSnapshot)>,
-    ) -> Result<(), ApplicationError> {
-        self.iter()
-            .try_for_each(|s| s.collect_snapshots(store, out))
-    }
-}
-
-impl<S: Saveable> Saveable for &mut [S] {
-    fn collect_appends(
-        &self,
-        mapper: &Mapper,
-        out: &mut Vec<StreamAppend>,
-    ) -> Result<(), ApplicationError> {
-        self.iter().try_for_each(|s| s.collect_appends(mapper, out))
-    }
-    fn mark_saved(&mut self) {
-        self.iter_mut().for_each(Saveable::mark_saved);
-    }
-    fn collect_snapshots(
-        &self,
-        store: &EventStore,
-        out: &mut Vec<(Uuid, StoredSnapshot)>,
-    ) -> Result<(), ApplicationError> {
-        self.iter()
-            .try_for_each(|s| s.collect_snapshots(store, out))
-    }
+saveable_collection! {
+    impl [S: Saveable] for Vec<S>;
+    impl [S: Saveable, const N: usize] for [S; N];
+    impl [S: Saveable] for &mut [S];
 }
 
 macro_rules! saveable_tuple {

@@ -2,6 +2,9 @@
 //! policy's new events together with the tracking record, so every upstream event takes
 //! effect exactly once.
 
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicBool, Ordering};
+
 use uuid::Uuid;
 
 use crate::application::{Application, ApplicationError, Saveable};
@@ -70,6 +73,11 @@ pub struct ProcessingContext<'a> {
     application: &'a Application,
     context: EventContext,
     appends: Vec<StreamAppend>,
+    /// Streams written by earlier upstream events of the same page, not committed yet (in a
+    /// batched pull): touching one of them, or reading the application directly while any
+    /// is pending, makes this run see stale state.
+    pending: Option<&'a HashSet<String>>,
+    stale: AtomicBool,
 }
 
 impl<'a> ProcessingContext<'a> {
@@ -80,12 +88,42 @@ impl<'a> ProcessingContext<'a> {
             application,
             context: EventContext::caused_by(&cause.metadata),
             appends: Vec::new(),
+            pending: None,
+            stale: AtomicBool::new(false),
+        }
+    }
+
+    /// A context for one event of a batched page: `pending` are the streams written by
+    /// earlier events of the page, not committed yet.
+    fn in_page(
+        application: &'a Application,
+        cause: &StoredEvent,
+        pending: &'a HashSet<String>,
+    ) -> Self {
+        Self {
+            pending: Some(pending),
+            ..Self::new(application, cause)
+        }
+    }
+
+    /// Notes an access to `stream_id` (or to the whole store when `None`) that cannot see
+    /// events pending earlier in the page.
+    fn touch(&self, stream_id: Option<&str>) {
+        if let Some(pending) = self.pending {
+            let stale = match stream_id {
+                Some(stream_id) => pending.contains(stream_id),
+                None => !pending.is_empty(),
+            };
+            if stale {
+                self.stale.store(true, Ordering::Relaxed);
+            }
         }
     }
 
     /// The downstream application (to read other state; save through the context).
     #[must_use]
     pub fn application(&self) -> &'a Application {
+        self.touch(None);
         self.application
     }
 
@@ -103,6 +141,7 @@ impl<'a> ProcessingContext<'a> {
     /// # Errors
     /// As [`crate::Repository::get`].
     pub fn get<T: Entity>(&self, id: Uuid) -> Result<Aggregate<T>, ApplicationError> {
+        self.touch(Some(&id.to_string()));
         let mut aggregate = self.application.get::<T>(id)?;
         aggregate.set_context(self.context.clone());
         Ok(aggregate)
@@ -153,6 +192,7 @@ impl<'a> ProcessingContext<'a> {
         let mut appends = Vec::new();
         aggregates.collect_appends(self.application.event_store().mapper(), &mut appends)?;
         for mut append in appends {
+            self.touch(Some(&append.stream_id));
             for event in &mut append.events {
                 self.stamp(event);
             }
@@ -273,6 +313,7 @@ pub struct ProcessApplication<P> {
     policy: P,
     topics: Vec<String>,
     page_size: usize,
+    batch_commits: bool,
 }
 
 impl<P: Policy> ProcessApplication<P> {
@@ -288,6 +329,7 @@ impl<P: Policy> ProcessApplication<P> {
             policy,
             topics,
             page_size: DEFAULT_PAGE_SIZE,
+            batch_commits: false,
         }
     }
 
@@ -302,6 +344,27 @@ impl<P: Policy> ProcessApplication<P> {
     #[must_use]
     pub fn page_size(mut self, page_size: usize) -> Self {
         self.page_size = page_size.max(1);
+        self
+    }
+
+    /// Commits each page of upstream events in one transaction, with one tracking record at
+    /// the page's last position, instead of one transaction per event (off by default).
+    ///
+    /// Catching up on a long upstream log then costs one commit per page. The policy still
+    /// runs once per event, each in its own [`ProcessingContext`]. An event whose policy
+    /// touches a stream written by an earlier event of the page (`get`, `find` or `save`), or
+    /// reads [`ProcessingContext::application`] after earlier events of the page wrote
+    /// anything, would see stale state: the page is committed up to the event before it, and
+    /// that event runs again at the start of the next batch. When the batched commit fails,
+    /// its events are processed one by one as without batching, so errors are reported for
+    /// the event that causes them.
+    ///
+    /// Only for a process application that is the **only** instance following this upstream
+    /// into this downstream store: a single tracking record per page does not let the store
+    /// reject a competing instance's commit of some of the same positions.
+    #[must_use]
+    pub fn batch_commits(mut self, batch_commits: bool) -> Self {
+        self.batch_commits = batch_commits;
         self
     }
 
@@ -344,17 +407,92 @@ impl<P: Policy> ProcessApplication<P> {
     /// Processes one page of upstream events after the last committed position; returns how
     /// many upstream events were read (0 when caught up). Stops at the first failing event:
     /// the events before it stay committed, it and the rest of the page are read again next
-    /// time.
+    /// time. Commits once per event, or once per page with
+    /// [`ProcessApplication::batch_commits`].
     ///
     /// # Errors
     /// The first failure: reading upstream, the policy, a conflict, or the store.
     pub fn pull(&mut self) -> Result<usize, SystemError> {
         let from = self.position()? + 1;
         let page = self.upstream.select(from, self.page_size, &self.topics)?;
-        for event in &page {
-            self.process(event)?;
+        if self.batch_commits {
+            let mut done = 0;
+            while done < page.len() {
+                done += self.process_batch(&page[done..])?;
+            }
+        } else {
+            for event in &page {
+                self.process(event)?;
+            }
         }
         Ok(page.len())
+    }
+
+    /// Runs the policy on the leading events of `events` and commits their events with one
+    /// tracking record (the last one's position) in one transaction; returns how many events
+    /// were dealt with (at least one). The batch ends before an event whose policy fails, or
+    /// that would have seen stale state; a failing commit falls back to [`Self::process`]
+    /// for each event of the batch.
+    fn process_batch(&mut self, events: &[StoredEvent]) -> Result<usize, SystemError> {
+        let mut appends: Vec<StreamAppend> = Vec::new();
+        let mut written = HashSet::new();
+        let mut taken = 0;
+        let mut last = None;
+        let mut failure = None;
+        for event in events {
+            // Without a position, the per-event path reports it.
+            let Some(position) = event.position else {
+                break;
+            };
+            let mut ctx = ProcessingContext::in_page(&self.application, event, &written);
+            let notification = Notification::new(event, self.upstream.mapper());
+            if let Err(source) = self.policy.process(&notification, &mut ctx) {
+                failure = Some(SystemError::Policy {
+                    process: self.name.clone(),
+                    upstream: self.upstream.name().to_owned(),
+                    position,
+                    source,
+                });
+                break;
+            }
+            if ctx.stale.load(Ordering::Relaxed) {
+                break;
+            }
+            let new = ctx.into_appends();
+            written.extend(new.iter().map(|a| a.stream_id.clone()));
+            appends.extend(new);
+            taken += 1;
+            last = Some(position);
+        }
+        let Some(position) = last else {
+            return match failure {
+                Some(error) => Err(error),
+                None => self.process(&events[0]).map(|_| 1),
+            };
+        };
+        let tracking = Tracking {
+            upstream: self.upstream.name().to_owned(),
+            position,
+        };
+        match self
+            .application
+            .event_store()
+            .recorder()
+            .append_tracked(&appends, &tracking)
+        {
+            Ok(positions) => self.publish(appends, &positions),
+            // Conflicts, positions tracked meanwhile, store errors: one event at a time, as
+            // without batching, so the event at fault is the one reported.
+            Err(_) => {
+                for event in &events[..taken] {
+                    self.process(event)?;
+                }
+            }
+        }
+        match failure {
+            Some(error) => Err(error),
+            None => Ok(taken),
+        }
     }
 
     /// Pulls until the upstream log has no more events; returns how many were read.

@@ -90,8 +90,16 @@ impl Iterator for NotificationIter<'_> {
     fn next(&mut self) -> Option<Self::Item> {
         if self.page.is_empty() && !self.done {
             let query = NotificationQuery::new(self.next_position, self.page_size);
-            match self.store.recorder().select_notifications(&query) {
-                Ok(page) => {
+            // The drained page's vector is reused for the next page (both conversions keep
+            // the allocation), so that paging allocates nothing but the events themselves.
+            let mut page = Vec::from(std::mem::take(&mut self.page));
+            page.clear();
+            match self
+                .store
+                .recorder()
+                .select_notifications_into(&query, &mut page)
+            {
+                Ok(()) => {
                     self.done = page.len() < self.page_size;
                     if let Some(position) = page.last().and_then(|e| e.position) {
                         self.next_position = position + 1;

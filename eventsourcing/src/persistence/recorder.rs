@@ -108,6 +108,27 @@ pub trait ApplicationRecorder: AggregateRecorder {
         query: &NotificationQuery,
     ) -> Result<Vec<StoredEvent>, PersistenceError>;
 
+    /// [`select_notifications`](Self::select_notifications), appending the events to `into`,
+    /// so that a reader of many pages can reuse one vector's allocation for all of them (as
+    /// [`NotificationLog::iter`](crate::application::NotificationLog::iter) does). The default
+    /// implementation calls `select_notifications`; on error `into` is left as it was.
+    ///
+    /// # Errors
+    /// As `select_notifications`.
+    fn select_notifications_into(
+        &self,
+        query: &NotificationQuery,
+        into: &mut Vec<StoredEvent>,
+    ) -> Result<(), PersistenceError> {
+        let page = self.select_notifications(query)?;
+        if into.is_empty() {
+            *into = page;
+        } else {
+            into.extend(page);
+        }
+        Ok(())
+    }
+
     /// The highest position that readers can see (0 when empty).
     ///
     /// # Errors
@@ -199,6 +220,9 @@ macro_rules! forward_recorders {
         impl<R: ApplicationRecorder + ?Sized> ApplicationRecorder for $ptr {
             fn select_notifications(&self, query: &NotificationQuery) -> Result<Vec<StoredEvent>, PersistenceError> {
                 (**self).select_notifications(query)
+            }
+            fn select_notifications_into(&self, query: &NotificationQuery, into: &mut Vec<StoredEvent>) -> Result<(), PersistenceError> {
+                (**self).select_notifications_into(query, into)
             }
             fn max_position(&self) -> Result<u64, PersistenceError> {
                 (**self).max_position()
@@ -327,9 +351,11 @@ pub fn validate_text(events: &[StoredEvent]) -> Result<(), PersistenceError> {
 mod tests {
     use std::ops::ControlFlow;
 
-    use super::AggregateRecorder;
+    use super::{AggregateRecorder, ApplicationRecorder};
     use crate::domain::Metadata;
-    use crate::persistence::{EventQuery, MemoryRecorder, StoredEvent, StreamAppend};
+    use crate::persistence::{
+        EventQuery, MemoryRecorder, NotificationQuery, StoredEvent, StreamAppend,
+    };
 
     fn event(stream: &str, version: u64, with_user: bool) -> StoredEvent {
         let mut metadata = Metadata::new();
@@ -397,6 +423,51 @@ mod tests {
         });
         assert!(visited.is_ok());
         assert_eq!(none, 0);
+    }
+
+    /// `select_notifications_into` appends exactly what `select_notifications` returns, after
+    /// what the vector already held (the limit counts only the new events).
+    fn appends_what_select_notifications_returns(recorder: &dyn ApplicationRecorder) {
+        let stream = "5f0c1a4e-0000-7000-8000-000000000003";
+        let batch = StreamAppend {
+            stream_id: stream.into(),
+            expected_version: 0,
+            events: (1..=9).map(|v| event(stream, v, v % 3 == 0)).collect(),
+        };
+        assert!(recorder.append(&[batch]).is_ok());
+        let queries = [
+            NotificationQuery::new(1, 100),
+            NotificationQuery::new(1, 4),
+            NotificationQuery::new(3, 4).to_position(5),
+            NotificationQuery::new(2, 3).topics(["T.2", "T.5", "T.6"]),
+            NotificationQuery::new(1, 0),
+            NotificationQuery::new(20, 5),
+            NotificationQuery::new(u64::MAX, 5),
+        ];
+        for query in queries {
+            let selected = recorder.select_notifications(&query).unwrap_or_default();
+            let first = recorder.select_notifications(&NotificationQuery::new(1, 1));
+            let mut into = first.unwrap_or_default();
+            let kept = into.clone();
+            assert!(recorder
+                .select_notifications_into(&query, &mut into)
+                .is_ok());
+            assert_eq!(&into[..kept.len()], &kept[..], "{query:?}");
+            assert_eq!(&into[kept.len()..], &selected[..], "{query:?}");
+        }
+    }
+
+    #[test]
+    fn select_notifications_into_matches_select_notifications() {
+        appends_what_select_notifications_returns(&MemoryRecorder::new());
+        #[cfg(feature = "sqlite")]
+        {
+            let sqlite = crate::persistence::SqliteRecorder::in_memory();
+            assert!(sqlite.is_ok());
+            if let Ok(sqlite) = sqlite {
+                appends_what_select_notifications_returns(&sqlite);
+            }
+        }
     }
 
     /// A recorder that only forwards the required methods, so `for_each_event` is the default.

@@ -582,26 +582,54 @@ impl ApplicationRecorder for SqliteRecorder {
         &self,
         query: &NotificationQuery,
     ) -> Result<Vec<StoredEvent>, PersistenceError> {
+        let mut events = Vec::new();
+        self.select_notifications_into(query, &mut events)?;
+        Ok(events)
+    }
+
+    fn select_notifications_into(
+        &self,
+        query: &NotificationQuery,
+        into: &mut Vec<StoredEvent>,
+    ) -> Result<(), PersistenceError> {
         let Ok(from) = i64::try_from(query.from_position) else {
-            return Ok(Vec::new());
+            return Ok(());
         };
         let to = query.to_position.map_or(i64::MAX, clamp_i64);
-        let limit = limit_i64(query.limit);
-        if query.topics.is_empty() {
+        let start = into.len();
+        let result = if query.topics.is_empty() {
+            // The statement has no `LIMIT` (see `Statements::notifications`): take `limit`
+            // rows and stop.
             self.read(|conn| {
-                Self::query_events(conn, &self.sql.notifications, params![from, to, limit])
+                let mut stmt = conn
+                    .prepare_cached(&self.sql.notifications)
+                    .map_err(from_sqlite)?;
+                let mut rows = stmt.query(params![from, to]).map_err(from_sqlite)?;
+                while into.len() - start < query.limit {
+                    let Some(row) = rows.next().map_err(from_sqlite)? else {
+                        break;
+                    };
+                    into.push(decode_event(row)?);
+                }
+                Ok(())
             })
         } else {
+            let limit = limit_i64(query.limit);
             let topics = serde_json::to_string(&query.topics)
                 .map_err(|e| PersistenceError::Config(format!("topic filter: {e}")))?;
             self.read(|conn| {
-                Self::query_events(
+                into.extend(Self::query_events(
                     conn,
                     &self.sql.notifications_by_topic,
                     params![from, to, limit, topics],
-                )
+                )?);
+                Ok(())
             })
+        };
+        if result.is_err() {
+            into.truncate(start);
         }
+        result
     }
 
     fn max_position(&self) -> Result<u64, PersistenceError> {

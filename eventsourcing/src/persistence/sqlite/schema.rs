@@ -65,8 +65,12 @@ impl Statements {
             update_event: t("UPDATE {prefix}events SET event_id = ?3, topic = ?4, \
                  schema_version = ?5, timestamp = ?6, payload = ?7, metadata = ?8 \
                  WHERE stream_id = ?1 AND version = ?2"),
+            // No `LIMIT ?`: SQLite re-prepares a statement whenever a parameter that its plan
+            // read (a bound `LIMIT` is one) is bound again, so a bound limit would recompile
+            // this statement for every page. The caller stops stepping after its limit
+            // instead; the plan (a rowid range in rowid order) reads rows one at a time.
             notifications: t("SELECT {events} FROM {prefix}events \
-                 WHERE position BETWEEN ?1 AND ?2 ORDER BY position ASC LIMIT ?3"),
+                 WHERE position BETWEEN ?1 AND ?2 ORDER BY position ASC"),
             notifications_by_topic: t("SELECT {events} FROM {prefix}events \
                  WHERE position BETWEEN ?1 AND ?2 \
                  AND topic IN (SELECT value FROM json_each(?4)) \

@@ -13,132 +13,23 @@
 //! The scenarios only touch streams they create, so a store shared with other tests works.
 
 use std::collections::HashSet;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use eventsourcing::application::{Application, ApplicationError, Migration};
 use eventsourcing::domain::{Aggregate, Metadata, Timestamp};
 use eventsourcing::persistence::{
-    AggregateRecorder, ApplicationRecorder, CipherKey, Compression, Encryption, EventQuery, Mapper,
-    NotificationQuery, PersistenceError, ProcessRecorder, SnapshotRecorder, Storage, StoredEvent,
-    StoredSnapshot, StreamAppend, Tracking,
+    AggregateRecorder, CipherKey, Compression, Encryption, EventQuery, Mapper, PersistenceError,
+    ProcessRecorder, SnapshotRecorder, Storage, StoredEvent, StoredSnapshot, StreamAppend,
 };
 use uuid::Uuid;
 
 use crate::domain_model::{
     self as model, Deposited, Ledger, LedgerEvent, Opened, Tally, TallyEvent,
 };
+use crate::support::CountingStorage;
 
 /// A store under test.
 pub type Store = Arc<dyn Storage>;
-
-/// Wraps a store and counts the events and snapshots read through it, to show what a load
-/// costs without timing it.
-pub struct CountingStorage {
-    inner: Store,
-    events_read: AtomicU64,
-    snapshots_read: AtomicU64,
-}
-
-impl CountingStorage {
-    /// Counts reads of `inner`.
-    #[must_use]
-    pub fn new(inner: Store) -> Self {
-        Self {
-            inner,
-            events_read: AtomicU64::new(0),
-            snapshots_read: AtomicU64::new(0),
-        }
-    }
-
-    /// Events returned by `select_events` since the last reset.
-    #[must_use]
-    pub fn events_read(&self) -> u64 {
-        self.events_read.load(Ordering::SeqCst)
-    }
-
-    /// Snapshots returned by `latest_snapshot` since the last reset.
-    #[must_use]
-    pub fn snapshots_read(&self) -> u64 {
-        self.snapshots_read.load(Ordering::SeqCst)
-    }
-
-    /// Sets both counters to zero.
-    pub fn reset(&self) {
-        self.events_read.store(0, Ordering::SeqCst);
-        self.snapshots_read.store(0, Ordering::SeqCst);
-    }
-}
-
-impl AggregateRecorder for CountingStorage {
-    fn append(&self, batch: &[StreamAppend]) -> Result<Vec<u64>, PersistenceError> {
-        self.inner.append(batch)
-    }
-    fn select_events(
-        &self,
-        stream_id: &str,
-        query: &EventQuery,
-    ) -> Result<Vec<StoredEvent>, PersistenceError> {
-        let events = self.inner.select_events(stream_id, query)?;
-        self.events_read
-            .fetch_add(events.len() as u64, Ordering::SeqCst);
-        Ok(events)
-    }
-    fn event_by_id(&self, event_id: Uuid) -> Result<Option<StoredEvent>, PersistenceError> {
-        self.inner.event_by_id(event_id)
-    }
-    fn delete_stream(&self, stream_id: &str) -> Result<u64, PersistenceError> {
-        self.inner.delete_stream(stream_id)
-    }
-    fn update_events(&self, events: &[StoredEvent]) -> Result<(), PersistenceError> {
-        self.inner.update_events(events)
-    }
-}
-
-impl ApplicationRecorder for CountingStorage {
-    fn select_notifications(
-        &self,
-        query: &NotificationQuery,
-    ) -> Result<Vec<StoredEvent>, PersistenceError> {
-        self.inner.select_notifications(query)
-    }
-    fn max_position(&self) -> Result<u64, PersistenceError> {
-        self.inner.max_position()
-    }
-}
-
-impl ProcessRecorder for CountingStorage {
-    fn append_tracked(
-        &self,
-        batch: &[StreamAppend],
-        tracking: &Tracking,
-    ) -> Result<Vec<u64>, PersistenceError> {
-        self.inner.append_tracked(batch, tracking)
-    }
-    fn max_tracking_position(&self, upstream: &str) -> Result<Option<u64>, PersistenceError> {
-        self.inner.max_tracking_position(upstream)
-    }
-}
-
-impl SnapshotRecorder for CountingStorage {
-    fn put_snapshot(&self, snapshot: &StoredSnapshot) -> Result<(), PersistenceError> {
-        self.inner.put_snapshot(snapshot)
-    }
-    fn latest_snapshot(
-        &self,
-        stream_id: &str,
-        at_most_version: Option<u64>,
-    ) -> Result<Option<StoredSnapshot>, PersistenceError> {
-        let found = self.inner.latest_snapshot(stream_id, at_most_version)?;
-        if found.is_some() {
-            self.snapshots_read.fetch_add(1, Ordering::SeqCst);
-        }
-        Ok(found)
-    }
-    fn delete_snapshots(&self, stream_id: &str) -> Result<u64, PersistenceError> {
-        self.inner.delete_snapshots(stream_id)
-    }
-}
 
 fn app(store: &Store) -> Application {
     model::register();

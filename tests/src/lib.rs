@@ -86,3 +86,28 @@ pub fn fresh_sqlite(label: &str) -> std::sync::Arc<dyn eventsourcing::persistenc
     let recorder = SqliteRecorder::open(SqliteConfig::new(file.path())).expect("open SQLite file");
     support::Guarded::store(std::sync::Arc::new(recorder), file)
 }
+
+/// Makes a fresh store of one backend.
+pub type MakeStore = Box<dyn Fn() -> std::sync::Arc<dyn eventsourcing::persistence::Storage>>;
+
+/// The backends to run a scenario on, each with a name and a constructor of fresh stores:
+/// memory, a SQLite file, and PostgreSQL when it is configured (a loud skip otherwise).
+#[must_use]
+pub fn backends(test: &str) -> Vec<(&'static str, MakeStore)> {
+    let label = test.to_owned();
+    let mut backends: Vec<(&'static str, MakeStore)> = vec![
+        (
+            "memory",
+            Box::new(|| std::sync::Arc::new(eventsourcing::persistence::MemoryRecorder::new())),
+        ),
+        ("sqlite", Box::new(move || fresh_sqlite(&label))),
+    ];
+    if fresh_postgres(test).is_some() {
+        let name = test.to_owned();
+        backends.push((
+            "postgres",
+            Box::new(move || fresh_postgres(&name).expect("PostgreSQL was reachable")),
+        ));
+    }
+    backends
+}

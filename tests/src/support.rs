@@ -2,6 +2,7 @@
 //! and a store wrapper that keeps such a guard alive.
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use eventsourcing::persistence::{
@@ -118,5 +119,124 @@ impl<G: Send + Sync> SnapshotRecorder for Guarded<G> {
     }
     fn delete_snapshots(&self, stream_id: &str) -> Result<u64, PersistenceError> {
         self.store.delete_snapshots(stream_id)
+    }
+}
+
+/// Wraps a store and counts what goes through it, to show what an operation costs without
+/// timing it: events and snapshots read, and transactions with a tracking record
+/// (`append_tracked` calls).
+pub struct CountingStorage {
+    inner: Arc<dyn Storage>,
+    events_read: AtomicU64,
+    snapshots_read: AtomicU64,
+    tracked_appends: AtomicU64,
+}
+
+impl CountingStorage {
+    /// Counts reads of `inner`.
+    #[must_use]
+    pub fn new(inner: Arc<dyn Storage>) -> Self {
+        Self {
+            inner,
+            events_read: AtomicU64::new(0),
+            snapshots_read: AtomicU64::new(0),
+            tracked_appends: AtomicU64::new(0),
+        }
+    }
+
+    /// Events returned by `select_events` since the last reset.
+    #[must_use]
+    pub fn events_read(&self) -> u64 {
+        self.events_read.load(Ordering::SeqCst)
+    }
+
+    /// Snapshots returned by `latest_snapshot` since the last reset.
+    #[must_use]
+    pub fn snapshots_read(&self) -> u64 {
+        self.snapshots_read.load(Ordering::SeqCst)
+    }
+
+    /// `append_tracked` calls since the last reset (one transaction each).
+    #[must_use]
+    pub fn tracked_appends(&self) -> u64 {
+        self.tracked_appends.load(Ordering::SeqCst)
+    }
+
+    /// Sets every counter to zero.
+    pub fn reset(&self) {
+        self.events_read.store(0, Ordering::SeqCst);
+        self.snapshots_read.store(0, Ordering::SeqCst);
+        self.tracked_appends.store(0, Ordering::SeqCst);
+    }
+}
+
+impl AggregateRecorder for CountingStorage {
+    fn append(&self, batch: &[StreamAppend]) -> Result<Vec<u64>, PersistenceError> {
+        self.inner.append(batch)
+    }
+    fn select_events(
+        &self,
+        stream_id: &str,
+        query: &EventQuery,
+    ) -> Result<Vec<StoredEvent>, PersistenceError> {
+        let events = self.inner.select_events(stream_id, query)?;
+        self.events_read
+            .fetch_add(events.len() as u64, Ordering::SeqCst);
+        Ok(events)
+    }
+    fn event_by_id(&self, event_id: Uuid) -> Result<Option<StoredEvent>, PersistenceError> {
+        self.inner.event_by_id(event_id)
+    }
+    fn delete_stream(&self, stream_id: &str) -> Result<u64, PersistenceError> {
+        self.inner.delete_stream(stream_id)
+    }
+    fn update_events(&self, events: &[StoredEvent]) -> Result<(), PersistenceError> {
+        self.inner.update_events(events)
+    }
+}
+
+impl ApplicationRecorder for CountingStorage {
+    fn select_notifications(
+        &self,
+        query: &NotificationQuery,
+    ) -> Result<Vec<StoredEvent>, PersistenceError> {
+        self.inner.select_notifications(query)
+    }
+    fn max_position(&self) -> Result<u64, PersistenceError> {
+        self.inner.max_position()
+    }
+}
+
+impl ProcessRecorder for CountingStorage {
+    fn append_tracked(
+        &self,
+        batch: &[StreamAppend],
+        tracking: &Tracking,
+    ) -> Result<Vec<u64>, PersistenceError> {
+        self.tracked_appends.fetch_add(1, Ordering::SeqCst);
+        self.inner.append_tracked(batch, tracking)
+    }
+    fn max_tracking_position(&self, upstream: &str) -> Result<Option<u64>, PersistenceError> {
+        self.inner.max_tracking_position(upstream)
+    }
+}
+
+impl SnapshotRecorder for CountingStorage {
+    fn put_snapshot(&self, snapshot: &StoredSnapshot) -> Result<(), PersistenceError> {
+        self.inner.put_snapshot(snapshot)
+    }
+    fn latest_snapshot(
+        &self,
+        stream_id: &str,
+        at_most_version: Option<u64>,
+    ) -> Result<Option<StoredSnapshot>, PersistenceError> {
+        let found = self.inner.latest_snapshot(stream_id, at_most_version)?;
+        if found.is_some() {
+            self.snapshots_read.fetch_add(1, Ordering::SeqCst);
+        }
+        Ok(found)
+    }
+    fn delete_snapshots(&self, stream_id: &str) -> Result<u64, PersistenceError> {
+        self.inner.delete_snapshots(stream_id)
     }
 }

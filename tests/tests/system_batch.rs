@@ -3,132 +3,19 @@
 //! per event, and errors still reported for the event at fault; on memory, SQLite and
 //! PostgreSQL.
 
-use std::ops::ControlFlow;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
-use eventsourcing::persistence::{
-    AggregateRecorder, ApplicationRecorder, BoxError, EventQuery, MemoryRecorder,
-    NotificationQuery, PersistenceError, ProcessRecorder, SnapshotRecorder, Storage, StoredEvent,
-    StoredEventRef, StoredSnapshot, StreamAppend, Tracking,
-};
+use eventsourcing::persistence::{BoxError, Storage};
 use eventsourcing::prelude::*;
 use eventsourcing::system::SystemError;
 use eventsourcing_examples::shop::{place_order, OrderCommands, Payment, PaymentEvent, Payments};
-use eventsourcing_tests::{fresh_postgres, fresh_sqlite};
+use eventsourcing_tests::support::CountingStorage;
+use eventsourcing_tests::{backends, fresh_sqlite};
 
 type TestResult = Result<(), Box<dyn std::error::Error>>;
 
-/// A store that counts `append_tracked` calls (one per transaction with a tracking record).
-struct Counting {
-    inner: Arc<dyn Storage>,
-    tracked: AtomicUsize,
-}
-
-impl Counting {
-    fn new(inner: Arc<dyn Storage>) -> Arc<Self> {
-        Arc::new(Self {
-            inner,
-            tracked: AtomicUsize::new(0),
-        })
-    }
-
-    fn commits(&self) -> usize {
-        self.tracked.load(Ordering::SeqCst)
-    }
-}
-
-impl AggregateRecorder for Counting {
-    fn append(&self, batch: &[StreamAppend]) -> Result<Vec<u64>, PersistenceError> {
-        self.inner.append(batch)
-    }
-    fn select_events(
-        &self,
-        stream_id: &str,
-        query: &EventQuery,
-    ) -> Result<Vec<StoredEvent>, PersistenceError> {
-        self.inner.select_events(stream_id, query)
-    }
-    fn for_each_event(
-        &self,
-        stream_id: &str,
-        query: &EventQuery,
-        visit: &mut dyn FnMut(StoredEventRef<'_>) -> ControlFlow<()>,
-    ) -> Result<(), PersistenceError> {
-        self.inner.for_each_event(stream_id, query, visit)
-    }
-    fn event_by_id(&self, event_id: Uuid) -> Result<Option<StoredEvent>, PersistenceError> {
-        self.inner.event_by_id(event_id)
-    }
-    fn delete_stream(&self, stream_id: &str) -> Result<u64, PersistenceError> {
-        self.inner.delete_stream(stream_id)
-    }
-    fn update_events(&self, events: &[StoredEvent]) -> Result<(), PersistenceError> {
-        self.inner.update_events(events)
-    }
-}
-
-impl ApplicationRecorder for Counting {
-    fn select_notifications(
-        &self,
-        query: &NotificationQuery,
-    ) -> Result<Vec<StoredEvent>, PersistenceError> {
-        self.inner.select_notifications(query)
-    }
-    fn max_position(&self) -> Result<u64, PersistenceError> {
-        self.inner.max_position()
-    }
-}
-
-impl ProcessRecorder for Counting {
-    fn append_tracked(
-        &self,
-        batch: &[StreamAppend],
-        tracking: &Tracking,
-    ) -> Result<Vec<u64>, PersistenceError> {
-        self.tracked.fetch_add(1, Ordering::SeqCst);
-        self.inner.append_tracked(batch, tracking)
-    }
-    fn max_tracking_position(&self, upstream: &str) -> Result<Option<u64>, PersistenceError> {
-        self.inner.max_tracking_position(upstream)
-    }
-}
-
-impl SnapshotRecorder for Counting {
-    fn put_snapshot(&self, snapshot: &StoredSnapshot) -> Result<(), PersistenceError> {
-        self.inner.put_snapshot(snapshot)
-    }
-    fn latest_snapshot(
-        &self,
-        stream_id: &str,
-        at_most_version: Option<u64>,
-    ) -> Result<Option<StoredSnapshot>, PersistenceError> {
-        self.inner.latest_snapshot(stream_id, at_most_version)
-    }
-    fn delete_snapshots(&self, stream_id: &str) -> Result<u64, PersistenceError> {
-        self.inner.delete_snapshots(stream_id)
-    }
-}
-
 fn app(storage: Arc<dyn Storage>) -> Result<Application, ApplicationError> {
     Application::builder().storage(storage).build()
-}
-
-type MakeStore = Box<dyn Fn() -> Arc<dyn Storage>>;
-
-fn backends(test: &str) -> Vec<(&'static str, MakeStore)> {
-    let mut backends: Vec<(&'static str, MakeStore)> = vec![
-        ("memory", Box::new(|| Arc::new(MemoryRecorder::new()))),
-        ("sqlite", Box::new(|| fresh_sqlite("system-batch"))),
-    ];
-    if fresh_postgres(test).is_some() {
-        let name = test.to_owned();
-        backends.push((
-            "postgres",
-            Box::new(move || fresh_postgres(&name).expect("PostgreSQL was reachable")),
-        ));
-    }
-    backends
 }
 
 /// Places `count` orders and cancels those whose number is in `cancel`.
@@ -183,8 +70,8 @@ fn follow(
     upstream: &Application,
     store: Arc<dyn Storage>,
     batched: bool,
-) -> Result<(Application, usize), Box<dyn std::error::Error>> {
-    let counting = Counting::new(store);
+) -> Result<(Application, u64), Box<dyn std::error::Error>> {
+    let counting = Arc::new(CountingStorage::new(store));
     let downstream = app(counting.clone())?;
     let mut process = ProcessApplication::new(
         downstream.clone(),
@@ -197,7 +84,7 @@ fn follow(
         process.position()?,
         *positions(upstream)?.last().expect("events")
     );
-    Ok((downstream, counting.commits()))
+    Ok((downstream, counting.tracked_appends()))
 }
 
 #[test]
@@ -275,7 +162,7 @@ fn a_policy_error_mid_page_commits_the_events_before_it_in_one_batch() -> TestRe
         let upstream = app(make())?;
         orders(&upstream, 6, &[])?;
         let up = positions(&upstream)?;
-        let counting = Counting::new(make());
+        let counting = Arc::new(CountingStorage::new(make()));
         let downstream = app(counting.clone())?;
         let mut process = ProcessApplication::new(
             downstream.clone(),
@@ -298,7 +185,11 @@ fn a_policy_error_mid_page_commits_the_events_before_it_in_one_batch() -> TestRe
             ),
             other => panic!("{backend}: unexpected error {other}"),
         }
-        assert_eq!(counting.commits(), 1, "{backend}: events 1..3 in one batch");
+        assert_eq!(
+            counting.tracked_appends(),
+            1,
+            "{backend}: events 1..3 in one batch"
+        );
         assert_eq!(process.position()?, up[2], "{backend}");
         assert_eq!(positions(&downstream)?.len(), 3, "{backend}");
 
@@ -307,10 +198,10 @@ fn a_policy_error_mid_page_commits_the_events_before_it_in_one_batch() -> TestRe
         assert_eq!(positions(&downstream)?.len(), 3, "{backend}");
 
         process.policy_mut().fail_at = None;
-        let before = counting.commits();
+        let before = counting.tracked_appends();
         assert_eq!(process.run_until_caught_up()?, 3, "{backend}");
         assert_eq!(
-            counting.commits(),
+            counting.tracked_appends(),
             before + 1,
             "{backend}: the rest in one batch"
         );

@@ -5,39 +5,20 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use eventsourcing::persistence::{BoxError, MemoryRecorder, SqliteConfig, SqliteRecorder, Storage};
+use eventsourcing::persistence::{BoxError, SqliteConfig, SqliteRecorder, Storage};
 use eventsourcing::prelude::*;
 use eventsourcing::system::{Processed, SystemError};
 use eventsourcing::Metadata;
 use eventsourcing_examples::shop::{
     place_order, Order, OrderEvent, Payment, PaymentEvent, Payments,
 };
+use eventsourcing_tests::backends;
 use eventsourcing_tests::support::TempDb;
-use eventsourcing_tests::{fresh_postgres, fresh_sqlite};
 
 type TestResult = Result<(), Box<dyn std::error::Error>>;
 
 fn app(storage: Arc<dyn Storage>) -> Result<Application, ApplicationError> {
     Application::builder().storage(storage).build()
-}
-
-/// Backends to run each scenario on: memory, a SQLite file, PostgreSQL when configured.
-/// Makes a fresh store.
-type MakeStore = Box<dyn Fn() -> Arc<dyn Storage>>;
-
-fn backends(test: &str) -> Vec<(&'static str, MakeStore)> {
-    let mut backends: Vec<(&'static str, MakeStore)> = vec![
-        ("memory", Box::new(|| Arc::new(MemoryRecorder::new()))),
-        ("sqlite", Box::new(|| fresh_sqlite("system"))),
-    ];
-    if fresh_postgres(test).is_some() {
-        let name = test.to_owned();
-        backends.push((
-            "postgres",
-            Box::new(move || fresh_postgres(&name).expect("PostgreSQL was reachable")),
-        ));
-    }
-    backends
 }
 
 fn place(orders: &Application, count: u64) -> Result<Vec<Uuid>, Box<dyn std::error::Error>> {

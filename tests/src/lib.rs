@@ -42,6 +42,83 @@ pub fn postgres_url(test: &str) -> Option<String> {
     }
 }
 
+/// The environment variable naming the Cassandra server for tests
+/// (`cassandra://127.0.0.1:9042/KEYSPACE`; each test store gets a keyspace of its own).
+pub const CASSANDRA_URL_ENV: &str = "EVENTSOURCING_TEST_CASSANDRA_URL";
+
+/// When set (as `.ci/run` does), a missing Cassandra URL fails the tests instead of skipping.
+pub const REQUIRE_CASSANDRA_ENV: &str = "EVENTSOURCING_REQUIRE_CASSANDRA";
+
+/// The Cassandra URL for tests, or `None` after printing a loud skip notice.
+///
+/// # Panics
+/// When [`REQUIRE_CASSANDRA_ENV`] is set and the URL is not: CI must never skip Cassandra.
+#[must_use]
+pub fn cassandra_url(test: &str) -> Option<String> {
+    match std::env::var(CASSANDRA_URL_ENV) {
+        Ok(url) if !url.trim().is_empty() => Some(url),
+        _ => {
+            assert!(
+                std::env::var_os(REQUIRE_CASSANDRA_ENV).is_none(),
+                "{REQUIRE_CASSANDRA_ENV} is set but {CASSANDRA_URL_ENV} is not: Cassandra tests must run"
+            );
+            eprintln!(
+                "\n!!!!!!!!!! SKIPPED Cassandra test `{test}`: set {CASSANDRA_URL_ENV} \
+                 (e.g. cassandra://127.0.0.1:9042/eventsourcing_test; scripts/services.sh start cassandra) \
+                 to run it !!!!!!!!!!\n"
+            );
+            None
+        }
+    }
+}
+
+/// A fresh Cassandra store in a keyspace of its own (dropped with the store), or `None`
+/// after a loud skip when no server is configured. `bucket_size` small values make the
+/// bucket boundaries easy to cross in tests.
+///
+/// # Panics
+/// When the server is configured but cannot be opened.
+#[must_use]
+pub fn fresh_cassandra_with(
+    test: &str,
+    bucket_size: u64,
+) -> Option<std::sync::Arc<dyn eventsourcing::persistence::Storage>> {
+    use eventsourcing::persistence::{CassandraConfig, CassandraRecorder};
+    let url = cassandra_url(test)?;
+    let mut config = CassandraConfig::from_url(&url).expect("a valid Cassandra URL");
+    config.keyspace = format!("{}_{}", config.keyspace, unique_suffix());
+    let config = config
+        .bucket_size(bucket_size)
+        .drop_keyspace_on_drop_for_testing();
+    Some(std::sync::Arc::new(
+        CassandraRecorder::open(config).expect("open the Cassandra recorder"),
+    ))
+}
+
+/// [`fresh_cassandra_with`] the default bucket size.
+#[must_use]
+pub fn fresh_cassandra(
+    test: &str,
+) -> Option<std::sync::Arc<dyn eventsourcing::persistence::Storage>> {
+    fresh_cassandra_with(
+        test,
+        eventsourcing::persistence::CassandraConfig::DEFAULT_BUCKET_SIZE,
+    )
+}
+
+/// `<pid>_<n>_<8 hex>`: short enough for Cassandra's 48-character keyspace names.
+fn unique_suffix() -> String {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let uuid = uuid::Uuid::new_v4().simple().to_string();
+    format!(
+        "{}_{}_{}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed),
+        &uuid[..8]
+    )
+}
+
 /// A schema name that no other test (in this or a concurrent run) uses:
 /// `es_test_<pid>_<n>_<uuid-simple>`.
 #[must_use]

@@ -24,6 +24,9 @@ pub enum StoreUrl {
     Sqlite(PathBuf),
     /// `postgres://...` or `postgresql://...`: a PostgreSQL server (libpq-style URL).
     Postgres(String),
+    /// `cassandra://HOST:PORT/KEYSPACE`: an Apache Cassandra or ScyllaDB cluster (streams
+    /// only: no global log, one aggregate per save).
+    Cassandra(String),
 }
 
 impl FromStr for StoreUrl {
@@ -44,9 +47,11 @@ impl FromStr for StoreUrl {
             Ok(Self::Sqlite(PathBuf::from(path)))
         } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
             Ok(Self::Postgres(url.to_owned()))
+        } else if url.starts_with("cassandra://") {
+            Ok(Self::Cassandra(url.to_owned()))
         } else {
             Err(ApplicationError::Config(format!(
-                "unsupported store URL `{url}`: expected `memory:`, `sqlite://PATH` or `postgres://...`"
+                "unsupported store URL `{url}`: expected `memory:`, `sqlite://PATH`, `postgres://...` or `cassandra://...`"
             )))
         }
     }
@@ -74,6 +79,7 @@ impl StoreUrl {
             Self::Memory => Ok(Arc::new(MemoryRecorder::new())),
             Self::Sqlite(path) => open_sqlite(path),
             Self::Postgres(url) => open_postgres(url),
+            Self::Cassandra(url) => open_cassandra(url),
         }
     }
 }
@@ -89,6 +95,20 @@ fn open_sqlite(path: &std::path::Path) -> Result<Arc<dyn Storage>, ApplicationEr
 fn open_sqlite(_path: &std::path::Path) -> Result<Arc<dyn Storage>, ApplicationError> {
     Err(ApplicationError::Config(
         "this build has no SQLite support: enable the `sqlite` feature".into(),
+    ))
+}
+
+#[cfg(feature = "cassandra")]
+fn open_cassandra(url: &str) -> Result<Arc<dyn Storage>, ApplicationError> {
+    Ok(Arc::new(crate::persistence::CassandraRecorder::open_url(
+        url,
+    )?))
+}
+
+#[cfg(not(feature = "cassandra"))]
+fn open_cassandra(_url: &str) -> Result<Arc<dyn Storage>, ApplicationError> {
+    Err(ApplicationError::Config(
+        "this build has no Cassandra support: enable the `cassandra` feature".into(),
     ))
 }
 

@@ -141,6 +141,17 @@ pub enum PersistenceError {
         /// The newest version this code knows.
         supported: i64,
     },
+    /// The backend cannot do this at all (e.g. a global log on Cassandra); nothing was
+    /// written.
+    #[error("{backend} does not support {operation}: {reason}")]
+    Unsupported {
+        /// Which backend.
+        backend: &'static str,
+        /// What was asked for.
+        operation: &'static str,
+        /// Why it cannot be done, and what to use instead.
+        reason: &'static str,
+    },
     /// Invalid configuration (a bad URL, table name or setting).
     #[error("invalid configuration: {0}")]
     Config(String),

@@ -1,5 +1,7 @@
 //! The persistence layer: stored events, the mapper, the recorder traits and their backends.
 
+#[cfg(feature = "cassandra")]
+pub mod cassandra;
 mod error;
 mod limits;
 mod mapper;
@@ -12,6 +14,8 @@ pub mod sqlite;
 mod stored_event;
 pub mod transcoders;
 
+#[cfg(feature = "cassandra")]
+pub use cassandra::{CassandraConfig, CassandraRecorder};
 pub use error::{BoxError, PersistenceError};
 pub use limits::Limits;
 pub use mapper::{Mapper, Transcoder};

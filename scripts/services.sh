@@ -122,36 +122,40 @@ cassandra_running() {
 
 cassandra_start() {
   cassandra_install
-  if cassandra_running && port_open "$cassandra_port"; then
-    say "Cassandra ready: cassandra://127.0.0.1:$cassandra_port"
-    return 0
-  fi
-  if ! cassandra_running; then
-    port_open "$cassandra_port" && fail "something else listens on 127.0.0.1:$cassandra_port"
-    mkdir -p "$cassandra_dir/data"
-    : > "$cassandra_log"
-    say "starting Cassandra $cassandra_version on 127.0.0.1:$cassandra_port (data in $cassandra_dir/data)"
-    local opts=()
-    # The JDK 17 module flags and JVM settings of Cassandra's conf/jvm17-server.options.
-    while IFS= read -r line; do
-      case "$line" in ''|'#'*) ;; *) opts+=("$line") ;; esac
-    done < "$here/cassandra/jvm17.options"
-    # setsid: the server outlives the shell that started it (CI starts it, then runs cargo).
-    setsid java -Xms768m -Xmx768m -Xss512k "${opts[@]}" \
-      -Dcassandra.config="file://$here/cassandra/cassandra.yaml" \
-      -Dcassandra.storagedir="$cassandra_dir/data" \
-      -Dcassandra.logfile="$cassandra_log" \
-      -Dlogback.configurationFile="$here/cassandra/logback.xml" \
-      -Dcassandra-foreground=yes \
-      -Dcassandra.jmx.local.port=7199 \
-      -Dcassandra.skip_wait_for_gossip_to_settle=0 \
-      -Dcassandra.ring_delay_ms=100 \
-      -Dcassandra.superuser_setup_delay_ms=0 \
-      -cp "$cassandra_lib/*" org.apache.cassandra.service.CassandraDaemon \
-      > "$cassandra_dir/stdout.log" 2>&1 < /dev/null &
-    echo $! > "$cassandra_pid"
-  fi
-  # A cold JVM on 2 cores takes 20-60 s to open the native port.
+  # A server of ours that is starting opens its port soon; one that was killed is gone soon.
+  for _ in $(seq 1 240); do
+    cassandra_running || break
+    if port_open "$cassandra_port"; then
+      say "Cassandra ready: cassandra://127.0.0.1:$cassandra_port"
+      return 0
+    fi
+    sleep 0.5
+  done
+  cassandra_running && fail "Cassandra (pid $(cat "$cassandra_pid")) runs but did not open 127.0.0.1:$cassandra_port; its log: $cassandra_log"
+  port_open "$cassandra_port" && fail "something else listens on 127.0.0.1:$cassandra_port"
+  mkdir -p "$cassandra_dir/data"
+  : > "$cassandra_log"
+  say "starting Cassandra $cassandra_version on 127.0.0.1:$cassandra_port (data in $cassandra_dir/data)"
+  local opts=()
+  # The JDK 17 module flags and JVM settings of Cassandra's conf/jvm17-server.options.
+  while IFS= read -r line; do
+    case "$line" in ''|'#'*) ;; *) opts+=("$line") ;; esac
+  done < "$here/cassandra/jvm17.options"
+  # setsid: the server outlives the shell that started it (CI starts it, then runs cargo).
+  setsid java -Xms768m -Xmx768m -Xss512k "${opts[@]}" \
+    -Dcassandra.config="file://$here/cassandra/cassandra.yaml" \
+    -Dcassandra.storagedir="$cassandra_dir/data" \
+    -Dcassandra.logfile="$cassandra_log" \
+    -Dlogback.configurationFile="$here/cassandra/logback.xml" \
+    -Dcassandra-foreground=yes \
+    -Dcassandra.jmx.local.port=7199 \
+    -Dcassandra.skip_wait_for_gossip_to_settle=0 \
+    -Dcassandra.ring_delay_ms=100 \
+    -Dcassandra.superuser_setup_delay_ms=0 \
+    -cp "$cassandra_lib/*" org.apache.cassandra.service.CassandraDaemon \
+    > "$cassandra_dir/stdout.log" 2>&1 < /dev/null &
+  echo $! > "$cassandra_pid"
+  # A cold JVM on 2 cores takes 10-60 s to open the native port.
   for _ in $(seq 1 240); do
     port_open "$cassandra_port" && break
     cassandra_running || { tail -n 30 "$cassandra_log" "$cassandra_dir/stdout.log" >&2 || true

@@ -65,7 +65,9 @@ fn versions(events: &[StoredEvent]) -> Vec<u64> {
 /// (Cassandra) does not, and the checks then require that typed refusal, with nothing
 /// written, instead of the log's behaviour.
 #[must_use]
-pub fn has_global_log(store: &Store) -> bool {
+pub fn has_global_log<S: eventsourcing::persistence::ApplicationRecorder + ?Sized>(
+    store: &S,
+) -> bool {
     match store.max_position() {
         Ok(_) => true,
         Err(PersistenceError::Unsupported { .. }) => false,

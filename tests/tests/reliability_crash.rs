@@ -12,7 +12,8 @@ use std::path::Path;
 use std::sync::Arc;
 
 use eventsourcing::persistence::{
-    PostgresConfig, PostgresRecorder, SqliteConfig, SqliteRecorder, Storage,
+    CassandraConfig, CassandraRecorder, PostgresConfig, PostgresRecorder, SqliteConfig,
+    SqliteRecorder, Storage,
 };
 use eventsourcing_tests::crash::{
     kill_cycles, run_writer, scale, WriterMode, STORE_ENV, WRITER_ENV,
@@ -35,6 +36,8 @@ fn writer_entry() {
             PostgresRecorder::open(PostgresConfig::new(url).schema(schema).pool_size(1))
                 .expect("open PostgreSQL"),
         )
+    } else if let Some(keyspace) = spec.strip_prefix("cassandra:") {
+        Arc::new(CassandraRecorder::open(cassandra_config(keyspace)).expect("open Cassandra"))
     } else {
         panic!("unknown store spec {spec}");
     };
@@ -101,6 +104,39 @@ fn postgres_run(
     })
 }
 
+/// The test server's configuration, in `keyspace`.
+fn cassandra_config(keyspace: &str) -> CassandraConfig {
+    let url = eventsourcing_tests::cassandra_url("crash writer").expect("Cassandra URL");
+    let mut config = CassandraConfig::from_url(&url).expect("Cassandra URL");
+    keyspace.clone_into(&mut config.keyspace);
+    config
+}
+
+fn cassandra_run(
+    mode: WriterMode,
+    cycles: usize,
+) -> Option<Result<eventsourcing_tests::crash::CrashReport, (usize, String)>> {
+    eventsourcing_tests::cassandra_url("cassandra crash")?;
+    let keyspace = format!(
+        "es_crash_{}",
+        &uuid::Uuid::new_v4().simple().to_string()[..12]
+    );
+    // Opened first and dropped last: creates the keyspace, and drops it at the end.
+    let _owner =
+        CassandraRecorder::open(cassandra_config(&keyspace).drop_keyspace_on_drop_for_testing())
+            .expect("open Cassandra");
+    let open = || -> Arc<dyn Storage> {
+        Arc::new(CassandraRecorder::open(cassandra_config(&keyspace)).expect("reopen Cassandra"))
+    };
+    Some(kill_cycles(
+        &format!("cassandra:{keyspace}"),
+        mode,
+        cycles,
+        &open,
+        &|| Ok(()),
+    ))
+}
+
 /// Runs a broken writer until the check catches it; the check must catch it.
 fn caught(
     run: impl Fn(usize) -> Result<eventsourcing_tests::crash::CrashReport, (usize, String)>,
@@ -163,5 +199,27 @@ fn postgres_crash_check_catches_a_writer_that_commits_half_a_batch() {
     caught(
         |n| postgres_run(&url, WriterMode::HalfBatch, n),
         "postgres half-batch",
+    );
+}
+
+#[test]
+fn cassandra_survives_sigkill_cycles() {
+    let cycles = scale(4, 100);
+    let Some(result) = cassandra_run(WriterMode::Correct, cycles) else {
+        return;
+    };
+    let report = result.unwrap_or_else(|(cycle, v)| panic!("cycle {cycle}: {v}"));
+    eprintln!("RELIABILITY cassandra crash: {report:?}");
+    assert_eq!(report.cycles, cycles);
+}
+
+#[test]
+fn cassandra_crash_check_catches_a_writer_that_commits_half_a_batch() {
+    if eventsourcing_tests::cassandra_url("cassandra crash (half batch)").is_none() {
+        return;
+    }
+    caught(
+        |n| cassandra_run(WriterMode::HalfBatch, n).expect("configured"),
+        "cassandra half-batch",
     );
 }

@@ -2,7 +2,7 @@
 //! measured in the same run (absolute times on a shared machine are noise; ratios are not).
 //!
 //! ```text
-//! cargo run --release -p eventsourcing-bench -- [--quick] [--backend memory|sqlite|postgres|all]
+//! cargo run --release -p eventsourcing-bench -- [--quick] [--backend memory|sqlite|postgres|cassandra|all]
 //! ```
 //!
 //! Every workload prints one machine-readable line:
@@ -10,6 +10,7 @@
 //! where every unit is a rate (higher is better), so the ratio is higher-is-better too.
 
 mod alloc;
+mod cassandra_raw;
 mod domain;
 mod memory;
 mod ours;
@@ -95,7 +96,7 @@ impl Params {
 /// One measured workload.
 #[derive(Debug, Clone)]
 pub struct Outcome {
-    /// `memory`, `sqlite` or `postgres`.
+    /// `memory`, `sqlite`, `postgres` or `cassandra`.
     pub backend: &'static str,
     /// The workload's name.
     pub workload: &'static str,
@@ -218,8 +219,8 @@ fn print_table(outcomes: &[Outcome]) {
 
 fn usage() -> ! {
     eprintln!(
-        "usage: eventsourcing-bench [--quick] [--backend memory|sqlite|postgres|all] [--only WORKLOAD,..]\n\
-         PostgreSQL URL from EVENTSOURCING_TEST_POSTGRES_URL"
+        "usage: eventsourcing-bench [--quick] [--backend memory|sqlite|postgres|cassandra|all] [--only WORKLOAD,..]\n\
+         PostgreSQL URL from EVENTSOURCING_TEST_POSTGRES_URL, Cassandra URL from EVENTSOURCING_TEST_CASSANDRA_URL"
     );
     std::process::exit(2)
 }
@@ -247,8 +248,8 @@ fn main() {
         }
     }
     let backends: Vec<&str> = match backend.as_str() {
-        "all" => vec!["memory", "sqlite", "postgres"],
-        "memory" | "sqlite" | "postgres" => vec![backend.as_str()],
+        "all" => vec!["memory", "sqlite", "postgres", "cassandra"],
+        "memory" | "sqlite" | "postgres" | "cassandra" => vec![backend.as_str()],
         _ => usage(),
     };
     let mut params = Params::new(quick);
@@ -266,6 +267,7 @@ fn main() {
         let result = match name {
             "memory" => memory::run(&params, &mut outcomes),
             "sqlite" => sqlite_raw::run(&params, &mut outcomes),
+            "cassandra" => cassandra_raw::run(&params, &mut outcomes),
             _ => postgres_raw::run(&params, &mut outcomes),
         };
         if let Err(error) = result {

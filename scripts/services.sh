@@ -116,8 +116,12 @@ cassandra_install() {
   touch "$cassandra_lib/.complete"
 }
 
+# True when the pid file names a live Cassandra of ours (a pid reused by another process after
+# a reboot or a new container does not count).
 cassandra_running() {
-  [ -f "$cassandra_pid" ] && kill -0 "$(cat "$cassandra_pid")" 2>/dev/null
+  [ -f "$cassandra_pid" ] || return 1
+  local pid; pid="$(cat "$cassandra_pid")"
+  kill -0 "$pid" 2>/dev/null && tr '\0' ' ' < "/proc/$pid/cmdline" 2>/dev/null | grep -q CassandraDaemon
 }
 
 cassandra_start() {

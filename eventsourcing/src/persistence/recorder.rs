@@ -29,7 +29,9 @@ pub trait AggregateRecorder: Send + Sync {
     /// - versions in each [`StreamAppend`] run from `expected_version + 1` without gaps;
     /// - positions are assigned in batch order and returned in the same order; every position is
     ///   greater than every position committed before, and readers never see a lower position
-    ///   appear after a higher one (gap-free global order).
+    ///   appear after a higher one (gap-free global order). A recorder without a global log
+    ///   (Cassandra) returns no positions, and refuses a batch of several streams with
+    ///   [`PersistenceError::Unsupported`], writing nothing.
     ///
     /// # Errors
     /// Conflict, invalid batch, limits, or backend failures.

@@ -707,7 +707,9 @@ pub fn concurrent_writers_gap_free(store: &Store) {
     const WRITERS: usize = 4;
     const BATCHES: u64 = 40;
     if !has_global_log(store) {
-        // No log to follow: `notifications` checks the typed refusal.
+        // No log to follow (`notifications` checks the typed refusal): writers on their own
+        // streams, and a reader that must only ever see whole appends.
+        concurrent_writers_whole_appends(store, WRITERS, BATCHES);
         return;
     }
     let start = store.max_position().expect("max") + 1;
@@ -773,6 +775,56 @@ pub fn concurrent_writers_gap_free(store: &Store) {
         followed, logged,
         "the follower's view equals the final log: nothing skipped"
     );
+}
+
+/// `writers` threads append `batches` appends of two events each to their own streams while a
+/// reader reads the streams: every read is a prefix of whole appends (an even number of
+/// contiguous versions), and every stream ends complete.
+fn concurrent_writers_whole_appends(store: &Store, writers: usize, batches: u64) {
+    let streams: Vec<String> = (0..writers).map(|_| new_stream()).collect();
+    let done = Arc::new(AtomicBool::new(false));
+    let reader = {
+        let (store, done, streams) = (Arc::clone(store), Arc::clone(&done), streams.clone());
+        thread::spawn(move || {
+            let mut reads = 0u64;
+            while !done.load(Ordering::SeqCst) {
+                for stream in &streams {
+                    let read = store
+                        .select_events(stream, &EventQuery::all())
+                        .expect("select");
+                    let got = versions(&read);
+                    let n = got.len() as u64;
+                    assert_eq!(got, (1..=n).collect::<Vec<_>>(), "contiguous versions");
+                    assert_eq!(n % 2, 0, "a torn append is visible: {n} events");
+                    reads += 1;
+                }
+            }
+            reads
+        })
+    };
+    let handles: Vec<_> = streams
+        .iter()
+        .cloned()
+        .map(|stream| {
+            let store = Arc::clone(store);
+            thread::spawn(move || {
+                for b in 0..batches {
+                    store.append(&[append(&stream, b * 2, 2)]).expect("append");
+                }
+            })
+        })
+        .collect();
+    for handle in handles {
+        handle.join().expect("writer");
+    }
+    done.store(true, Ordering::SeqCst);
+    assert!(reader.join().expect("reader") > 0, "the reader read");
+    for stream in &streams {
+        let read = store
+            .select_events(stream, &EventQuery::all())
+            .expect("select");
+        assert_eq!(read.len() as u64, batches * 2, "every append landed");
+    }
 }
 
 /// Declares one `#[test]` per conformance check for a backend. `$fresh` is a function

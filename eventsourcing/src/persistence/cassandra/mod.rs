@@ -639,6 +639,7 @@ impl AggregateRecorder for CassandraRecorder {
 
     fn event_by_id(&self, event_id: Uuid) -> Result<Option<StoredEvent>, PersistenceError> {
         self.run(async {
+            // The index gives the row's key; the row itself is read as every other read is.
             let rows = self
                 .session
                 .execute_unpaged(&self.statements.event_by_id, (event_id,))
@@ -646,24 +647,28 @@ impl AggregateRecorder for CassandraRecorder {
                 .map_err(classify)?
                 .into_rows_result()
                 .map_err(from_rows)?;
-            type Indexed<'a> = (
-                &'a str,
-                Option<i64>,
-                Option<i64>,
-                Option<Uuid>,
-                Option<&'a str>,
-                Option<i32>,
-                Option<&'a [u8]>,
-                Option<i64>,
-                Option<Uuid>,
-                Option<Uuid>,
-                Option<BTreeMap<String, String>>,
-            );
-            let Some(row) = rows.maybe_first_row::<Indexed<'_>>().map_err(from_rows)? else {
+            let Some((stream_id, bucket, version)) = rows
+                .maybe_first_row::<(String, i64, i64)>()
+                .map_err(from_rows)?
+            else {
                 return Ok(None);
             };
-            let (stream_id, a, b, c, d, e, f, g, h, i, j) = row;
-            Ok(event_ref(stream_id, (a, b, c, d, e, f, g, h, i, j))?
+            let rows = self
+                .session
+                .execute_unpaged(
+                    &self.statements.event_at,
+                    (stream_id.as_str(), bucket, version),
+                )
+                .await
+                .map_err(classify)?
+                .into_rows_result()
+                .map_err(from_rows)?;
+            let Some(row) = rows.maybe_first_row::<EventRow<'_>>().map_err(from_rows)? else {
+                return Ok(None);
+            };
+            // A stream deleted and written again between the two reads: not this event.
+            Ok(event_ref(&stream_id, row)?
+                .filter(|e| e.metadata.event_id == event_id)
                 .map(StoredEventRef::into_owned))
         })
     }

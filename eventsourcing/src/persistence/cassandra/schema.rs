@@ -190,7 +190,7 @@ async fn prepare(
         )
         .await?,
         event_by_id: prepare(
-            format!("SELECT stream_id, {e} FROM {ks}.events WHERE event_id = ?"),
+            format!("SELECT stream_id, bucket, version FROM {ks}.events WHERE event_id = ?"),
             false,
         )
         .await?,

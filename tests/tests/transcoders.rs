@@ -95,3 +95,42 @@ fn cipher_keys_parse_from_hex_and_base64_and_never_print() {
         b"{}"
     );
 }
+
+/// A zlib bomb: 24 MiB of valid JSON in about 24 KiB. Stored by hand (as an attacker with write
+/// access to the table would), it must be a typed limit error on load, never a 24 MiB
+/// allocation, let alone the process aborting under a memory limit.
+#[test]
+fn compression_bombs_are_a_typed_error() {
+    use std::io::Write;
+
+    let mut json = Vec::with_capacity(24 << 20);
+    json.extend_from_slice(br#"{"name":""#);
+    json.resize(24 << 20, b'a');
+    json.extend_from_slice(br#""}"#);
+    let mut bomb = vec![0x01];
+    let mut encoder = flate2::write::ZlibEncoder::new(&mut bomb, flate2::Compression::best());
+    encoder.write_all(&json).expect("compress");
+    encoder.finish().expect("finish");
+    assert!(bomb.len() < 64 * 1024, "{} bytes", bomb.len());
+
+    let zlib = Compression::new();
+    let error = match zlib.decode(bomb.clone()) {
+        Ok(decoded) => panic!("the bomb decoded to {} bytes", decoded.len()),
+        Err(error) => error,
+    };
+    assert!(
+        matches!(
+            error,
+            PersistenceError::LimitExceeded { limit, .. } if limit == Compression::DEFAULT_MAX_DECODED_BYTES as u64
+        ),
+        "{error:?}"
+    );
+    // The bound is the transcoder's, and encoding refuses what decoding would refuse.
+    let small = Compression::new().max_decoded_bytes(1024);
+    assert!(matches!(
+        small.encode(vec![b'{'; 2048]),
+        Err(PersistenceError::LimitExceeded { limit: 1024, .. })
+    ));
+    let roomy = Compression::new().max_decoded_bytes(32 << 20);
+    assert_eq!(roomy.decode(bomb).expect("within the bound").len(), json.len());
+}

@@ -15,6 +15,15 @@ const ZLIB: u8 = 0x01;
 /// Compresses payloads with zlib. Payloads smaller than [`Compression::min_size`] bytes, and
 /// payloads that would not shrink, are stored as they are behind a marker byte.
 ///
+/// Decompression is bounded: a payload that would inflate beyond
+/// [`Compression::max_decoded_bytes`] (default 16 MiB,
+/// [`Compression::DEFAULT_MAX_DECODED_BYTES`]) is a [`PersistenceError::LimitExceeded`], never
+/// an unbounded allocation, so a hand-written "zip bomb" row (a few kilobytes that inflate to
+/// gigabytes) cannot exhaust memory. Encoding refuses the same sizes, so whatever this
+/// transcoder stores it can read back. The bound is on the decoded JSON, which is larger than
+/// the stored bytes that [`Limits::max_event_bytes`](crate::persistence::Limits) bounds, and it
+/// applies to snapshot states too: 16 times the default event limit leaves room for both.
+///
 /// Decoding also accepts plain JSON written before compression was turned on (a payload whose
 /// first byte is `{`, `[` or `"`), so compression can be enabled on an existing store; the
 /// [`Migration`](crate::application::Migration) rewrites old payloads when wanted.
@@ -33,6 +42,7 @@ const ZLIB: u8 = 0x01;
 pub struct Compression {
     level: u32,
     min_size: usize,
+    max_decoded: usize,
 }
 
 impl Default for Compression {
@@ -42,12 +52,32 @@ impl Default for Compression {
 }
 
 impl Compression {
-    /// zlib at the default level (6), for payloads of 128 bytes or more.
+    /// The default bound on a decoded payload: 16 MiB.
+    pub const DEFAULT_MAX_DECODED_BYTES: usize = 16 * 1024 * 1024;
+
+    /// zlib at the default level (6), for payloads of 128 bytes or more, decoding at most
+    /// [`Compression::DEFAULT_MAX_DECODED_BYTES`].
     #[must_use]
     pub const fn new() -> Self {
         Self {
             level: 6,
             min_size: 128,
+            max_decoded: Self::DEFAULT_MAX_DECODED_BYTES,
+        }
+    }
+
+    /// Sets the largest payload this transcoder encodes or decodes, in bytes (uncompressed).
+    #[must_use]
+    pub const fn max_decoded_bytes(mut self, bytes: usize) -> Self {
+        self.max_decoded = bytes;
+        self
+    }
+
+    fn too_large(&self, actual: usize) -> PersistenceError {
+        PersistenceError::LimitExceeded {
+            what: "uncompressed payload size in bytes (counted up to the limit)",
+            limit: u64::try_from(self.max_decoded).unwrap_or(u64::MAX),
+            actual: u64::try_from(actual).unwrap_or(u64::MAX),
         }
     }
 
@@ -74,6 +104,9 @@ fn failed(what: &str, error: &std::io::Error) -> PersistenceError {
 
 impl Transcoder for Compression {
     fn encode(&self, data: Vec<u8>) -> Result<Vec<u8>, PersistenceError> {
+        if data.len() > self.max_decoded {
+            return Err(self.too_large(data.len()));
+        }
         if data.len() >= self.min_size {
             let mut out = Vec::with_capacity(data.len() / 2 + 16);
             out.push(ZLIB);
@@ -96,10 +129,17 @@ impl Transcoder for Compression {
         match data.first() {
             Some(&RAW) => Ok(data[1..].to_vec()),
             Some(&ZLIB) => {
-                let mut out = Vec::with_capacity(data.len() * 3);
+                let bound = self.max_decoded;
+                let mut out = Vec::with_capacity(data.len().saturating_mul(3).min(bound));
+                // One byte past the bound tells "too large" from "exactly at the bound".
+                let limit = u64::try_from(bound).unwrap_or(u64::MAX).saturating_add(1);
                 ZlibDecoder::new(&data[1..])
+                    .take(limit)
                     .read_to_end(&mut out)
                     .map_err(|e| failed("decompression", &e))?;
+                if out.len() > bound {
+                    return Err(self.too_large(out.len()));
+                }
                 Ok(out)
             }
             // Plain JSON stored before compression was enabled.

@@ -570,6 +570,41 @@ pub fn round_trips_exactly(store: &Store) {
     assert_eq!(read.schema_version, 7);
 }
 
+/// Identifiers above the documented maximum length are one typed error on every backend,
+/// before any I/O; version arithmetic at the edge of `u64` is a typed error, never a panic.
+pub fn oversized_identifiers_are_rejected(store: &Store) {
+    use eventsourcing::persistence::MAX_IDENTIFIER_BYTES;
+    let long = "x".repeat(MAX_IDENTIFIER_BYTES + 1);
+    let at_limit = "y".repeat(MAX_IDENTIFIER_BYTES);
+    store
+        .append(&[append(&at_limit, 0, 1)])
+        .expect("an id at the limit is fine");
+    let mut long_topic = append(&new_stream(), 0, 1);
+    long_topic.events[0].topic.clone_from(&long);
+    for batch in [append(&long, 0, 1), long_topic.clone()] {
+        let error = store.append(&[batch]).expect_err("too long");
+        assert!(
+            matches!(
+                error,
+                PersistenceError::LimitExceeded { limit, .. } if limit == MAX_IDENTIFIER_BYTES as u64
+            ),
+            "{error:?}"
+        );
+    }
+    assert!(store
+        .select_events(&long_topic.stream_id, &EventQuery::all())
+        .expect("select")
+        .is_empty());
+    let mut edge = append(&new_stream(), u64::MAX - 1, 0);
+    edge.events = vec![event(&edge.stream_id, u64::MAX, "Test.Happened")];
+    edge.events.push(event(&edge.stream_id, 0, "Test.Happened"));
+    let error = store.append(&[edge]).expect_err("versions past u64::MAX");
+    assert!(
+        matches!(error, PersistenceError::InvalidBatch { .. }),
+        "{error:?}"
+    );
+}
+
 /// Stream ids and topics made to break SQL and LIKE patterns are only values.
 pub fn hostile_identifiers(store: &Store) {
     let ids = [
@@ -836,7 +871,8 @@ macro_rules! recorder_conformance {
             append_and_select, select_ranges, conflict_writes_nothing,
             multi_stream_batch_is_atomic, invalid_batches_are_rejected, notifications,
             event_by_id, delete_stream, update_in_place, tracking, round_trips_exactly,
-            hostile_identifiers, snapshots, concurrent_writers_one_stream,
+            hostile_identifiers, oversized_identifiers_are_rejected, snapshots,
+            concurrent_writers_one_stream,
             concurrent_writers_gap_free);
     };
     (@tests $fresh:path; $($check:ident),* $(,)?) => {

@@ -152,7 +152,8 @@ fn floats_round_trip_exactly_through_events_and_snapshots() {
         let replayed: Aggregate<Gauge> = app.repository().get(gauge.id()).expect("get");
         let bits = |g: &Gauge| g.readings.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
         assert_eq!(bits(&replayed), bits(&gauge), "{name}: replay");
-        app.take_snapshot::<Gauge>(gauge.id(), None).expect("snapshot");
+        app.take_snapshot::<Gauge>(gauge.id(), None)
+            .expect("snapshot");
         let from_snapshot: Aggregate<Gauge> = app.repository().get(gauge.id()).expect("get");
         assert_eq!(bits(&from_snapshot), bits(&gauge), "{name}: snapshot");
     }

@@ -132,5 +132,8 @@ fn compression_bombs_are_a_typed_error() {
         Err(PersistenceError::LimitExceeded { limit: 1024, .. })
     ));
     let roomy = Compression::new().max_decoded_bytes(32 << 20);
-    assert_eq!(roomy.decode(bomb).expect("within the bound").len(), json.len());
+    assert_eq!(
+        roomy.decode(bomb).expect("within the bound").len(),
+        json.len()
+    );
 }

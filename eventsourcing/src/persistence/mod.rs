@@ -24,7 +24,7 @@ pub use memory::MemoryRecorder;
 pub use postgres::{PostgresConfig, PostgresRecorder};
 pub use recorder::{
     validate_batch, validate_text, validate_tracking, AggregateRecorder, ApplicationRecorder,
-    ProcessRecorder, SnapshotRecorder, Storage,
+    ProcessRecorder, SnapshotRecorder, Storage, MAX_IDENTIFIER_BYTES,
 };
 #[cfg(feature = "sqlite")]
 pub use sqlite::{SqliteConfig, SqliteRecorder, Synchronous};

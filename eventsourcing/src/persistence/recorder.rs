@@ -254,6 +254,23 @@ macro_rules! forward_recorders {
 
 forward_recorders!(&R, Arc<R>, Box<R>);
 
+/// The longest stream id, topic or tracking upstream name, in bytes (UTF-8), on every backend:
+/// 1,024. Longer ones are a [`PersistenceError::LimitExceeded`] before any I/O (PostgreSQL's
+/// indexes cannot hold keys of a few kilobytes, and one limit for every backend keeps stores
+/// copyable into each other).
+pub const MAX_IDENTIFIER_BYTES: usize = 1024;
+
+fn check_identifier(what: &'static str, text: &str) -> Result<(), PersistenceError> {
+    if text.len() > MAX_IDENTIFIER_BYTES {
+        return Err(PersistenceError::LimitExceeded {
+            what,
+            limit: MAX_IDENTIFIER_BYTES as u64,
+            actual: text.len() as u64,
+        });
+    }
+    Ok(())
+}
+
 /// Checks the parts of the append contract that need no storage: non-empty stream ids,
 /// contiguous versions starting after the expected version, and text that every backend can
 /// store ([`validate_text`]). Recorders call it before any I/O.
@@ -280,7 +297,12 @@ pub fn validate_batch(batch: &[StreamAppend]) -> Result<(), PersistenceError> {
             return Err(invalid("the stream appears twice in one batch".into()));
         }
         for (offset, event) in (1u64..).zip(&append.events) {
-            let expected = append.expected_version + offset;
+            let Some(expected) = append.expected_version.checked_add(offset) else {
+                return Err(invalid(format!(
+                    "versions after {} run past the largest version",
+                    append.expected_version
+                )));
+            };
             if event.version != expected || event.stream_id != append.stream_id {
                 return Err(invalid(format!(
                     "event for stream `{}` has version {}, expected version {expected}",
@@ -311,7 +333,7 @@ pub fn validate_tracking(tracking: &Tracking) -> Result<(), PersistenceError> {
     if tracking.upstream.contains('\0') {
         return Err(invalid("contains a NUL character"));
     }
-    Ok(())
+    check_identifier("tracking upstream name length in bytes", &tracking.upstream)
 }
 
 /// Checks that the text of stored events can be kept by every backend: no NUL character in
@@ -334,6 +356,8 @@ pub fn validate_text(events: &[StoredEvent]) -> Result<(), PersistenceError> {
         if event.stream_id.contains('\0') {
             return Err(invalid("stream id"));
         }
+        check_identifier("stream id length in bytes", &event.stream_id)?;
+        check_identifier("topic length in bytes", &event.topic)?;
         if event.topic.contains('\0') {
             return Err(invalid("topic"));
         }

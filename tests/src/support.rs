@@ -240,3 +240,139 @@ impl SnapshotRecorder for CountingStorage {
         self.inner.delete_snapshots(stream_id)
     }
 }
+
+/// The PostgreSQL 15 server binaries of Debian's packages (`scripts/services.sh` installs them).
+pub const PG_BIN: &str = "/usr/lib/postgresql/15/bin";
+
+/// A throwaway PostgreSQL cluster of the test's own, on its own port and socket folder, run as
+/// the `postgres` user (initdb refuses root); stopped and removed on drop. For tests that stop,
+/// crash, dump or restore a server: never the shared one.
+#[derive(Debug)]
+pub struct PgCluster {
+    dir: PathBuf,
+    port: u16,
+}
+
+static NEXT_PORT: AtomicU64 = AtomicU64::new(0);
+
+fn as_postgres(cmd: &str) -> bool {
+    std::process::Command::new("runuser")
+        .args(["-u", "postgres", "--", "sh", "-c", cmd])
+        .output()
+        .is_ok_and(|o| o.status.success())
+}
+
+impl PgCluster {
+    /// Creates and starts a cluster with `settings` appended to its `postgresql.conf`, or
+    /// `None` after a loud skip when this machine cannot (not root, no server binaries). Under
+    /// `EVENTSOURCING_REQUIRE_POSTGRES` a cluster that cannot be had is a failure.
+    ///
+    /// # Panics
+    /// When PostgreSQL is required and the cluster cannot be started.
+    #[must_use]
+    pub fn start(test: &str, settings: &[&str]) -> Option<Self> {
+        let required = std::env::var_os(crate::REQUIRE_POSTGRES_ENV).is_some();
+        let is_root = std::process::Command::new("id")
+            .arg("-u")
+            .output()
+            .is_ok_and(|o| o.stdout.starts_with(b"0\n"));
+        if !is_root || !Path::new(PG_BIN).join("initdb").exists() {
+            assert!(
+                !required,
+                "{test}: a throwaway PostgreSQL cluster needs root and {PG_BIN}"
+            );
+            eprintln!(
+                "\n!!!!!!!!!! SKIPPED {test}: a throwaway PostgreSQL cluster needs root and {PG_BIN} !!!!!!!!!!\n"
+            );
+            return None;
+        }
+        let n = NEXT_PORT.fetch_add(1, Ordering::Relaxed);
+        let port = 40_000
+            + u16::try_from((u64::from(std::process::id()) * 7 + n * 131) % 20_000).unwrap_or(0);
+        let dir = std::env::temp_dir().join(format!("es-pg-{}", Uuid::now_v7().simple()));
+        std::fs::create_dir(&dir).ok()?;
+        let owned = std::process::Command::new("chown")
+            .args(["postgres:postgres"])
+            .arg(&dir)
+            .status()
+            .is_ok_and(|s| s.success());
+        let cluster = Self { dir, port };
+        let data = cluster.data();
+        let mut ok = owned
+            && as_postgres(&format!(
+                "{PG_BIN}/initdb -A trust -U postgres -D {} >/dev/null",
+                data.display()
+            ));
+        if ok && !settings.is_empty() {
+            let conf = data.join("postgresql.conf");
+            let mut text = std::fs::read_to_string(&conf).unwrap_or_default();
+            for line in settings {
+                text.push_str(line);
+                text.push('\n');
+            }
+            ok = std::fs::write(&conf, text).is_ok();
+        }
+        ok = ok && cluster.ctl("start");
+        assert!(
+            ok || !required,
+            "{test}: the throwaway cluster did not start"
+        );
+        ok.then_some(cluster)
+    }
+
+    /// The data directory.
+    #[must_use]
+    pub fn data(&self) -> PathBuf {
+        self.dir.join("data")
+    }
+
+    /// `pg_ctl ACTION` (start, stop, restart) in fast mode; whether it worked.
+    #[must_use]
+    pub fn ctl(&self, action: &str) -> bool {
+        self.ctl_mode(action, "fast")
+    }
+
+    /// `pg_ctl ACTION -m MODE`; `stop` in `immediate` mode is a crash of the server (no
+    /// checkpoint, nothing flushed that was not flushed already).
+    #[must_use]
+    pub fn ctl_mode(&self, action: &str, mode: &str) -> bool {
+        as_postgres(&format!(
+            "{PG_BIN}/pg_ctl -D {} -o '-p {} -k {} -c listen_addresses=127.0.0.1' -l {}/log -w -m {mode} {action} >/dev/null",
+            self.data().display(),
+            self.port,
+            self.dir.display(),
+            self.dir.display()
+        ))
+    }
+
+    /// Runs a command line as the `postgres` user; whether it worked.
+    #[must_use]
+    pub fn run(&self, cmd: &str) -> bool {
+        as_postgres(cmd)
+    }
+
+    /// The port.
+    #[must_use]
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// A URL of the `postgres` database.
+    #[must_use]
+    pub fn url(&self) -> String {
+        self.url_of("postgres")
+    }
+
+    /// A URL of database `db`.
+    #[must_use]
+    pub fn url_of(&self, db: &str) -> String {
+        format!("postgres://postgres@127.0.0.1:{}/{db}", self.port)
+    }
+}
+
+impl Drop for PgCluster {
+    fn drop(&mut self) {
+        let _ = self.ctl_mode("stop", "immediate");
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}

@@ -14,7 +14,7 @@ use eventsourcing::persistence::{
 };
 use eventsourcing::prelude::*;
 use eventsourcing_examples::dog_school::{Dog, DogCommands};
-use eventsourcing_tests::support::TempDb;
+use eventsourcing_tests::support::{PgCluster, TempDb};
 use eventsourcing_tests::{postgres_url, unique_schema};
 
 fn app_over(storage: Arc<dyn Storage>) -> Application {
@@ -228,81 +228,9 @@ fn postgres_connection_killed_mid_transaction_is_typed_and_writes_nothing() {
     eprintln!("RELIABILITY postgres mid-transaction kill: {error}");
 }
 
-/// A throwaway PostgreSQL cluster on its own port, run as the `postgres` user; stopped and
-/// removed on drop.
-struct Cluster {
-    dir: std::path::PathBuf,
-    port: u16,
-}
-
-const PG_BIN: &str = "/usr/lib/postgresql/15/bin";
-
-fn as_postgres(cmd: &str) -> bool {
-    Command::new("runuser")
-        .args(["-u", "postgres", "--", "sh", "-c", cmd])
-        .output()
-        .is_ok_and(|o| o.status.success())
-}
-
-impl Cluster {
-    fn start() -> Option<Self> {
-        if !Path::new(PG_BIN).join("initdb").exists() {
-            return None;
-        }
-        let port = 56_000 + u16::try_from(std::process::id() % 1000).unwrap_or(0);
-        let dir = std::env::temp_dir().join(format!("es-pg-{}", uuid::Uuid::now_v7().simple()));
-        std::fs::create_dir(&dir).ok()?;
-        Command::new("chown")
-            .args(["postgres:postgres"])
-            .arg(&dir)
-            .status()
-            .ok()?;
-        let cluster = Self { dir, port };
-        let data = cluster.dir.join("data");
-        let ok = as_postgres(&format!(
-            "{PG_BIN}/initdb -A trust -U postgres -D {} >/dev/null",
-            data.display()
-        )) && cluster.ctl("start");
-        ok.then_some(cluster)
-    }
-
-    fn ctl(&self, action: &str) -> bool {
-        let data = self.dir.join("data");
-        as_postgres(&format!(
-            "{PG_BIN}/pg_ctl -D {} -o '-p {} -k {} -c listen_addresses=127.0.0.1' -l {}/log -w -m fast {action} >/dev/null",
-            data.display(),
-            self.port,
-            self.dir.display(),
-            self.dir.display()
-        ))
-    }
-
-    fn url(&self) -> String {
-        format!("postgres://postgres@127.0.0.1:{}/postgres", self.port)
-    }
-}
-
-impl Drop for Cluster {
-    fn drop(&mut self) {
-        let _ = self.ctl("stop");
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
 #[test]
 fn postgres_server_restart_is_typed_and_the_application_recovers() {
-    let is_root = Command::new("id")
-        .arg("-u")
-        .output()
-        .is_ok_and(|o| o.stdout.starts_with(b"0\n"));
-    if !is_root {
-        eprintln!(
-            "SKIPPED postgres_server_restart: needs root to run a throwaway cluster as `postgres`"
-        );
-        return;
-    }
-    let Some(cluster) = Cluster::start() else {
-        eprintln!("SKIPPED postgres_server_restart: no throwaway cluster could be started");
+    let Some(cluster) = PgCluster::start("postgres_server_restart", &[]) else {
         return;
     };
     let storage: Arc<dyn Storage> = Arc::new(

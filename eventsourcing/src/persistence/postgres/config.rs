@@ -63,6 +63,56 @@ impl OrderingMode {
     }
 }
 
+/// When the server acknowledges a commit: the recorder pins its sessions'
+/// `synchronous_commit`, whatever the server's configuration says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum SynchronousCommit {
+    /// `on` (the default): a commit is acknowledged once its WAL is flushed (and, with
+    /// synchronous standbys, flushed there too). A follower never reads an event that a crash
+    /// can take back.
+    #[default]
+    On,
+    /// `local`: flushed on the primary only; a failover to an asynchronous standby can lose
+    /// acknowledged events.
+    Local,
+    /// `remote_write` (synchronous standbys have received, not yet flushed).
+    RemoteWrite,
+    /// `remote_apply` (synchronous standbys have applied: reads there see the event).
+    RemoteApply,
+    /// `off`: UNSAFE for followers. A crash of the server loses the last commits (up to three
+    /// times `wal_writer_delay`) after followers may have read them, and their positions are
+    /// then handed out again to other events. Only for stores nobody follows.
+    Off,
+}
+
+impl SynchronousCommit {
+    /// The setting's value, as PostgreSQL spells it.
+    #[must_use]
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::On => "on",
+            Self::Local => "local",
+            Self::RemoteWrite => "remote_write",
+            Self::RemoteApply => "remote_apply",
+            Self::Off => "off",
+        }
+    }
+
+    fn parse(value: &str) -> Result<Self, PersistenceError> {
+        match value {
+            "on" => Ok(Self::On),
+            "local" => Ok(Self::Local),
+            "remote_write" => Ok(Self::RemoteWrite),
+            "remote_apply" => Ok(Self::RemoteApply),
+            "off" => Ok(Self::Off),
+            _ => Err(PersistenceError::Config(format!(
+                "`synchronous_commit` must be on, local, remote_write, remote_apply or off, not `{value}`"
+            ))),
+        }
+    }
+}
+
 /// Settings of a [`super::PostgresRecorder`].
 ///
 /// Names are validated as plain identifiers (`[A-Za-z_][A-Za-z0-9_]{0,62}`, including every
@@ -92,6 +142,7 @@ pub struct PostgresConfig {
     pub(super) idle_in_transaction_timeout: Duration,
     pub(super) application_name: String,
     pub(super) ordering: OrderingMode,
+    pub(super) synchronous_commit: SynchronousCommit,
     pub(super) read_own_writes_timeout: Duration,
     pub(super) skip_version_check: bool,
     pub(super) hold_in_transaction: Option<Duration>,
@@ -114,6 +165,7 @@ impl fmt::Debug for PostgresConfig {
             )
             .field("application_name", &self.application_name)
             .field("ordering", &self.ordering)
+            .field("synchronous_commit", &self.synchronous_commit)
             .field("read_own_writes_timeout", &self.read_own_writes_timeout)
             .finish_non_exhaustive()
     }
@@ -128,13 +180,15 @@ pub const URL_PARAMETERS: &[&str] = &[
     "connect_timeout_ms",
     "statement_timeout_ms",
     "ordering",
+    "synchronous_commit",
 ];
 
 impl PostgresConfig {
     /// Defaults: schema `public`, no table prefix (tables `events`, `tracking`, `snapshots`,
     /// `eventsourcing_schema`), a pool of 8 connections, a 10 s connect timeout, a 30 s
     /// statement (and lock wait) timeout, a 10 s idle-in-transaction timeout,
-    /// [`OrderingMode::TransactionId`] and a 5 s read-own-writes timeout.
+    /// [`OrderingMode::TransactionId`], `synchronous_commit = on` ([`SynchronousCommit::On`],
+    /// pinned whatever the server's default) and a 5 s read-own-writes timeout.
     #[must_use]
     pub fn new(url: impl Into<String>) -> Self {
         Self {
@@ -147,6 +201,7 @@ impl PostgresConfig {
             idle_in_transaction_timeout: Duration::from_secs(10),
             application_name: "eventsourcing".into(),
             ordering: OrderingMode::default(),
+            synchronous_commit: SynchronousCommit::On,
             read_own_writes_timeout: Duration::from_secs(5),
             skip_version_check: false,
             hold_in_transaction: None,
@@ -156,7 +211,8 @@ impl PostgresConfig {
 
     /// A configuration from a store URL. The query parameters listed in [`URL_PARAMETERS`]
     /// (`schema`, `table_prefix`, `pool_size`, `connect_timeout_ms`, `statement_timeout_ms`,
-    /// `ordering=xid|table_lock`) are taken out; the rest of the URL goes to the driver unchanged.
+    /// `ordering=xid|table_lock`, `synchronous_commit=on|local|remote_write|remote_apply|off`)
+    /// are taken out; the rest of the URL goes to the driver unchanged.
     ///
     /// ```
     /// use eventsourcing::persistence::PostgresConfig;
@@ -200,6 +256,9 @@ impl PostgresConfig {
                 "connect_timeout_ms" => config.connect_timeout = millis()?,
                 "statement_timeout_ms" => config.statement_timeout = millis()?,
                 "ordering" => config.ordering = OrderingMode::parse(value)?,
+                "synchronous_commit" => {
+                    config.synchronous_commit = SynchronousCommit::parse(value)?;
+                }
                 _ => passed_on.push(pair),
             }
         }
@@ -208,6 +267,15 @@ impl PostgresConfig {
         }
         config.validate()?;
         Ok(config)
+    }
+
+    /// The sessions' `synchronous_commit` (default [`SynchronousCommit::On`]). Anything but
+    /// `on` can lose acknowledged events in a crash or a failover; `off` is unsafe for
+    /// followers (see [`SynchronousCommit::Off`]).
+    #[must_use]
+    pub fn synchronous_commit(mut self, mode: SynchronousCommit) -> Self {
+        self.synchronous_commit = mode;
+        self
     }
 
     /// The schema holding the tables (default `public`); created if missing.

@@ -222,7 +222,7 @@ use postgres::{Statement, Transaction};
 use r2d2::{Pool, PooledConnection};
 use uuid::Uuid;
 
-pub use config::{is_identifier, OrderingMode, PostgresConfig, URL_PARAMETERS};
+pub use config::{is_identifier, OrderingMode, PostgresConfig, SynchronousCommit, URL_PARAMETERS};
 pub use read::{Blocker, FollowerLag};
 
 use self::config::Names;
@@ -304,6 +304,13 @@ impl PostgresRecorder {
         ] {
             options.push_str(&format!(" -c {name}={value}"));
         }
+        // Pinned after the URL's own options, so it wins over them and over the server's and
+        // the role's defaults: with `synchronous_commit = off` on the server, a crash takes
+        // back commits that followers may have read, and their positions go to other events.
+        options.push_str(&format!(
+            " -c synchronous_commit={}",
+            config.synchronous_commit.name()
+        ));
         // Every statement of the recorder is a key or range lookup on a unique index, for
         // which the generic plan is the right one. Left to choose, the server re-plans the
         // append statement on every execution: with the arrays' lengths known, a custom plan

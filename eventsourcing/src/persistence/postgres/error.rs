@@ -69,7 +69,10 @@ pub(super) fn classify(error: postgres::Error) -> PersistenceError {
             backend: BACKEND,
             source,
         }
-    } else if code == SqlState::READ_ONLY_SQL_TRANSACTION {
+    } else if code == SqlState::READ_ONLY_SQL_TRANSACTION
+        // A hot standby refuses writes so; a role that may only read gets "permission denied".
+        || code == SqlState::INSUFFICIENT_PRIVILEGE
+    {
         PersistenceError::ReadOnly {
             backend: BACKEND,
             source,

@@ -356,6 +356,9 @@ impl PostgresRecorder {
 
     fn migrate(&self) -> Result<(), PersistenceError> {
         let mut conn = self.conn()?;
+        if self.schema_is_current(&mut conn)? {
+            return Ok(());
+        }
         let mut tx = conn.client.transaction().map_err(classify)?;
         // Serialise concurrent openers of the same schema (CREATE ... IF NOT EXISTS races).
         let key = format!("eventsourcing:{}", self.names.schema);
@@ -378,17 +381,47 @@ impl PostgresRecorder {
                 )
                 .map_err(classify)?;
             }
-            Some(v) if v > SCHEMA_VERSION => {
-                return Err(PersistenceError::Config(format!(
-                    "schema `{}` has version {v}, newer than version {SCHEMA_VERSION} that this \
-                     build understands: upgrade the library",
-                    self.names.schema
-                )));
-            }
+            Some(v) if v > SCHEMA_VERSION => return Err(newer_schema(v)),
             Some(_) => {}
         }
         self.check_ordering(&mut tx, &meta)?;
         tx.commit().map_err(classify)
+    }
+
+    /// Whether the store's schema is already the current version in this recorder's ordering
+    /// mode, read with plain selects: no DDL, no lock, so an open never queues behind (or
+    /// blocks) appends, and it works on a hot standby and for a role that may only read.
+    /// A newer schema is the typed [`PersistenceError::SchemaVersion`].
+    fn schema_is_current(&self, conn: &mut Connection) -> Result<bool, PersistenceError> {
+        let meta = self.names.qualified(&self.names.meta);
+        let exists: bool = conn
+            .client
+            .query_one("SELECT to_regclass($1) IS NOT NULL", &[&meta])
+            .map_err(classify)?
+            .try_get(0)
+            .map_err(|e| corrupt(None, "schema lookup", e))?;
+        if !exists {
+            return Ok(false);
+        }
+        let row = conn
+            .client
+            .query_opt(&format!("SELECT schema_version, ordering FROM {meta}"), &[])
+            .map_err(classify)?;
+        let Some(row) = row else {
+            return Ok(false);
+        };
+        let version: i32 = row
+            .try_get(0)
+            .map_err(|e| corrupt(None, "schema version", e))?;
+        let ordering: Option<String> = row
+            .try_get(1)
+            .map_err(|e| corrupt(None, "ordering mode", e))?;
+        if version > SCHEMA_VERSION {
+            return Err(newer_schema(version));
+        }
+        Ok(version == SCHEMA_VERSION
+            && (self.config.ordering == OrderingMode::UnorderedForTesting
+                || ordering.as_deref() == Some(self.config.ordering.name())))
     }
 
     /// Records the ordering mode in a new store; refuses to open a store whose positions were
@@ -436,6 +469,15 @@ impl PostgresRecorder {
     #[must_use]
     pub fn config(&self) -> &PostgresConfig {
         &self.config
+    }
+}
+
+/// A store written by a newer version of the library: left untouched.
+fn newer_schema(found: i32) -> PersistenceError {
+    PersistenceError::SchemaVersion {
+        backend: error::BACKEND,
+        found: i64::from(found),
+        supported: i64::from(SCHEMA_VERSION),
     }
 }
 

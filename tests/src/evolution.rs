@@ -204,7 +204,8 @@ pub fn snapshots_bound_replay(store: Store) {
         assert_eq!(loaded.balance, triangle(deposits));
         assert_eq!(loaded.version(), deposits + 1);
         let with_snapshot = counting.events_read();
-        assert_eq!(report.events_replayed, with_snapshot);
+        // The snapshot's own event is read again, to check that it is still there.
+        assert_eq!(report.events_replayed + 1, with_snapshot);
         counting.reset();
         let full = without
             .repository::<Ledger>()
@@ -441,15 +442,28 @@ pub fn upcast_events_across_three_versions(store: Store) {
     );
 }
 
-fn snapshot(id: Uuid, version: u64, schema_version: u32, state: &str) -> StoredSnapshot {
+/// A snapshot as older code wrote it: its times are those of the stream's first event and of
+/// the event at `version` (a load checks the latter against the stream).
+fn snapshot(
+    store: &Store,
+    id: Uuid,
+    version: u64,
+    schema_version: u32,
+    state: &str,
+) -> StoredSnapshot {
+    let events = store
+        .select_events(&id.to_string(), &EventQuery::all().to_version(version))
+        .expect("select");
+    let time =
+        |e: Option<&StoredEvent>| e.map_or(Timestamp::from_micros(0), |e| e.metadata.timestamp);
     StoredSnapshot {
         stream_id: id.to_string(),
         version,
         topic: "Ledger".into(),
         schema_version,
         state: state.as_bytes().to_vec(),
-        created_on: Timestamp::from_micros(1),
-        modified_on: Timestamp::from_micros(2),
+        created_on: time(events.first()),
+        modified_on: time(events.last()),
     }
 }
 
@@ -461,10 +475,17 @@ pub fn upcast_snapshots_across_three_versions(store: Store) {
     let repo = app.repository::<Ledger>();
     // Old code snapshotted at version 3 (v1 state) and at version 5 (v2 state).
     store
-        .put_snapshot(&snapshot(id, 3, 1, r#"{"owner":"ann","total":300}"#))
+        .put_snapshot(&snapshot(
+            &store,
+            id,
+            3,
+            1,
+            r#"{"owner":"ann","total":300}"#,
+        ))
         .expect("put v1");
     store
         .put_snapshot(&snapshot(
+            &store,
             id,
             5,
             2,
@@ -485,7 +506,10 @@ pub fn upcast_snapshots_across_three_versions(store: Store) {
     assert_eq!(report.snapshot_version, Some(5));
     assert_eq!(report.events_replayed, 2);
     assert_eq!((latest.balance, latest.deposits), (925, 4));
-    assert_eq!(latest.created_on(), Timestamp::from_micros(1));
+    let first = store
+        .select_events(&id.to_string(), &EventQuery::all().limit(1))
+        .expect("select");
+    assert_eq!(latest.created_on(), first[0].metadata.timestamp, "from the snapshot");
 
     // New code writes version 3, and reads it back without upcasting.
     repo.take_snapshot(id, None).expect("snapshot");
@@ -515,7 +539,7 @@ pub fn undecodable_snapshots_fall_back_to_replay(store: Store) {
     ];
     for (round, (version, schema, state)) in (1..).zip(cases) {
         store
-            .put_snapshot(&snapshot(ledger.id(), version, schema, state))
+            .put_snapshot(&snapshot(&store, ledger.id(), version, schema, state))
             .expect("put");
         let (loaded, report) = repo.load(ledger.id(), None).expect("falls back");
         assert_eq!(report.snapshot_version, None);
@@ -754,6 +778,57 @@ pub fn delete_removes_snapshots(store: Store) {
     ));
 }
 
+/// A snapshot never outlives its events nor runs ahead of them. A `take_snapshot` that races
+/// `delete_stream` can write its snapshot after the delete committed; a load must then find
+/// the aggregate gone, not the old state. A stream re-created with the same id (process
+/// applications derive ids) reads as its new history, and a snapshot above the stream's
+/// version is ignored.
+pub fn snapshots_never_outlive_their_events(store: Store) {
+    let app = app(&store);
+    let ledger = ledger_with(&app, 5, 5);
+    let id = ledger.id();
+    let stream = id.to_string();
+    app.take_snapshot::<Ledger>(id, None).expect("snapshot");
+    let racing = store
+        .latest_snapshot(&stream, None)
+        .expect("latest")
+        .expect("the snapshot");
+    // The race: the delete commits, then the snapshot taken before it is written.
+    app.event_store().delete_stream(id).expect("delete");
+    store.put_snapshot(&racing).expect("late snapshot");
+    assert!(
+        matches!(
+            app.repository::<Ledger>().get(id),
+            Err(ApplicationError::NotFound { .. })
+        ),
+        "a deleted aggregate does not come back from a snapshot"
+    );
+    // The id is used again for a new, longer history.
+    let mut again = Aggregate::<Ledger>::create_with_id(id, Ledger::opened("bob")).expect("open");
+    for amount in 1..=7 {
+        again.record(Ledger::deposit(amount * 10)).expect("deposit");
+    }
+    app.save(&mut again).expect("save the new history");
+    let (loaded, report) = app.repository::<Ledger>().load(id, None).expect("load");
+    assert_eq!(
+        (loaded.owner.as_str(), loaded.balance, loaded.version()),
+        ("bob", 280, 8),
+        "the new history, not the stale snapshot: {report:?}"
+    );
+    assert!(report.snapshot_error.is_some(), "{report:?}");
+    // A snapshot above the stream's version (written by a buggy or hostile process).
+    let short = ledger_with(&app, 2, 2);
+    let mut ahead = racing.clone();
+    ahead.stream_id = short.id().to_string();
+    ahead.version = 10;
+    store.put_snapshot(&ahead).expect("snapshot ahead");
+    let loaded = app.repository::<Ledger>().get(short.id()).expect("get");
+    assert_eq!(
+        (loaded.owner.as_str(), loaded.balance, loaded.version()),
+        ("ann", 3, 3)
+    );
+}
+
 /// Compression and encryption apply to event payloads and snapshot states alike, are chosen
 /// by configuration, and a wrong key or tampered bytes are a typed error.
 pub fn transcoded_events_and_snapshots(store: Store) {
@@ -869,7 +944,8 @@ macro_rules! evolution_scenarios {
             snapshot_at_current_and_given_version, automatic_snapshots, snapshots_bound_replay,
             time_travel, upcast_events_across_three_versions,
             upcast_snapshots_across_three_versions, undecodable_snapshots_fall_back_to_replay,
-            aliases_resolve_on_read, delete_removes_snapshots, transcoded_events_and_snapshots);
+            aliases_resolve_on_read, delete_removes_snapshots, transcoded_events_and_snapshots,
+            snapshots_never_outlive_their_events);
     };
     ($fresh:path) => {
         $crate::evolution_scenarios!(@tests $fresh;
@@ -877,7 +953,8 @@ macro_rules! evolution_scenarios {
             time_travel, upcast_events_across_three_versions,
             upcast_snapshots_across_three_versions, undecodable_snapshots_fall_back_to_replay,
             aliases_resolve_on_read, migration_resumes_and_verifies, delete_removes_snapshots,
-            transcoded_events_and_snapshots, reencode_with_new_transcoders);
+            transcoded_events_and_snapshots, reencode_with_new_transcoders,
+            snapshots_never_outlive_their_events);
     };
     (@tests $fresh:path; $($scenario:ident),* $(,)?) => {
         $(

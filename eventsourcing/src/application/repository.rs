@@ -128,37 +128,62 @@ impl<'a, T: Entity> Repository<'a, T> {
                 }
             }
         }
-        let mut query = EventQuery::all();
-        if let Some(version) = &report.snapshot_version {
-            query = query.from_version(version + 1);
-        }
-        if let Some(at) = at {
-            query = query.to_version(at);
-        }
-        // Each event is decoded and applied straight from the backend's row: no intermediate
-        // `Vec<StoredEvent>`, no copies of stream ids, topics or payloads.
-        let mut aggregate = start;
-        let mut failure = None;
-        let mut replayed = 0u64;
-        self.store
-            .recorder()
-            .for_each_event(&stream_id, &query, &mut |event| match self.replay_ref(
-                id,
-                aggregate.take(),
-                event,
-            ) {
-                Ok(next) => {
-                    aggregate = Some(next);
-                    replayed += 1;
-                    ControlFlow::Continue(())
-                }
-                Err(error) => {
-                    failure = Some(error);
-                    ControlFlow::Break(())
-                }
-            })?;
-        if let Some(error) = failure {
-            return Err(error);
+        // The snapshot's own event is read again and must still be there, with the
+        // timestamp the snapshot recorded: a snapshot written after its stream was deleted
+        // (a `take_snapshot` racing `delete_stream`), one of an older stream that had the
+        // same id, or one above the stream's version is ignored, and every event replayed.
+        let mut from_snapshot = start.as_ref().map(|s| (s.version(), s.modified_on()));
+        let (mut aggregate, mut replayed) = (start, 0u64);
+        loop {
+            let mut query = EventQuery::all();
+            if let Some((version, _)) = from_snapshot {
+                query = query.from_version(version);
+            }
+            if let Some(at) = at {
+                query = query.to_version(at);
+            }
+            let mut check = from_snapshot;
+            let (mut stale, mut failure) = (false, None);
+            // Each event is decoded and applied straight from the backend's row: no
+            // intermediate `Vec<StoredEvent>`, no copies of stream ids, topics or payloads.
+            self.store
+                .recorder()
+                .for_each_event(&stream_id, &query, &mut |event| {
+                    if let Some((version, modified)) = check.take() {
+                        stale = event.version != version || event.metadata.timestamp != modified;
+                        return if stale {
+                            ControlFlow::Break(())
+                        } else {
+                            ControlFlow::Continue(())
+                        };
+                    }
+                    match self.replay_ref(id, aggregate.take(), event) {
+                        Ok(next) => {
+                            aggregate = Some(next);
+                            replayed += 1;
+                            ControlFlow::Continue(())
+                        }
+                        Err(error) => {
+                            failure = Some(error);
+                            ControlFlow::Break(())
+                        }
+                    }
+                })?;
+            if let Some(error) = failure {
+                return Err(error);
+            }
+            // No event where the snapshot's should be: the stream is gone or shorter.
+            stale |= check.is_some();
+            let Some((version, _)) = from_snapshot.filter(|_| stale) else {
+                break;
+            };
+            self.store.counters().fallback();
+            report.snapshot_error = Some(format!(
+                "the snapshot at version {version} does not match the stream (deleted, \
+                 re-created or shorter): every event was replayed instead"
+            ));
+            report.snapshot_version = None;
+            (from_snapshot, aggregate, replayed) = (None, None, 0);
         }
         report.events_replayed = replayed;
         let aggregate = aggregate.ok_or(ApplicationError::NotFound { id })?;

@@ -509,7 +509,11 @@ pub fn upcast_snapshots_across_three_versions(store: Store) {
     let first = store
         .select_events(&id.to_string(), &EventQuery::all().limit(1))
         .expect("select");
-    assert_eq!(latest.created_on(), first[0].metadata.timestamp, "from the snapshot");
+    assert_eq!(
+        latest.created_on(),
+        first[0].metadata.timestamp,
+        "from the snapshot"
+    );
 
     // New code writes version 3, and reads it back without upcasting.
     repo.take_snapshot(id, None).expect("snapshot");

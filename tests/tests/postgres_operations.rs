@@ -60,3 +60,91 @@ fn acknowledged_appends_survive_a_crash_of_a_server_with_synchronous_commit_off(
         "the crash did not lose anything even with synchronous_commit=off: the test would not catch a missing pin"
     );
 }
+
+/// A store dumped from one cluster and restored into a fresh one (whose transaction ids are
+/// far behind the stored positions): the restored events stay readable, new events get
+/// higher positions than every restored one, and a follower that had caught up on the old
+/// cluster sees every new event. The open raises the store's position offset.
+#[test]
+fn positions_keep_increasing_across_dump_and_restore() {
+    use eventsourcing::persistence::{ApplicationRecorder, NotificationQuery};
+
+    let Some(old) = PgCluster::start("dump and restore (old cluster)", &[]) else {
+        return;
+    };
+    let Some(new) = PgCluster::start("dump and restore (new cluster)", &[]) else {
+        return;
+    };
+    // The old cluster has lived longer: its transaction ids are thousands ahead.
+    let mut client = postgres::Client::connect(&old.url(), postgres::NoTls).expect("connect");
+    for _ in 0..3000 {
+        client
+            .batch_execute("SELECT pg_current_xact_id()")
+            .expect("burn an xid");
+    }
+    let config = |url: String| PostgresConfig::new(url).schema("shop");
+    let store = PostgresRecorder::open(config(old.url())).expect("open the old store");
+    for i in 0..5 {
+        store
+            .append(&[append(&format!("stream-{i}"), 0, 2)])
+            .expect("append");
+    }
+    let caught_up = store.max_position().expect("max");
+    let before = store
+        .select_notifications(&NotificationQuery::new(1, 100))
+        .expect("log");
+    assert_eq!(before.len(), 10);
+    drop(store);
+
+    let dump = std::env::temp_dir().join(format!("es-dump-{}.pgdump", uuid::Uuid::now_v7()));
+    assert!(
+        old.run(&format!(
+            "/usr/lib/postgresql/15/bin/pg_dump -h 127.0.0.1 -p {} -U postgres -Fc -n shop -f {} postgres",
+            old.port(),
+            dump.display()
+        )),
+        "pg_dump"
+    );
+    assert!(
+        new.run(&format!(
+            "/usr/lib/postgresql/15/bin/pg_restore -h 127.0.0.1 -p {} -U postgres -d postgres {}",
+            new.port(),
+            dump.display()
+        )),
+        "pg_restore"
+    );
+    let _ = std::fs::remove_file(&dump);
+
+    let store = PostgresRecorder::open(config(new.url())).expect("open the restored store");
+    let restored = store
+        .select_notifications(&NotificationQuery::new(1, 100))
+        .expect("log");
+    assert_eq!(
+        restored, before,
+        "the restored events are readable, positions kept"
+    );
+    let positions = store
+        .append(&[append("stream-0", 2, 1)])
+        .expect("append after the restore");
+    assert!(
+        positions[0] > caught_up,
+        "a new position ({}) is above every restored one ({caught_up})",
+        positions[0]
+    );
+    let followed = store
+        .select_notifications(&NotificationQuery::new(caught_up + 1, 100))
+        .expect("follow");
+    assert_eq!(
+        followed
+            .iter()
+            .map(|e| (e.stream_id.as_str(), e.version))
+            .collect::<Vec<_>>(),
+        vec![("stream-0", 3)],
+        "a follower that had caught up sees the new event"
+    );
+    // Another process opening the store later changes nothing, and keeps the order.
+    drop(store);
+    let again = PostgresRecorder::open(config(new.url())).expect("reopen");
+    let next = again.append(&[append("stream-1", 2, 1)]).expect("append");
+    assert!(next[0] > positions[0]);
+}

@@ -99,6 +99,24 @@
 //!   the cluster (another test, another application) is still open. After the timeout they
 //!   return what is readable, which is still gap-free.
 //!
+//! ## Restores, replicas and other clusters
+//!
+//! Transaction ids belong to a cluster. A store dumped and restored into another cluster
+//! (`pg_dump`/`pg_restore`), or a logical-replication subscriber promoted to primary, holds
+//! positions far above what the new cluster's transaction ids give: new events would get
+//! lower positions than old ones, and readers (whose horizon comes from the new ids) would
+//! not see the old ones. So every position is `position_offset + ((xid << 20) | ordinal)`,
+//! with the offset kept in the store's metadata row and read by every append and every read
+//! in its own statement. On open, the recorder compares the highest stored position with
+//! what the next transaction would be given; when the store is ahead, it raises the offset
+//! under `LOCK TABLE events IN SHARE ROW EXCLUSIVE MODE` (which waits for every running
+//! append, of any process, and holds new ones until it commits), so that every new position
+//! is above every stored one. A session that may not write cannot repair: the open fails
+//! with [`PersistenceError::Config`] saying to open the store once with a role that may
+//! write. Physical replicas, point-in-time recovery and `pg_upgrade` keep the transaction ids
+//! and need no repair. Test: `positions_keep_increasing_across_dump_and_restore` on two
+//! throwaway clusters.
+//!
 //! ## Table lock ([`OrderingMode::TableLock`])
 //!
 //! An appending transaction runs `LOCK TABLE events IN EXCLUSIVE MODE` before it takes
@@ -237,7 +255,9 @@ use super::stored_event::{
 };
 
 /// The schema version this code creates and understands.
-pub const SCHEMA_VERSION: i32 = 1;
+///
+/// Version 2 added `position_offset` (positions after a restore into another cluster).
+pub const SCHEMA_VERSION: i32 = 2;
 
 /// With [`OrderingMode::TransactionId`], `position = (xid << ORDINAL_BITS) | ordinal`.
 const ORDINAL_BITS: u32 = 20;
@@ -356,9 +376,55 @@ impl PostgresRecorder {
 
     fn migrate(&self) -> Result<(), PersistenceError> {
         let mut conn = self.conn()?;
-        if self.schema_is_current(&mut conn)? {
+        if !self.schema_is_current(&mut conn)? {
+            self.create_or_upgrade(&mut conn)?;
+        }
+        if self.config.ordering.uses_xid() {
+            self.keep_positions_increasing(&mut conn)?;
+        }
+        Ok(())
+    }
+
+    /// A store whose positions reach what this cluster's next transaction id would be given
+    /// was written by another cluster: restored from a dump, or a promoted logical-replication
+    /// subscriber. New positions would be lower than the stored ones and readers would not
+    /// see the stored ones. Raises the store's position offset so that every new position is
+    /// above every stored one, under a lock that waits for running appends (of every
+    /// process) and holds new ones until it commits; appends read the offset in their own
+    /// statement, so no process keeps a stale one. A session that may not write cannot
+    /// repair: the open fails with a typed error saying what to do.
+    fn keep_positions_increasing(&self, conn: &mut Connection) -> Result<(), PersistenceError> {
+        let row = conn
+            .client
+            .query_one(&self.sql.ahead, &[])
+            .map_err(classify)?;
+        let ahead: bool = row
+            .try_get(0)
+            .map_err(|e| corrupt(None, "position check", e))?;
+        if !ahead {
             return Ok(());
         }
+        let repaired = (|| {
+            let mut tx = conn.client.transaction().map_err(classify)?;
+            tx.batch_execute(&self.sql.repair_lock).map_err(classify)?;
+            tx.query_opt(&self.sql.repair, &[]).map_err(classify)?;
+            tx.commit().map_err(classify)
+        })();
+        match repaired {
+            Ok(()) => Ok(()),
+            Err(PersistenceError::ReadOnly { .. }) => Err(PersistenceError::Config(format!(
+                "schema `{}` holds positions above what this PostgreSQL cluster's transaction \
+                 ids give (restored from another cluster?), and this session may not write: \
+                 open it once with a role that may write (on the primary) to raise its \
+                 position offset",
+                self.names.schema
+            ))),
+            Err(other) => Err(other),
+        }
+    }
+
+    /// Creates the schema or upgrades an older one, under an advisory lock.
+    fn create_or_upgrade(&self, conn: &mut Connection) -> Result<(), PersistenceError> {
         let mut tx = conn.client.transaction().map_err(classify)?;
         // Serialise concurrent openers of the same schema (CREATE ... IF NOT EXISTS races).
         let key = format!("eventsourcing:{}", self.names.schema);
@@ -382,6 +448,14 @@ impl PostgresRecorder {
                 .map_err(classify)?;
             }
             Some(v) if v > SCHEMA_VERSION => return Err(newer_schema(v)),
+            // The schema file added what the newer versions need.
+            Some(v) if v < SCHEMA_VERSION => {
+                tx.execute(
+                    &format!("UPDATE {meta} SET schema_version = $1"),
+                    &[&SCHEMA_VERSION],
+                )
+                .map_err(classify)?;
+            }
             Some(_) => {}
         }
         self.check_ordering(&mut tx, &meta)?;

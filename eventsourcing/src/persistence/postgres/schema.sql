@@ -1,4 +1,4 @@
--- The PostgreSQL recorder's schema, version 1.
+-- The PostgreSQL recorder's schema, version 2.
 --
 -- `{schema}`, `{events}`, `{tracking}`, `{snapshots}`, `{meta}` and the `{..._key}` index
 -- names are substituted by the recorder after each has been validated as a plain identifier
@@ -16,6 +16,12 @@ CREATE TABLE IF NOT EXISTS "{schema}"."{meta}" (
 -- stores created before the column existed, which used `table_lock`). Added without a schema
 -- version bump: older builds ignore it.
 ALTER TABLE "{schema}"."{meta}" ADD COLUMN IF NOT EXISTS ordering TEXT;
+-- Version 2: added to every position of the `xid` ordering. Zero until the store is found,
+-- on open, with positions at or above what the cluster's next transaction id would give (a
+-- dump restored into another cluster, a promoted logical-replication subscriber); the
+-- recorder then raises it, under a lock that waits for running appends, so that every new
+-- position is above every stored one. Builds that predate it refuse version 2.
+ALTER TABLE "{schema}"."{meta}" ADD COLUMN IF NOT EXISTS position_offset BIGINT NOT NULL DEFAULT 0;
 
 -- The global log. With the `xid` ordering, `position` is `(xid << 20) | ordinal`, set by the
 -- insert from `pg_current_xact_id()` (OVERRIDING SYSTEM VALUE) and read only below the

@@ -4,18 +4,31 @@
 
 use super::config::{Names, OrderingMode};
 
+/// The store's position offset (`{meta}` is the qualified metadata table): zero until the
+/// store was restored into a cluster whose transaction ids are behind its positions, then
+/// what lifts new positions above the restored ones (see [`Sql::ahead`]).
+const OFFSET: &str = "(SELECT position_offset FROM {meta})";
+
 /// The readable horizon in position units: every transaction with an id below the oldest
 /// one still running has finished, so no row below this position can appear any more.
 /// (`20` is [`ORDINAL_BITS`](super::ORDINAL_BITS); a unit test keeps the two in step.)
-const HORIZON: &str = "(pg_snapshot_xmin(pg_current_snapshot())::text::bigint << 20)";
+const HORIZON: &str = "({offset} + (pg_snapshot_xmin(pg_current_snapshot())::text::bigint << 20))";
 
 /// The position of the `$11 + n - 1`-th event of an append in the transaction-id mode.
-const XID_POSITION: &str = "(pg_current_xact_id()::text::bigint << 20) | ($11::int8 + r.n - 1), ";
+const XID_POSITION: &str =
+    "{offset} + ((pg_current_xact_id()::text::bigint << 20) | ($11::int8 + r.n - 1)), ";
 
 /// The statements, built once from the validated names and the ordering mode.
 #[derive(Debug)]
 pub(super) struct Sql {
     pub(super) lock: String,
+    /// Whether the stored positions reach what the next transaction would be given (a store
+    /// restored into another cluster), and the offset now: `(ahead, offset)`.
+    pub(super) ahead: String,
+    /// Under `repair_lock`: sets the offset so that every new position is above every stored
+    /// one.
+    pub(super) repair_lock: String,
+    pub(super) repair: String,
     pub(super) horizon: String,
     pub(super) lag: String,
     pub(super) current_versions: String,
@@ -48,14 +61,25 @@ impl Sql {
         let events = names.qualified(&names.events);
         let tracking = names.qualified(&names.tracking);
         let snapshots = names.qualified(&names.snapshots);
+        let meta = names.qualified(&names.meta);
+        let offset = OFFSET.replace("{meta}", &meta);
+        let horizon = HORIZON.replace("{offset}", &offset);
+        let xid_position = XID_POSITION.replace("{offset}", &offset);
+        // The position the next transaction id would be given (no id is assigned for it).
+        let next =
+            format!("({offset} + (pg_snapshot_xmax(pg_current_snapshot())::text::bigint << 20))");
         // Readers see only what is below the horizon, in the transaction-id mode.
         let readable = if ordering == OrderingMode::TransactionId {
-            format!(" AND position < {HORIZON}")
+            format!(" AND position < {horizon}")
         } else {
             String::new()
         };
         let (position, position_value, overriding) = if ordering.uses_xid() {
-            ("position, ", XID_POSITION, " OVERRIDING SYSTEM VALUE")
+            (
+                "position, ",
+                xid_position.as_str(),
+                " OVERRIDING SYSTEM VALUE",
+            )
         } else {
             ("", "", "")
         };
@@ -69,14 +93,26 @@ impl Sql {
         };
         Self {
             lock: format!("LOCK TABLE {events} IN EXCLUSIVE MODE"),
-            horizon: format!("SELECT {HORIZON}"),
+            ahead: format!(
+                "SELECT COALESCE((SELECT max(position) FROM {events}), 0) >= {next}, {offset}"
+            ),
+            // SHARE ROW EXCLUSIVE waits for every running append and holds new ones back
+            // until the offset is committed; reads go on.
+            repair_lock: format!("LOCK TABLE {events} IN SHARE ROW EXCLUSIVE MODE"),
+            repair: format!(
+                "UPDATE {meta} SET position_offset = position_offset + \
+                 COALESCE((SELECT max(position) FROM {events}), 0) + 1 - {next} \
+                 WHERE COALESCE((SELECT max(position) FROM {events}), 0) >= {next} \
+                 RETURNING position_offset"
+            ),
+            horizon: format!("SELECT {horizon}"),
             lag: format!(
                 "SELECT h.horizon, \
                  COALESCE((SELECT max(position) FROM {events} WHERE true{readable}), 0), \
                  COALESCE((SELECT max(position) FROM {events}), 0), \
                  a.pid, a.datname::text, a.application_name, a.state, \
                  EXTRACT(EPOCH FROM clock_timestamp() - a.xact_start)::float8 \
-                 FROM (SELECT {HORIZON} AS horizon, \
+                 FROM (SELECT {horizon} AS horizon, \
                  (pg_snapshot_xmin(pg_current_snapshot())::text::bigint % 4294967296)::text AS xid) h \
                  LEFT JOIN LATERAL (SELECT * FROM pg_stat_activity s \
                  WHERE s.backend_xid::text = h.xid AND s.pid <> pg_backend_pid() LIMIT 1) a ON true"

@@ -426,8 +426,7 @@ impl History {
         if !appends.is_empty() {
             upstream
                 .event_store()
-                .recorder()
-                .append(&appends)
+                .commit(&appends, None, Vec::new())
                 .map_err(|source| SystemError::Upstream {
                     upstream: "upstream".into(),
                     source,

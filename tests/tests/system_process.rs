@@ -382,3 +382,101 @@ fn the_runner_reports_errors_and_keeps_other_followers_going() -> TestResult {
     assert_eq!(bad.notification_log().max_position()?, 0);
     Ok(())
 }
+
+/// A policy that answers each order with one dog holding `tricks` tricks, named `name`.
+struct Kennel {
+    name: String,
+    tricks: usize,
+}
+
+impl eventsourcing::system::Policy for Kennel {
+    fn process(
+        &mut self,
+        _event: &eventsourcing::system::Notification<'_>,
+        ctx: &mut eventsourcing::system::ProcessingContext<'_>,
+    ) -> Result<(), BoxError> {
+        use eventsourcing_examples::dog_school::{Dog, DogCommands, DogEvent};
+        let mut dog = ctx.create::<Dog>(DogEvent::Registered {
+            name: self.name.clone(),
+        })?;
+        for n in 0..self.tricks {
+            dog.add_trick(format!("trick {n}"));
+        }
+        ctx.save(&mut dog)?;
+        Ok(())
+    }
+}
+
+/// A process application's commit goes through the event store's door like a save: the
+/// size limits hold (nothing written, the upstream event not tracked), and automatic
+/// snapshots are taken.
+#[test]
+fn process_commits_pass_the_limits_and_take_snapshots() -> TestResult {
+    for (backend, make) in backends("process_commits_pass_the_limits_and_take_snapshots") {
+        let orders = app(make())?;
+        place(&orders, 1)?;
+        let storage = make();
+        let kennel = Application::builder()
+            .storage(Arc::clone(&storage))
+            .snapshot_default_every(10)
+            .build()?;
+        // 20,002 events in one commit, where the default limit is 10,000.
+        let mut process = ProcessApplication::new(
+            kennel.clone(),
+            Upstream::application("orders", &orders),
+            Kennel {
+                name: "Rex".into(),
+                tricks: 20_001,
+            },
+        );
+        let error = process
+            .run_until_caught_up()
+            .expect_err("above the batch limit");
+        assert!(
+            matches!(
+                &error,
+                SystemError::Store {
+                    source: ApplicationError::Persistence(
+                        eventsourcing::PersistenceError::LimitExceeded { .. }
+                    ),
+                    ..
+                }
+            ),
+            "{backend}: {error:?}"
+        );
+        assert_eq!(count(&kennel)?, 0, "{backend}: nothing written");
+        assert_eq!(process.position()?, 0, "{backend}: not tracked");
+        // A 2 MiB event, where the default limit is 1 MiB.
+        let mut process = ProcessApplication::new(
+            kennel.clone(),
+            Upstream::application("orders", &orders),
+            Kennel {
+                name: "R".repeat(2 << 20),
+                tricks: 0,
+            },
+        );
+        let error = process
+            .run_until_caught_up()
+            .expect_err("above the size limit");
+        assert!(error.to_string().contains("limit"), "{backend}: {error}");
+        assert_eq!(count(&kennel)?, 0, "{backend}: nothing written");
+        // Within the limits: committed, and snapshotted every 10 events as configured.
+        let mut process = ProcessApplication::new(
+            kennel.clone(),
+            Upstream::application("orders", &orders),
+            Kennel {
+                name: "Rex".into(),
+                tricks: 11,
+            },
+        );
+        assert_eq!(process.run_until_caught_up()?, 1, "{backend}");
+        let dog = kennel.notification_log().select(1, 1)?;
+        let snapshot = storage.latest_snapshot(&dog[0].stream_id, None)?;
+        assert_eq!(
+            snapshot.map(|s| s.version),
+            Some(12),
+            "{backend}: the automatic snapshot of a process commit"
+        );
+    }
+    Ok(())
+}

@@ -6,12 +6,12 @@ use uuid::Uuid;
 
 use super::builder::ApplicationBuilder;
 use super::error::ApplicationError;
-use super::event_store::EventStore;
+use super::event_store::{EventStore, Saved};
 use super::notification_log::NotificationLog;
 use super::repository::Repository;
 use super::saveable::Saveable;
 use crate::domain::{Aggregate, Entity};
-use crate::persistence::{Mapper, MemoryRecorder, SnapshotRecorder, StoredEvent, StoredSnapshot};
+use crate::persistence::{Mapper, MemoryRecorder, StoredEvent};
 use crate::system::EventBus;
 
 /// An event-sourced application: an event store, repositories over it, a notification log and
@@ -23,23 +23,6 @@ use crate::system::EventBus;
 pub struct Application {
     pub(super) store: EventStore,
     pub(super) bus: EventBus,
-}
-
-/// What a successful [`Application::save`] wrote.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Saved {
-    /// The global positions of the new events, in save order.
-    pub positions: Vec<u64>,
-    /// The automatic snapshots written after the events committed: stream and version.
-    pub snapshots: Vec<(Uuid, u64)>,
-}
-
-impl Saved {
-    /// The highest position written, if any event was written.
-    #[must_use]
-    pub fn last_position(&self) -> Option<u64> {
-        self.positions.last().copied()
-    }
 }
 
 impl Application {
@@ -113,9 +96,11 @@ impl Application {
         if self.store.snapshot_recorder().is_some() {
             aggregates.collect_snapshots(&self.store, &mut snapshots)?;
         }
-        let positions = self.store.append_stored(&appends)?;
+        let Saved {
+            positions,
+            snapshots,
+        } = self.store.commit(&appends, None, snapshots)?;
         aggregates.mark_saved();
-        let snapshots = self.put_snapshots(snapshots);
         if self.bus.has_subscribers() {
             let mut published: Vec<StoredEvent> =
                 appends.into_iter().flat_map(|a| a.events).collect();
@@ -133,25 +118,6 @@ impl Application {
             positions,
             snapshots,
         })
-    }
-
-    /// Writes the automatic snapshots of a committed save; a failure only costs a longer
-    /// replay later, so it is counted, not returned.
-    fn put_snapshots(&self, snapshots: Vec<(Uuid, StoredSnapshot)>) -> Vec<(Uuid, u64)> {
-        let Some(recorder) = self.store.snapshot_recorder() else {
-            return Vec::new();
-        };
-        let mut written = Vec::with_capacity(snapshots.len());
-        for (id, snapshot) in snapshots {
-            match recorder.put_snapshot(&snapshot) {
-                Ok(()) => {
-                    self.store.counters().taken();
-                    written.push((id, snapshot.version));
-                }
-                Err(_) => self.store.counters().write_failure(),
-            }
-        }
-        written
     }
 
     /// Takes a snapshot of an aggregate at its latest version (`at` = `None`) or at version

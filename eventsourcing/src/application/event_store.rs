@@ -8,9 +8,28 @@ use super::error::ApplicationError;
 use super::snapshots::{SnapshotCounters, SnapshotPolicy, SnapshotStats};
 use crate::domain::{DomainEvent, EventEnvelope};
 use crate::persistence::{
-    EventQuery, Limits, Mapper, MemoryRecorder, NotificationQuery, ProcessRecorder,
-    SnapshotRecorder, Storage, StoredEvent, StreamAppend,
+    EventQuery, Limits, Mapper, MemoryRecorder, NotificationQuery, PersistenceError,
+    ProcessRecorder, SnapshotRecorder, Storage, StoredEvent, StoredSnapshot, StreamAppend,
+    Tracking,
 };
+
+/// What a commit wrote ([`EventStore::commit`], [`Application::save`](crate::Application::save)).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Saved {
+    /// The global positions of the new events, in save order (none on a store without a
+    /// global log).
+    pub positions: Vec<u64>,
+    /// The automatic snapshots written after the events committed: stream and version.
+    pub snapshots: Vec<(Uuid, u64)>,
+}
+
+impl Saved {
+    /// The highest position written, if any event was written.
+    #[must_use]
+    pub fn last_position(&self) -> Option<u64> {
+        self.positions.last().copied()
+    }
+}
 
 /// Appends domain events to a recorder and reads them back, through a [`Mapper`]; keeps
 /// snapshots when it has a snapshot recorder.
@@ -90,15 +109,57 @@ impl EventStore {
         &self.limits
     }
 
-    /// Checks a batch against the limits and appends it: the one door every save path goes
-    /// through ([`EventStore::append`], [`Application::save`](crate::Application::save)).
+    /// The one door every write of events goes through: application saves, process
+    /// applications (with their tracking record), the persistence subscriber and
+    /// [`EventStore::append`]. It checks the [`Limits`] before any I/O, appends the batch (and
+    /// the tracking record, in the same transaction), then writes the automatic `snapshots`
+    /// the caller encoded for the committed state; a snapshot that fails to write only costs
+    /// a longer replay later, so it is counted, not returned.
     ///
     /// # Errors
-    /// [`PersistenceError::LimitExceeded`](crate::PersistenceError::LimitExceeded) before any
-    /// I/O, or the recorder's errors.
-    pub fn append_stored(&self, batch: &[StreamAppend]) -> Result<Vec<u64>, ApplicationError> {
+    /// [`PersistenceError::LimitExceeded`] (nothing written, no I/O), or the recorder's
+    /// errors (conflicts, [`PersistenceError::AlreadyTracked`], ...): nothing written.
+    pub fn commit(
+        &self,
+        batch: &[StreamAppend],
+        tracking: Option<&Tracking>,
+        snapshots: Vec<(Uuid, StoredSnapshot)>,
+    ) -> Result<Saved, PersistenceError> {
         self.limits.check(batch)?;
-        Ok(self.recorder.append(batch)?)
+        let positions = match tracking {
+            Some(tracking) => self.recorder.append_tracked(batch, tracking)?,
+            None => self.recorder.append(batch)?,
+        };
+        Ok(Saved {
+            positions,
+            snapshots: self.put_snapshots(snapshots),
+        })
+    }
+
+    /// Writes the automatic snapshots of a committed batch; failures are counted.
+    fn put_snapshots(&self, snapshots: Vec<(Uuid, StoredSnapshot)>) -> Vec<(Uuid, u64)> {
+        let Some(recorder) = &self.snapshots else {
+            return Vec::new();
+        };
+        let mut written = Vec::with_capacity(snapshots.len());
+        for (id, snapshot) in snapshots {
+            match recorder.put_snapshot(&snapshot) {
+                Ok(()) => {
+                    self.counters.taken();
+                    written.push((id, snapshot.version));
+                }
+                Err(_) => self.counters.write_failure(),
+            }
+        }
+        written
+    }
+
+    /// [`EventStore::commit`] of a batch without tracking or snapshots; the positions.
+    ///
+    /// # Errors
+    /// As [`EventStore::commit`].
+    pub fn append_stored(&self, batch: &[StreamAppend]) -> Result<Vec<u64>, ApplicationError> {
+        Ok(self.commit(batch, None, Vec::new())?.positions)
     }
 
     /// An event store in memory, with snapshots.

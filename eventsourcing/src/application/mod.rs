@@ -12,11 +12,11 @@ mod repository;
 mod saveable;
 mod snapshots;
 
-pub use app::{Application, Saved};
+pub use app::Application;
 pub use builder::ApplicationBuilder;
 pub use config::{StoreUrl, DEFAULT_URL, URL_ENV};
 pub use error::ApplicationError;
-pub use event_store::EventStore;
+pub use event_store::{EventStore, Saved};
 pub use migration::{EventRef, MigrateFn, Migration, MigrationProgress, Verification};
 pub use notification_log::{NotificationIter, NotificationLog};
 pub use repository::{EventSourcedRepository, Repository};

@@ -23,8 +23,7 @@ impl PersistenceSubscriber {
         let subscription = bus.subscribe(move |events| {
             let appends = group_unrecorded(events);
             if !appends.is_empty() {
-                store.limits().check(&appends)?;
-                store.recorder().append(&appends)?;
+                store.commit(&appends, None, Vec::new())?;
             }
             Ok(())
         });

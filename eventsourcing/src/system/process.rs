@@ -9,7 +9,9 @@ use uuid::Uuid;
 
 use crate::application::{Application, ApplicationError, Saveable};
 use crate::domain::{Aggregate, DomainError, Entity, EventContext};
-use crate::persistence::{BoxError, PersistenceError, StoredEvent, StreamAppend, Tracking};
+use crate::persistence::{
+    BoxError, PersistenceError, StoredEvent, StoredSnapshot, StreamAppend, Tracking,
+};
 
 use super::error::SystemError;
 use super::upstream::{Notification, Upstream};
@@ -73,6 +75,8 @@ pub struct ProcessingContext<'a> {
     application: &'a Application,
     context: EventContext,
     appends: Vec<StreamAppend>,
+    /// The automatic snapshots due after the saves, written once the commit succeeded.
+    snapshots: Vec<(Uuid, StoredSnapshot)>,
     /// Streams written by earlier upstream events of the same page, not committed yet (in a
     /// batched pull): touching one of them, or reading the application directly while any
     /// is pending, makes this run see stale state.
@@ -88,6 +92,7 @@ impl<'a> ProcessingContext<'a> {
             application,
             context: EventContext::caused_by(&cause.metadata),
             appends: Vec::new(),
+            snapshots: Vec::new(),
             pending: None,
             stale: AtomicBool::new(false),
         }
@@ -190,7 +195,11 @@ impl<'a> ProcessingContext<'a> {
     /// follow on from the events already collected for its stream in this context.
     pub fn save<S: Saveable>(&mut self, mut aggregates: S) -> Result<(), ApplicationError> {
         let mut appends = Vec::new();
-        aggregates.collect_appends(self.application.event_store().mapper(), &mut appends)?;
+        let store = self.application.event_store();
+        aggregates.collect_appends(store.mapper(), &mut appends)?;
+        if store.snapshot_recorder().is_some() {
+            aggregates.collect_snapshots(store, &mut self.snapshots)?;
+        }
         for mut append in appends {
             self.touch(Some(&append.stream_id));
             for event in &mut append.events {
@@ -212,6 +221,11 @@ impl<'a> ProcessingContext<'a> {
     #[must_use]
     pub fn into_appends(self) -> Vec<StreamAppend> {
         self.appends
+    }
+
+    /// The appends and the automatic snapshots collected so far.
+    fn into_parts(self) -> (Vec<StreamAppend>, Vec<(Uuid, StoredSnapshot)>) {
+        (self.appends, self.snapshots)
     }
 
     fn stamp(&self, event: &mut StoredEvent) {
@@ -435,6 +449,7 @@ impl<P: Policy> ProcessApplication<P> {
     /// for each event of the batch.
     fn process_batch(&mut self, events: &[StoredEvent]) -> Result<usize, SystemError> {
         let mut appends: Vec<StreamAppend> = Vec::new();
+        let mut snapshots = Vec::new();
         let mut written = HashSet::new();
         let mut taken = 0;
         let mut last = None;
@@ -458,9 +473,10 @@ impl<P: Policy> ProcessApplication<P> {
             if ctx.stale.load(Ordering::Relaxed) {
                 break;
             }
-            let new = ctx.into_appends();
+            let (new, due) = ctx.into_parts();
             written.extend(new.iter().map(|a| a.stream_id.clone()));
             appends.extend(new);
+            snapshots.extend(due);
             taken += 1;
             last = Some(position);
         }
@@ -477,10 +493,9 @@ impl<P: Policy> ProcessApplication<P> {
         match self
             .application
             .event_store()
-            .recorder()
-            .append_tracked(&appends, &tracking)
+            .commit(&appends, Some(&tracking), snapshots)
         {
-            Ok(positions) => self.publish(appends, &positions),
+            Ok(saved) => self.publish(appends, &saved.positions),
             // Conflicts, positions tracked meanwhile, store errors: one event at a time, as
             // without batching, so the event at fault is the one reported.
             Err(_) => {
@@ -536,7 +551,7 @@ impl<P: Policy> ProcessApplication<P> {
                 position,
                 source,
             })?;
-        let appends = ctx.into_appends();
+        let (appends, snapshots) = ctx.into_parts();
         let tracking = Tracking {
             upstream: self.upstream.name().to_owned(),
             position,
@@ -544,13 +559,12 @@ impl<P: Policy> ProcessApplication<P> {
         match self
             .application
             .event_store()
-            .recorder()
-            .append_tracked(&appends, &tracking)
+            .commit(&appends, Some(&tracking), snapshots)
         {
-            Ok(positions) => {
-                self.publish(appends, &positions);
+            Ok(saved) => {
+                self.publish(appends, &saved.positions);
                 Ok(Processed::Committed {
-                    events: positions.len(),
+                    events: saved.positions.len(),
                 })
             }
             Err(PersistenceError::AlreadyTracked { .. }) => Ok(Processed::AlreadyTracked),

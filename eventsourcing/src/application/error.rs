@@ -17,6 +17,17 @@ pub enum ApplicationError {
         /// The id asked for.
         id: Uuid,
     },
+    /// Time travel past the aggregate's last version ([`Repository::get_at`](crate::Repository::get_at)):
+    /// the aggregate never had that version.
+    #[error("aggregate {id} has no version {requested}: its last version is {latest}")]
+    VersionNotFound {
+        /// The id asked for.
+        id: Uuid,
+        /// The version asked for.
+        requested: u64,
+        /// The aggregate's last version.
+        latest: u64,
+    },
     /// The aggregate exists but was discarded (see [`crate::Entity::is_discarded`]).
     #[error("aggregate {id} was discarded")]
     Discarded {

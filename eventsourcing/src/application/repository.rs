@@ -67,9 +67,19 @@ impl<'a, T: Entity> Repository<'a, T> {
     /// returned too: the past is still readable.
     ///
     /// # Errors
-    /// [`ApplicationError::NotFound`] when the aggregate has no events up to that version.
+    /// [`ApplicationError::NotFound`] when the aggregate has no events up to that version;
+    /// [`ApplicationError::VersionNotFound`] when `version` is past its last version (rather
+    /// than silently the latest state).
     pub fn get_at(&self, id: Uuid, version: u64) -> Result<Aggregate<T>, ApplicationError> {
-        self.load(id, Some(version)).map(|(aggregate, _)| aggregate)
+        let (aggregate, _) = self.load(id, Some(version))?;
+        if aggregate.version() < version {
+            return Err(ApplicationError::VersionNotFound {
+                id,
+                requested: version,
+                latest: aggregate.version(),
+            });
+        }
+        Ok(aggregate)
     }
 
     /// Whether any event is stored for this id.

@@ -873,7 +873,10 @@ pub fn transcoded_events_and_snapshots(store: Store) {
     for event in &raw {
         let text = String::from_utf8_lossy(&event.payload);
         assert!(!text.contains("secret") && !text.contains("confidential"));
-        assert_eq!(event.payload[0], 1, "format byte of encryption v1");
+        assert_eq!(
+            event.payload[0], 2,
+            "format byte of encryption v2 (bound to the row, with a key id)"
+        );
     }
     // Compressed before encryption: the long memo shrinks.
     assert!(raw[1].payload.len() < plain_len, "{}", raw[1].payload.len());
@@ -1011,7 +1014,7 @@ pub fn reencode_with_new_transcoders(store: Store) {
         .expect("select");
     assert!(raw
         .iter()
-        .all(|e| e.payload[0] == 0x01 && !e.payload.starts_with(b"{")));
+        .all(|e| e.payload[0] == 0x02 && !e.payload.starts_with(b"{")));
     assert_eq!(
         encrypted
             .repository::<Ledger>()

@@ -10,7 +10,7 @@ use std::fmt;
 use super::error::ApplicationError;
 use super::event_store::EventStore;
 use crate::domain::{resolve_topic, DomainError, TopicRegistration};
-use crate::persistence::{Mapper, NotificationQuery, StoredEvent};
+use crate::persistence::{Mapper, NotificationQuery, PayloadContext, StoredEvent};
 
 /// A user function for [`Migration::with`]: gets a stored event whose payload is plain JSON
 /// (transcoders already undone) and returns the replacement, or `None` to leave it as it is.
@@ -278,7 +278,7 @@ impl<'a> Migration<'a> {
         let json = self
             .store
             .mapper()
-            .decode_payload(&stored.payload)
+            .decode_payload(&stored.payload, &event_context(stored))
             .map_err(|e| e.to_string())?;
         let value: serde_json::Value =
             serde_json::from_slice(&json).map_err(|e| format!("payload is not JSON: {e}"))?;
@@ -299,11 +299,12 @@ impl<'a> Migration<'a> {
                     Ok(registration) => registration,
                     Err(DomainError::UnknownTopic { .. }) if self.source.is_some() => {
                         // Re-encode what we cannot upcast, so that it stays readable.
-                        let json = reader.decode_payload(&stored.payload)?.into_owned();
-                        return Ok(Outcome::UnknownRewrite(StoredEvent {
-                            payload: mapper.encode_payload(json)?,
-                            ..stored
-                        }));
+                        let context = event_context(&stored);
+                        let json = reader
+                            .decode_payload(&stored.payload, &context)?
+                            .into_owned();
+                        let payload = mapper.encode_payload(json, &context)?;
+                        return Ok(Outcome::UnknownRewrite(StoredEvent { payload, ..stored }));
                     }
                     Err(DomainError::UnknownTopic { .. }) => return Ok(Outcome::Unknown),
                     Err(other) => return Err(fail(other.to_string())),
@@ -311,23 +312,29 @@ impl<'a> Migration<'a> {
                 if self.source.is_none() && is_current(registration, &stored) {
                     return Ok(Outcome::Keep);
                 }
-                let json = reader.decode_payload(&stored.payload)?;
+                let json = reader.decode_payload(&stored.payload, &event_context(&stored))?;
                 let value: serde_json::Value = serde_json::from_slice(&json)
                     .map_err(|e| fail(format!("payload is not JSON: {e}")))?;
                 let value = registration
                     .upcast(stored.schema_version, value)
                     .map_err(|e| fail(e.to_string()))?;
                 let json = serde_json::to_vec(&value).map_err(|e| fail(e.to_string()))?;
+                // Bound to the topic the row will have after the rewrite.
+                let context =
+                    PayloadContext::event(&stored.stream_id, stored.version, registration.topic);
+                let payload = mapper.encode_payload(json, &context)?;
                 Ok(Outcome::Rewrite(StoredEvent {
                     topic: registration.topic.to_owned(),
                     schema_version: registration.version,
-                    payload: mapper.encode_payload(json)?,
+                    payload,
                     ..stored
                 }))
             }
             Transform::Custom(function) => {
                 let (stream_id, version) = (stored.stream_id.clone(), stored.version);
-                let json = reader.decode_payload(&stored.payload)?.into_owned();
+                let json = reader
+                    .decode_payload(&stored.payload, &event_context(&stored))?
+                    .into_owned();
                 let plain = StoredEvent {
                     payload: json,
                     ..stored
@@ -343,7 +350,9 @@ impl<'a> Migration<'a> {
                         event.version, event.stream_id
                     )));
                 }
-                event.payload = mapper.encode_payload(event.payload)?;
+                let json = std::mem::take(&mut event.payload);
+                let payload = mapper.encode_payload(json, &event_context(&event))?;
+                event.payload = payload;
                 event.position = Some(position);
                 Ok(Outcome::Rewrite(event))
             }
@@ -361,4 +370,9 @@ enum Outcome {
 
 fn is_current(registration: &TopicRegistration, stored: &StoredEvent) -> bool {
     stored.schema_version == registration.version && stored.topic == registration.topic
+}
+
+/// The payload context of a stored event's row.
+fn event_context(stored: &StoredEvent) -> PayloadContext<'_> {
+    PayloadContext::event(&stored.stream_id, stored.version, &stored.topic)
 }

@@ -15,7 +15,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use super::error::ApplicationError;
 use crate::domain::{Aggregate, Entity, SnapshotCodec};
-use crate::persistence::{Mapper, PersistenceError, StoredSnapshot};
+use crate::persistence::{Mapper, PayloadContext, PersistenceError, StoredSnapshot};
 
 /// When snapshots are taken automatically, per entity type.
 ///
@@ -142,12 +142,15 @@ pub fn encode_snapshot<T: Entity>(
     mapper: &Mapper,
 ) -> Result<StoredSnapshot, ApplicationError> {
     let json = codec.encode(T::NAME, aggregate.state())?;
+    let stream_id = aggregate.id().to_string();
+    let context = PayloadContext::snapshot(&stream_id, aggregate.version(), T::NAME);
+    let state = mapper.encode_payload(json, &context)?;
     Ok(StoredSnapshot {
-        stream_id: aggregate.id().to_string(),
+        stream_id,
         version: aggregate.version(),
         topic: T::NAME.to_owned(),
         schema_version: codec.version,
-        state: mapper.encode_payload(json)?,
+        state,
         created_on: aggregate.created_on(),
         modified_on: aggregate.modified_on(),
     })
@@ -172,7 +175,8 @@ pub fn decode_snapshot<T: Entity>(
             stored.version
         ),
     })?;
-    let json = mapper.decode_payload(&stored.state)?;
+    let context = PayloadContext::snapshot(&stored.stream_id, stored.version, &stored.topic);
+    let json = mapper.decode_payload(&stored.state, &context)?;
     let state = codec
         .decode(T::NAME, stored.schema_version, &json)
         .map_err(|source| PersistenceError::Decode {

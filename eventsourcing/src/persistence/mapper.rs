@@ -11,7 +11,77 @@ use super::error::PersistenceError;
 use super::stored_event::{StoredEvent, StoredEventRef};
 use crate::domain::{DomainEvent, EventEnvelope};
 
+/// What a payload belongs to: the row it is stored in. Authenticated encryption binds it to
+/// the ciphertext, so that a payload copied onto another stream, version, topic or from an
+/// event into a snapshot does not decode there.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PayloadContext<'a> {
+    /// An event's payload or a snapshot's state.
+    pub kind: PayloadKind,
+    /// The stream.
+    pub stream_id: &'a str,
+    /// The event's (or the snapshot's) version.
+    pub version: u64,
+    /// The event's stored topic (or the snapshot's entity name).
+    pub topic: &'a str,
+}
+
+/// Which kind of payload a [`PayloadContext`] describes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum PayloadKind {
+    /// An event's payload.
+    Event,
+    /// A snapshot's state.
+    Snapshot,
+}
+
+impl PayloadContext<'_> {
+    /// An event's context.
+    #[must_use]
+    pub fn event<'a>(stream_id: &'a str, version: u64, topic: &'a str) -> PayloadContext<'a> {
+        PayloadContext {
+            kind: PayloadKind::Event,
+            stream_id,
+            version,
+            topic,
+        }
+    }
+
+    /// A snapshot's context.
+    #[must_use]
+    pub fn snapshot<'a>(stream_id: &'a str, version: u64, topic: &'a str) -> PayloadContext<'a> {
+        PayloadContext {
+            kind: PayloadKind::Snapshot,
+            stream_id,
+            version,
+            topic,
+        }
+    }
+
+    /// An unambiguous byte encoding (kind, then length-prefixed stream id, the version, then
+    /// the length-prefixed topic), e.g. as associated data.
+    #[must_use]
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(1 + 16 + self.stream_id.len() + self.topic.len() + 8);
+        out.push(match self.kind {
+            PayloadKind::Event => b'e',
+            PayloadKind::Snapshot => b's',
+        });
+        out.extend_from_slice(&(self.stream_id.len() as u64).to_be_bytes());
+        out.extend_from_slice(self.stream_id.as_bytes());
+        out.extend_from_slice(&self.version.to_be_bytes());
+        out.extend_from_slice(&(self.topic.len() as u64).to_be_bytes());
+        out.extend_from_slice(self.topic.as_bytes());
+        out
+    }
+}
+
 /// A reversible transformation of payload bytes, such as compression or encryption.
+///
+/// The mapper calls [`Transcoder::encode_for`] and [`Transcoder::decode_for`], which know the
+/// row the payload belongs to; by default they forward to `encode` and `decode`, which is right
+/// for a transcoder that does not authenticate (compression).
 pub trait Transcoder: Send + Sync + fmt::Debug {
     /// Transforms bytes on the way into storage.
     ///
@@ -25,6 +95,33 @@ pub trait Transcoder: Send + Sync + fmt::Debug {
     /// # Errors
     /// [`PersistenceError::Transcode`].
     fn decode(&self, data: Vec<u8>) -> Result<Vec<u8>, PersistenceError>;
+
+    /// [`Transcoder::encode`] of the payload of `context`'s row.
+    ///
+    /// # Errors
+    /// [`PersistenceError::Transcode`].
+    fn encode_for(
+        &self,
+        data: Vec<u8>,
+        context: &PayloadContext<'_>,
+    ) -> Result<Vec<u8>, PersistenceError> {
+        let _ = context;
+        self.encode(data)
+    }
+
+    /// [`Transcoder::decode`] of the payload of `context`'s row; a transcoder that binds the
+    /// context must fail when it differs from the one the payload was encoded for.
+    ///
+    /// # Errors
+    /// [`PersistenceError::Transcode`].
+    fn decode_for(
+        &self,
+        data: Vec<u8>,
+        context: &PayloadContext<'_>,
+    ) -> Result<Vec<u8>, PersistenceError> {
+        let _ = context;
+        self.decode(data)
+    }
 }
 
 /// Serialises domain events to [`StoredEvent`]s (JSON payloads, then each transcoder in
@@ -54,28 +151,37 @@ impl Mapper {
         self.transcoders.is_empty()
     }
 
-    /// Applies the transcoders to JSON bytes.
+    /// Applies the transcoders to the JSON bytes of `context`'s row.
     ///
     /// # Errors
     /// A transcoder's error.
-    pub fn encode_payload(&self, json: Vec<u8>) -> Result<Vec<u8>, PersistenceError> {
+    pub fn encode_payload(
+        &self,
+        json: Vec<u8>,
+        context: &PayloadContext<'_>,
+    ) -> Result<Vec<u8>, PersistenceError> {
         self.transcoders
             .iter()
-            .try_fold(json, |data, t| t.encode(data))
+            .try_fold(json, |data, t| t.encode_for(data, context))
     }
 
-    /// Reverses the transcoders, giving JSON bytes (borrowed when there is nothing to undo).
+    /// Reverses the transcoders on the payload of `context`'s row, giving JSON bytes
+    /// (borrowed when there is nothing to undo).
     ///
     /// # Errors
-    /// A transcoder's error, e.g. a wrong key.
-    pub fn decode_payload<'a>(&self, stored: &'a [u8]) -> Result<Cow<'a, [u8]>, PersistenceError> {
+    /// A transcoder's error, e.g. a wrong key, or a payload that belongs to another row.
+    pub fn decode_payload<'a>(
+        &self,
+        stored: &'a [u8],
+        context: &PayloadContext<'_>,
+    ) -> Result<Cow<'a, [u8]>, PersistenceError> {
         if self.transcoders.is_empty() {
             return Ok(Cow::Borrowed(stored));
         }
         self.transcoders
             .iter()
             .rev()
-            .try_fold(stored.to_vec(), |data, t| t.decode(data))
+            .try_fold(stored.to_vec(), |data, t| t.decode_for(data, context))
             .map(Cow::Owned)
     }
 
@@ -97,12 +203,14 @@ impl Mapper {
                 source,
             })?;
         let registration = envelope.event.registration();
+        let context = PayloadContext::event(&stream_id, envelope.version, registration.topic);
+        let payload = self.encode_payload(json, &context)?;
         Ok(StoredEvent {
             stream_id,
             version: envelope.version,
             topic: registration.topic.to_owned(),
             schema_version: registration.version,
-            payload: self.encode_payload(json)?,
+            payload,
             metadata: envelope.metadata.clone(),
             position: envelope.position,
         })
@@ -181,7 +289,8 @@ impl Mapper {
         schema_version: u32,
         payload: &[u8],
     ) -> Result<E, PersistenceError> {
-        let json = self.decode_payload(payload)?;
+        let json =
+            self.decode_payload(payload, &PayloadContext::event(stream_id, version, topic))?;
         E::decode_stored(topic, schema_version, &json).map_err(|source| PersistenceError::Decode {
             stream_id: stream_id.to_owned(),
             version,

@@ -18,7 +18,7 @@ pub mod transcoders;
 pub use cassandra::{CassandraConfig, CassandraRecorder};
 pub use error::{BoxError, PersistenceError};
 pub use limits::Limits;
-pub use mapper::{Mapper, Transcoder};
+pub use mapper::{Mapper, PayloadContext, PayloadKind, Transcoder};
 pub use memory::MemoryRecorder;
 #[cfg(feature = "postgres")]
 pub use postgres::{PostgresConfig, PostgresRecorder};

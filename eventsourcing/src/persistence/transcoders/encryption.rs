@@ -1,13 +1,19 @@
 //! Application-level encryption of payloads with AES-256-GCM (RustCrypto `aes-gcm`).
 
-use aes_gcm::aead::Aead;
+use aes_gcm::aead::{Aead, Payload};
 use aes_gcm::{Aes256Gcm, KeyInit, Nonce};
 use base64::Engine as _;
 
-use crate::persistence::{PersistenceError, Transcoder};
+use crate::persistence::{PayloadContext, PersistenceError, Transcoder};
 
-/// Format byte of version 1: nonce and ciphertext follow.
+/// Format byte of version 1: nonce and ciphertext follow, no associated data. Still read;
+/// no longer written by the mapper.
 const V1: u8 = 0x01;
+/// Format byte of version 2: a 4-byte key id, the nonce and the ciphertext follow; the row's
+/// [`PayloadContext`] is the associated data.
+const V2: u8 = 0x02;
+/// Bytes of a key id.
+const KEY_ID_LEN: usize = 4;
 /// Bytes of an AES-GCM nonce.
 const NONCE_LEN: usize = 12;
 
@@ -82,6 +88,14 @@ impl CipherKey {
 /// in front of the ciphertext, behind a format byte. GCM authenticates what it encrypts, so a
 /// wrong key or changed bytes give [`PersistenceError::Transcode`], never garbage.
 ///
+/// Through the mapper (format 2), the row a payload belongs to (stream id, version, topic, and
+/// whether it is an event or a snapshot: [`PayloadContext`]) is authenticated too: a payload
+/// copied onto another row fails to decrypt there. The ciphertext names its key by a 4-byte
+/// key id, so a store encrypted under several keys (a rotation half done) is read with
+/// [`Encryption::with_previous_key`]. Format 1 payloads (no associated data, no key id) stay
+/// readable. What stays visible in the store: stream ids, versions, topics, timestamps,
+/// positions and the user metadata (only payloads and snapshot states are encrypted).
+///
 /// ```
 /// use eventsourcing::persistence::{CipherKey, Encryption, Transcoder};
 ///
@@ -97,6 +111,9 @@ impl CipherKey {
 #[derive(Clone)]
 pub struct Encryption {
     cipher: Aes256Gcm,
+    key_id: [u8; KEY_ID_LEN],
+    /// Keys of earlier rotations, read but never written.
+    previous: Vec<(Aes256Gcm, [u8; KEY_ID_LEN])>,
 }
 
 impl std::fmt::Debug for Encryption {
@@ -109,18 +126,131 @@ impl Encryption {
     /// Encryption with `key`.
     #[must_use]
     pub fn new(key: &CipherKey) -> Self {
+        let cipher = Aes256Gcm::new(&key.0.into());
         Self {
-            cipher: Aes256Gcm::new(&key.0.into()),
+            key_id: key_id(&cipher),
+            cipher,
+            previous: Vec::new(),
         }
     }
-}
 
-impl Transcoder for Encryption {
-    fn encode(&self, data: Vec<u8>) -> Result<Vec<u8>, PersistenceError> {
+    /// Also reads payloads encrypted under `key` (an earlier key of a rotation); new payloads
+    /// are encrypted under the key given to [`Encryption::new`].
+    #[must_use]
+    pub fn with_previous_key(mut self, key: &CipherKey) -> Self {
+        let cipher = Aes256Gcm::new(&key.0.into());
+        let id = key_id(&cipher);
+        self.previous.push((cipher, id));
+        self
+    }
+
+    /// The cipher whose key id is `id`.
+    fn cipher_of(&self, id: &[u8]) -> Option<&Aes256Gcm> {
+        if id == self.key_id {
+            return Some(&self.cipher);
+        }
+        self.previous
+            .iter()
+            .find(|(_, previous)| previous == id)
+            .map(|(cipher, _)| cipher)
+    }
+
+    fn nonce() -> Result<[u8; NONCE_LEN], PersistenceError> {
         let mut nonce = [0u8; NONCE_LEN];
         getrandom::fill(&mut nonce).map_err(|e| PersistenceError::Transcode {
             reason: format!("no randomness for a nonce: {e}"),
         })?;
+        Ok(nonce)
+    }
+}
+
+/// A key's public name: the first bytes of its GCM tag over nothing, under the all-zero nonce
+/// (never used for data, since data nonces are random).
+fn key_id(cipher: &Aes256Gcm) -> [u8; KEY_ID_LEN] {
+    let tag = cipher
+        .encrypt(Nonce::from_slice(&[0u8; NONCE_LEN]), b"".as_slice())
+        .unwrap_or_default();
+    let mut id = [0u8; KEY_ID_LEN];
+    for (slot, byte) in id.iter_mut().zip(tag) {
+        *slot = byte;
+    }
+    id
+}
+
+fn decryption_failed() -> PersistenceError {
+    PersistenceError::Transcode {
+        reason: "AES-256-GCM decryption failed: wrong key, tampered payload, or a payload that \
+                 belongs to another row"
+            .into(),
+    }
+}
+
+impl Transcoder for Encryption {
+    fn encode_for(
+        &self,
+        data: Vec<u8>,
+        context: &PayloadContext<'_>,
+    ) -> Result<Vec<u8>, PersistenceError> {
+        let nonce = Self::nonce()?;
+        let aad = context.to_bytes();
+        let ciphertext = self
+            .cipher
+            .encrypt(
+                Nonce::from_slice(&nonce),
+                Payload {
+                    msg: &data,
+                    aad: &aad,
+                },
+            )
+            .map_err(|_| PersistenceError::Transcode {
+                reason: "AES-256-GCM encryption failed".into(),
+            })?;
+        let mut out = Vec::with_capacity(1 + KEY_ID_LEN + NONCE_LEN + ciphertext.len());
+        out.push(V2);
+        out.extend_from_slice(&self.key_id);
+        out.extend_from_slice(&nonce);
+        out.extend_from_slice(&ciphertext);
+        Ok(out)
+    }
+
+    fn decode_for(
+        &self,
+        data: Vec<u8>,
+        context: &PayloadContext<'_>,
+    ) -> Result<Vec<u8>, PersistenceError> {
+        match data.first() {
+            Some(&V2) if data.len() > 1 + KEY_ID_LEN + NONCE_LEN => {
+                let (key, rest) = data[1..].split_at(KEY_ID_LEN);
+                let (nonce, ciphertext) = rest.split_at(NONCE_LEN);
+                let cipher = self
+                    .cipher_of(key)
+                    .ok_or_else(|| PersistenceError::Transcode {
+                        reason: format!(
+                            "the payload is encrypted under key id {}, which is not configured \
+                         (add it with Encryption::with_previous_key)",
+                            hex(key)
+                        ),
+                    })?;
+                let aad = context.to_bytes();
+                cipher
+                    .decrypt(
+                        Nonce::from_slice(nonce),
+                        Payload {
+                            msg: ciphertext,
+                            aad: &aad,
+                        },
+                    )
+                    .map_err(|_| decryption_failed())
+            }
+            Some(&V2) => Err(PersistenceError::Transcode {
+                reason: "encrypted payload is truncated".into(),
+            }),
+            _ => self.decode(data),
+        }
+    }
+
+    fn encode(&self, data: Vec<u8>) -> Result<Vec<u8>, PersistenceError> {
+        let nonce = Self::nonce()?;
         let ciphertext = self
             .cipher
             .encrypt(Nonce::from_slice(&nonce), data.as_slice())
@@ -137,13 +267,12 @@ impl Transcoder for Encryption {
     fn decode(&self, data: Vec<u8>) -> Result<Vec<u8>, PersistenceError> {
         match data.first() {
             Some(&V1) if data.len() > NONCE_LEN => {
+                // Format 1 names no key: try the current key, then the previous ones.
                 let (nonce, ciphertext) = data[1..].split_at(NONCE_LEN);
-                self.cipher
-                    .decrypt(Nonce::from_slice(nonce), ciphertext)
-                    .map_err(|_| PersistenceError::Transcode {
-                        reason: "AES-256-GCM decryption failed: wrong key or tampered payload"
-                            .into(),
-                    })
+                std::iter::once(&self.cipher)
+                    .chain(self.previous.iter().map(|(cipher, _)| cipher))
+                    .find_map(|cipher| cipher.decrypt(Nonce::from_slice(nonce), ciphertext).ok())
+                    .ok_or_else(decryption_failed)
             }
             Some(&V1) => Err(PersistenceError::Transcode {
                 reason: "encrypted payload is truncated".into(),
@@ -158,4 +287,8 @@ impl Transcoder for Encryption {
             }),
         }
     }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }

@@ -148,3 +148,39 @@ fn positions_keep_increasing_across_dump_and_restore() {
     let next = again.append(&[append("stream-1", 2, 1)]).expect("append");
     assert!(next[0] > positions[0]);
 }
+
+/// A cluster whose transaction ids (epoch 4,000 and up: ids above 2^43) no longer fit a
+/// 64-bit position of `xid * 2^20`: the append fails before it commits, with the typed
+/// `PositionOverflow`, and nothing is written (it used to commit and then report a corrupt
+/// negative position, leaving the stream unreadable).
+#[test]
+fn positions_that_would_overflow_fail_before_commit() {
+    use eventsourcing::persistence::PersistenceError;
+
+    let Some(cluster) = PgCluster::start("position overflow", &[]) else {
+        return;
+    };
+    // Move the cluster to transaction-id epoch 4,000 (offline), as a very old cluster is.
+    assert!(cluster.ctl("stop"), "stop");
+    assert!(
+        cluster.run(&format!(
+            "/usr/lib/postgresql/15/bin/pg_resetwal -e 4000 -D {} >/dev/null",
+            cluster.data().display()
+        )),
+        "pg_resetwal"
+    );
+    assert!(cluster.ctl("start"), "start");
+    let store =
+        PostgresRecorder::open(PostgresConfig::new(cluster.url()).schema("old")).expect("open");
+    let error = store
+        .append(&[append("s", 0, 1)])
+        .expect_err("positions overflow");
+    assert!(
+        matches!(error, PersistenceError::PositionOverflow { .. }),
+        "{error:?}"
+    );
+    assert!(store
+        .select_events("s", &EventQuery::all())
+        .expect("the stream stays readable")
+        .is_empty());
+}

@@ -141,6 +141,18 @@ pub enum PersistenceError {
         /// The newest version this code knows.
         supported: i64,
     },
+    /// The next global positions would not fit a 64-bit position (PostgreSQL's
+    /// transaction-id ordering after about 2^43 transactions, or an offset near the end);
+    /// nothing was written. Copy the store into a fresh cluster or switch it to the
+    /// table-lock ordering.
+    #[error("{backend}: the next global positions would overflow 64 bits; nothing was written")]
+    PositionOverflow {
+        /// Which backend.
+        backend: &'static str,
+        /// The driver's error.
+        #[source]
+        source: BoxError,
+    },
     /// The backend cannot do this at all (e.g. a global log on Cassandra); nothing was
     /// written.
     #[error("{backend} does not support {operation}: {reason}")]

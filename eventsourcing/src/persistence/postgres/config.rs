@@ -10,7 +10,7 @@ use crate::persistence::PersistenceError;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 #[non_exhaustive]
 pub enum OrderingMode {
-    /// Positions derive from the appending transaction's id: `position = (xid << 20) |
+    /// Positions derive from the appending transaction's id: `position = xid * 2^20 +
     /// ordinal`, and readers see only positions below the oldest transaction still running
     /// in the cluster (`pg_snapshot_xmin(pg_current_snapshot())`). Writers run in parallel;
     /// a follower waits for an in-flight writer instead of skipping it. Positions increase

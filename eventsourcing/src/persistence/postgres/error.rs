@@ -64,6 +64,12 @@ pub(super) fn classify(error: postgres::Error) -> PersistenceError {
             backend: BACKEND,
             source,
         }
+    } else if code == SqlState::NUMERIC_VALUE_OUT_OF_RANGE {
+        // The only arithmetic of the recorder's statements is on positions.
+        PersistenceError::PositionOverflow {
+            backend: BACKEND,
+            source,
+        }
     } else if code == SqlState::DISK_FULL || code == SqlState::INSUFFICIENT_RESOURCES {
         PersistenceError::StorageFull {
             backend: BACKEND,

@@ -58,10 +58,14 @@
 //!
 //! ## Transaction ids ([`OrderingMode::TransactionId`], the default)
 //!
-//! The insert sets `position = (pg_current_xact_id() << 20) | ordinal`, the ordinal counting
-//! the events of the append from 0 (so at most [`MAX_EVENTS_PER_XID_APPEND`] = 2^20 events an
-//! append, else [`PersistenceError::LimitExceeded`]). Readers (`select_notifications`,
-//! `max_position`) add `position < pg_snapshot_xmin(pg_current_snapshot()) << 20`: only rows of
+//! The insert sets `position = pg_current_xact_id() * 2^20 + ordinal` (plus the store's
+//! position offset, see below), the ordinal counting the events of the append from 0 (so at
+//! most [`MAX_EVENTS_PER_XID_APPEND`] = 2^20 events an append, else
+//! [`PersistenceError::LimitExceeded`]). It is a multiplication, not a shift: near the end of
+//! the 64-bit position space (about 2^43 transactions) it fails before the commit with
+//! [`PersistenceError::PositionOverflow`] where a shift would wrap. Readers
+//! (`select_notifications`, `max_position`) add `position < pg_snapshot_xmin(...) * 2^20`:
+//! only rows of
 //! transactions older than the oldest transaction still running in the cluster.
 //!
 //! Why no event is skipped: every transaction id below the snapshot's `xmin` has finished
@@ -105,7 +109,7 @@
 //! (`pg_dump`/`pg_restore`), or a logical-replication subscriber promoted to primary, holds
 //! positions far above what the new cluster's transaction ids give: new events would get
 //! lower positions than old ones, and readers (whose horizon comes from the new ids) would
-//! not see the old ones. So every position is `position_offset + ((xid << 20) | ordinal)`,
+//! not see the old ones. So every position is `position_offset + xid * 2^20 + ordinal`,
 //! with the offset kept in the store's metadata row and read by every append and every read
 //! in its own statement. On open, the recorder compares the highest stored position with
 //! what the next transaction would be given; when the store is ahead, it raises the offset

@@ -9,14 +9,20 @@ use super::config::{Names, OrderingMode};
 /// what lifts new positions above the restored ones (see [`Sql::ahead`]).
 const OFFSET: &str = "(SELECT position_offset FROM {meta})";
 
+/// `2^20` ([`ORDINAL_BITS`](super::ORDINAL_BITS); a unit test keeps the two in step).
+/// Positions multiply by it rather than shift: `bigint` multiplication raises "bigint out of
+/// range" where a shift would wrap silently, so an append whose positions would overflow
+/// fails before it commits.
+const SCALE: &str = "1048576";
+
 /// The readable horizon in position units: every transaction with an id below the oldest
 /// one still running has finished, so no row below this position can appear any more.
-/// (`20` is [`ORDINAL_BITS`](super::ORDINAL_BITS); a unit test keeps the two in step.)
-const HORIZON: &str = "({offset} + (pg_snapshot_xmin(pg_current_snapshot())::text::bigint << 20))";
+const HORIZON: &str =
+    "({offset} + pg_snapshot_xmin(pg_current_snapshot())::text::bigint * {scale})";
 
 /// The position of the `$11 + n - 1`-th event of an append in the transaction-id mode.
 const XID_POSITION: &str =
-    "{offset} + ((pg_current_xact_id()::text::bigint << 20) | ($11::int8 + r.n - 1)), ";
+    "{offset} + pg_current_xact_id()::text::bigint * {scale} + ($11::int8 + r.n - 1), ";
 
 /// The statements, built once from the validated names and the ordering mode.
 #[derive(Debug)]
@@ -63,11 +69,18 @@ impl Sql {
         let snapshots = names.qualified(&names.snapshots);
         let meta = names.qualified(&names.meta);
         let offset = OFFSET.replace("{meta}", &meta);
-        let horizon = HORIZON.replace("{offset}", &offset);
-        let xid_position = XID_POSITION.replace("{offset}", &offset);
-        // The position the next transaction id would be given (no id is assigned for it).
-        let next =
-            format!("({offset} + (pg_snapshot_xmax(pg_current_snapshot())::text::bigint << 20))");
+        let horizon = HORIZON
+            .replace("{offset}", &offset)
+            .replace("{scale}", SCALE);
+        let xid_position = XID_POSITION
+            .replace("{offset}", &offset)
+            .replace("{scale}", SCALE);
+        // The position the next transaction id would be given (no id is assigned for it), in
+        // `numeric`: near the end of the position space it does not fit a `bigint`, and the
+        // open must still work for readers (appends then fail with a typed overflow).
+        let next = format!(
+            "({offset}::numeric + pg_snapshot_xmax(pg_current_snapshot())::text::numeric * {SCALE})"
+        );
         // Readers see only what is below the horizon, in the transaction-id mode.
         let readable = if ordering == OrderingMode::TransactionId {
             format!(" AND position < {horizon}")
@@ -94,16 +107,17 @@ impl Sql {
         Self {
             lock: format!("LOCK TABLE {events} IN EXCLUSIVE MODE"),
             ahead: format!(
-                "SELECT COALESCE((SELECT max(position) FROM {events}), 0) >= {next}, {offset}"
+                "SELECT COALESCE((SELECT max(position) FROM {events}), 0) >= {next} \
+                 AND {next} <= 9223372036854775807, {offset}"
             ),
             // SHARE ROW EXCLUSIVE waits for every running append and holds new ones back
             // until the offset is committed; reads go on.
             repair_lock: format!("LOCK TABLE {events} IN SHARE ROW EXCLUSIVE MODE"),
             repair: format!(
-                "UPDATE {meta} SET position_offset = position_offset + \
-                 COALESCE((SELECT max(position) FROM {events}), 0) + 1 - {next} \
+                "UPDATE {meta} SET position_offset = (position_offset + \
+                 COALESCE((SELECT max(position) FROM {events}), 0) + 1 - {next})::bigint \
                  WHERE COALESCE((SELECT max(position) FROM {events}), 0) >= {next} \
-                 RETURNING position_offset"
+                 AND {next} <= 9223372036854775807 RETURNING position_offset"
             ),
             horizon: format!("SELECT {horizon}"),
             lag: format!(
@@ -188,13 +202,16 @@ impl Sql {
 
 #[cfg(test)]
 mod tests {
-    /// The shift written into the SQL must be the one the Rust side assumes.
+    /// The scale written into the SQL must be the one the Rust side assumes.
     #[test]
-    fn sql_shifts_match_ordinal_bits() {
-        let shift = format!("<< {}", super::super::ORDINAL_BITS);
-        assert!(super::HORIZON.contains(&shift), "{}", super::HORIZON);
+    fn sql_scale_matches_ordinal_bits() {
+        assert_eq!(
+            super::SCALE,
+            (1u64 << super::super::ORDINAL_BITS).to_string()
+        );
+        assert!(super::HORIZON.contains("{scale}"), "{}", super::HORIZON);
         assert!(
-            super::XID_POSITION.contains(&shift),
+            super::XID_POSITION.contains("{scale}"),
             "{}",
             super::XID_POSITION
         );

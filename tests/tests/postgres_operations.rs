@@ -184,3 +184,59 @@ fn positions_that_would_overflow_fail_before_commit() {
         .expect("the stream stays readable")
         .is_empty());
 }
+
+/// An old transaction anywhere in the cluster holds the readable horizon back. Read-your-writes
+/// waits for it at most once (the configured timeout) and then stops waiting while the
+/// horizon stays stuck, so that a service doing save-then-read does not pay the timeout on
+/// every request; the stall is counted. Once the blocker ends, reads see everything again.
+#[test]
+fn read_your_writes_waits_at_most_once_behind_a_stuck_horizon() {
+    use std::time::{Duration, Instant};
+
+    use eventsourcing::persistence::{ApplicationRecorder, NotificationQuery};
+
+    let Some(cluster) = PgCluster::start("read-your-writes under a long transaction", &[]) else {
+        return;
+    };
+    let store = PostgresRecorder::open(
+        PostgresConfig::new(cluster.url())
+            .schema("ryw")
+            .read_own_writes_timeout(Duration::from_millis(800)),
+    )
+    .expect("open");
+    let mut blocker = postgres::Client::connect(&cluster.url(), postgres::NoTls).expect("connect");
+    let mut tx = blocker.transaction().expect("begin");
+    tx.batch_execute("SELECT pg_current_xact_id()")
+        .expect("take an xid");
+    let mut waits = Vec::new();
+    for v in 0..4 {
+        store.append(&[append("s", v, 1)]).expect("append");
+        let started = Instant::now();
+        store
+            .select_notifications(&NotificationQuery::new(1, 10))
+            .expect("read");
+        waits.push(started.elapsed());
+    }
+    assert!(
+        waits[0] >= Duration::from_millis(700),
+        "the first read waits: {waits:?}"
+    );
+    assert!(
+        waits[1..].iter().all(|w| *w < Duration::from_millis(300)),
+        "later reads do not wait again: {waits:?}"
+    );
+    assert_eq!(
+        store.read_own_writes_stalls(),
+        1,
+        "the stall is counted once"
+    );
+    tx.rollback().expect("end the blocker");
+    let read = store
+        .select_notifications(&NotificationQuery::new(1, 10))
+        .expect("read");
+    assert_eq!(
+        read.len(),
+        4,
+        "everything readable once the blocker is gone"
+    );
+}

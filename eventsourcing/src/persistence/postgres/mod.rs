@@ -289,6 +289,11 @@ pub struct PostgresRecorder {
     last_appended: AtomicU64,
     /// The highest readable horizon seen (it never moves back).
     horizon_seen: AtomicU64,
+    /// The horizon at which a read-your-writes wait last timed out (0: none): while the
+    /// horizon is still there, reads do not wait again.
+    stalled_at: AtomicU64,
+    /// How many read-your-writes waits timed out.
+    stalls: AtomicU64,
     /// Whether the sessions were opened with `plan_cache_mode=force_generic_plan`.
     generic_plans: bool,
 }
@@ -368,6 +373,8 @@ impl PostgresRecorder {
             config,
             last_appended: AtomicU64::new(0),
             horizon_seen: AtomicU64::new(0),
+            stalled_at: AtomicU64::new(0),
+            stalls: AtomicU64::new(0),
             generic_plans,
         };
         recorder.migrate()?;

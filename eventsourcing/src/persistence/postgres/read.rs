@@ -82,13 +82,35 @@ impl PostgresRecorder {
         if target == 0 || self.horizon_seen.load(Ordering::Relaxed) > target {
             return Ok(());
         }
+        let mut horizon = self.horizon(conn)?;
+        // A wait already timed out at this horizon: it is stuck behind a long transaction,
+        // and waiting again would cost every read the whole timeout. Read what is readable.
+        let stalled = self.stalled_at.load(Ordering::Relaxed);
+        if stalled != 0 && horizon <= stalled {
+            return Ok(());
+        }
         let deadline = Instant::now() + self.config.read_own_writes_timeout;
         let mut pause = Duration::from_micros(500);
-        while self.horizon(conn)? <= target && Instant::now() < deadline {
+        while horizon <= target {
+            if Instant::now() >= deadline {
+                self.stalled_at.store(horizon.max(1), Ordering::Relaxed);
+                self.stalls.fetch_add(1, Ordering::Relaxed);
+                return Ok(());
+            }
             std::thread::sleep(pause);
             pause = (pause * 2).min(Duration::from_millis(20));
+            horizon = self.horizon(conn)?;
         }
         Ok(())
+    }
+
+    /// How many read-your-writes waits timed out behind a stuck horizon (a long or
+    /// prepared transaction somewhere in the cluster: [`PostgresRecorder::follower_lag`]
+    /// names it). After one, reads stop waiting until the horizon moves, and return what is
+    /// readable (gap-free, but without this recorder's newest appends).
+    #[must_use]
+    pub fn read_own_writes_stalls(&self) -> u64 {
+        self.stalls.load(Ordering::Relaxed)
     }
 
     /// How far followers are behind the committed log, and, with

@@ -443,6 +443,25 @@ pub fn update_in_place(store: &Store) {
         after[2].payload, events[2].payload,
         "a failed update changes nothing"
     );
+    // Compare and swap: a replacement for an event that is no longer the stored one (the
+    // stream was deleted and written again since it was read) changes nothing.
+    let mut stale = after[2].clone();
+    stale.metadata.event_id = Uuid::now_v7();
+    stale.payload = b"{\"stale\":true}".to_vec();
+    let error = store
+        .update_events(&[stale])
+        .expect_err("another event now");
+    assert!(
+        matches!(error, PersistenceError::EventNotFound { version: 3, .. }),
+        "{error:?}"
+    );
+    assert_eq!(
+        store
+            .select_events(&stream, &EventQuery::all())
+            .expect("select")[2],
+        after[2],
+        "the stored event is not overwritten"
+    );
 }
 
 /// Tracking records commit with the events and reject a second record of a position.

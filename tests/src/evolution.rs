@@ -765,6 +765,120 @@ pub fn migration_resumes_and_verifies(store: Store) {
     }));
 }
 
+/// The store and stream that [`racing_memo`] rewrites once, as a concurrent writer would.
+static RACE: std::sync::Mutex<Option<(Store, String)>> = std::sync::Mutex::new(None);
+
+/// A migration function that puts a memo on deposits; the first time, before returning, a
+/// concurrent writer deletes the stream and writes it again (between the migration's read of
+/// the page and its write).
+fn racing_memo(mut event: StoredEvent) -> Option<StoredEvent> {
+    let race = RACE.lock().map(|mut r| r.take()).unwrap_or(None);
+    if let Some((store, stream)) = race {
+        store.delete_stream(&stream).expect("delete");
+        let events = (1..=3)
+            .map(|v| {
+                let (topic, payload) = if v == 1 {
+                    ("Ledger.Opened", r#"{"owner":"new"}"#.to_owned())
+                } else {
+                    (
+                        "Ledger.Deposited",
+                        format!(r#"{{"amount":{v},"memo":"new"}}"#),
+                    )
+                };
+                StoredEvent {
+                    stream_id: stream.clone(),
+                    version: v,
+                    topic: topic.into(),
+                    schema_version: if v == 1 { 1 } else { 3 },
+                    payload: payload.into_bytes(),
+                    metadata: eventsourcing::domain::Metadata::new(),
+                    position: None,
+                }
+            })
+            .collect();
+        store
+            .append(&[StreamAppend {
+                stream_id: stream,
+                expected_version: 0,
+                events,
+            }])
+            .expect("the concurrent writer");
+    }
+    if event.topic != "Ledger.Deposited" {
+        return None;
+    }
+    let mut value: serde_json::Value = serde_json::from_slice(&event.payload).ok()?;
+    value["memo"] = "migrated".into();
+    event.payload = serde_json::to_vec(&value).ok()?;
+    Some(event)
+}
+
+/// A migration never overwrites a concurrent writer's events: an event deleted and written
+/// again between the page's read and its write fails the page's write (compare and swap on
+/// the event id), and the migration stops with the cursor of that page; resumed from it, it
+/// reads the new events and completes. Any failure (here a wrong key) returns a cursor too.
+pub fn migration_stops_with_a_cursor_and_resumes(store: Store) {
+    let app = app(&store);
+    let ledger = ledger_with(&app, 4, 5);
+    let stream = ledger.id().to_string();
+    let first = store
+        .select_events(&stream, &EventQuery::all())
+        .expect("select")[0]
+        .position
+        .expect("position");
+    *RACE.lock().expect("lock") = Some((Arc::clone(&store), stream.clone()));
+    let error = Migration::with(app.event_store(), racing_memo)
+        .run(first)
+        .expect_err("the page changed under the migration");
+    let ApplicationError::MigrationStopped {
+        resume_from,
+        source,
+    } = error
+    else {
+        panic!("expected MigrationStopped, got {error:?}");
+    };
+    assert_eq!(resume_from, first, "the cursor of the failed page");
+    assert!(
+        matches!(
+            *source,
+            ApplicationError::Persistence(PersistenceError::EventNotFound { .. })
+        ),
+        "{source:?}"
+    );
+    let written = store
+        .select_events(&stream, &EventQuery::all())
+        .expect("select");
+    assert_eq!(written.len(), 3);
+    assert!(
+        written
+            .iter()
+            .all(|e| !String::from_utf8_lossy(&e.payload).contains("migrated")),
+        "the concurrent writer's events are not overwritten"
+    );
+    let progress = Migration::with(app.event_store(), racing_memo)
+        .run(resume_from)
+        .expect("resumed");
+    assert!(progress.done);
+    let migrated = store
+        .select_events(&stream, &EventQuery::all())
+        .expect("select");
+    assert!(migrated[1..]
+        .iter()
+        .all(|e| String::from_utf8_lossy(&e.payload).contains("migrated")));
+
+    // A failure of another kind: reading with a key the payloads were not written with.
+    let key = CipherKey::generate().expect("key");
+    let wrong = Mapper::new().with_transcoder(Arc::new(Encryption::new(&key)));
+    let error = Migration::upcast(app.event_store())
+        .reading_with(&wrong)
+        .run(first)
+        .expect_err("wrong key");
+    assert!(
+        matches!(error, ApplicationError::MigrationStopped { resume_from, .. } if resume_from == first),
+        "{error:?}"
+    );
+}
+
 /// Deleting an aggregate's events through the application also deletes its snapshots.
 pub fn delete_removes_snapshots(store: Store) {
     let app = app(&store);
@@ -968,7 +1082,7 @@ macro_rules! evolution_scenarios {
             upcast_snapshots_across_three_versions, undecodable_snapshots_fall_back_to_replay,
             aliases_resolve_on_read, migration_resumes_and_verifies, delete_removes_snapshots,
             transcoded_events_and_snapshots, reencode_with_new_transcoders,
-            snapshots_never_outlive_their_events);
+            snapshots_never_outlive_their_events, migration_stops_with_a_cursor_and_resumes);
     };
     (@tests $fresh:path; $($scenario:ident),* $(,)?) => {
         $(

@@ -89,6 +89,18 @@ pub enum ApplicationError {
         /// What went wrong.
         reason: String,
     },
+    /// A migration stopped before the end of the log: every event before `resume_from` is
+    /// migrated, none after it was written. Fix `source` (a transform error, a busy database,
+    /// an event that a concurrent writer replaced since it was read) and run the migration
+    /// again from `resume_from`.
+    #[error("migration stopped; resume from position {resume_from}: {source}")]
+    MigrationStopped {
+        /// The position to resume from: the start of the batch that failed.
+        resume_from: u64,
+        /// Why it stopped.
+        #[source]
+        source: Box<ApplicationError>,
+    },
     /// The application's configuration is invalid.
     #[error("invalid configuration: {0}")]
     Config(String),

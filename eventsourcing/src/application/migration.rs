@@ -183,27 +183,41 @@ impl<'a> Migration<'a> {
     /// [`Migration::max_batches`] batches were written.
     ///
     /// # Errors
-    /// [`ApplicationError::Migration`] naming the event a transform fails on (every earlier
-    /// batch is written; fix and resume from `position`'s batch), transcoding or backend
-    /// errors.
+    /// [`ApplicationError::MigrationStopped`] whatever stopped it, with the position to
+    /// resume from (the start of the failing batch: every earlier batch is written, nothing of
+    /// it is): [`ApplicationError::Migration`] naming the event a transform fails on,
+    /// [`PersistenceError::EventNotFound`](crate::PersistenceError::EventNotFound) when a
+    /// concurrent writer replaced an event of the batch since it was read (the batch is not
+    /// written; a run from the cursor reads it again), transcoding or backend errors.
     pub fn run(&self, from_position: u64) -> Result<MigrationProgress, ApplicationError> {
         let mut progress = MigrationProgress {
             next_position: from_position.max(1),
             ..MigrationProgress::default()
         };
+        self.run_batches(&mut progress)
+            .map_err(|source| ApplicationError::MigrationStopped {
+                resume_from: progress.next_position,
+                source: Box::new(source),
+            })?;
+        Ok(progress)
+    }
+
+    /// The batches of [`Migration::run`]; `progress.next_position` stays at the start of a
+    /// batch until the batch is written.
+    fn run_batches(&self, progress: &mut MigrationProgress) -> Result<(), ApplicationError> {
         loop {
             if self
                 .max_batches
                 .is_some_and(|max| progress.batches >= max as u64)
             {
-                return Ok(progress);
+                return Ok(());
             }
             let query = NotificationQuery::new(progress.next_position, self.batch_size);
             let page = self.store.recorder().select_notifications(&query)?;
             let full = page.len() >= self.batch_size;
             let Some(last) = page.last().and_then(|e| e.position) else {
                 progress.done = true;
-                return Ok(progress);
+                return Ok(());
             };
             let mut updates = Vec::new();
             for stored in page {
@@ -226,7 +240,7 @@ impl<'a> Migration<'a> {
             progress.next_position = last + 1;
             if !full {
                 progress.done = true;
-                return Ok(progress);
+                return Ok(());
             }
         }
     }

@@ -217,6 +217,13 @@ impl AggregateRecorder for MemoryRecorder {
                 .ok()
                 .and_then(|v| v.checked_sub(1))
                 .and_then(|i| inner.streams.get(&event.stream_id)?.get(i).copied())
+                // Compare and swap: the stored event must be the one that was read.
+                .filter(|p| {
+                    inner
+                        .log
+                        .get(p)
+                        .is_some_and(|s| s.metadata.event_id == event.metadata.event_id)
+                })
                 .ok_or_else(|| PersistenceError::EventNotFound {
                     stream_id: event.stream_id.clone(),
                     version: event.version,
@@ -224,17 +231,12 @@ impl AggregateRecorder for MemoryRecorder {
             targets.push(position);
         }
         for (event, position) in events.iter().zip(targets) {
+            // The event id is the stored one (checked above): the index stays as it is.
             if let Some(stored) = inner.log.get_mut(&position) {
-                let old_id = stored.metadata.event_id;
                 stored.topic.clone_from(&event.topic);
                 stored.schema_version = event.schema_version;
                 stored.payload.clone_from(&event.payload);
                 stored.metadata = event.metadata.clone();
-                let new_id = stored.metadata.event_id;
-                if old_id != new_id {
-                    inner.by_event_id.remove(&old_id);
-                    inner.by_event_id.insert(new_id, position);
-                }
             }
         }
         Ok(())

@@ -85,11 +85,13 @@ pub trait AggregateRecorder: Send + Sync {
     fn delete_stream(&self, stream_id: &str) -> Result<u64, PersistenceError>;
 
     /// Rewrites stored events in place (for schema migration), atomically: each event replaces
-    /// the topic, schema version, payload and metadata of the stored event with the same stream
-    /// and version; positions do not change.
+    /// the topic, schema version, payload and metadata of the stored event with the same
+    /// stream, version and event id (a compare and swap: an event deleted and written again
+    /// since it was read is not overwritten); positions and event ids do not change.
     ///
     /// # Errors
-    /// [`PersistenceError::EventNotFound`] (and nothing is changed) when one is missing.
+    /// [`PersistenceError::EventNotFound`] (and nothing is changed) when one is missing or is
+    /// another event now.
     fn update_events(&self, events: &[StoredEvent]) -> Result<(), PersistenceError>;
 }
 

@@ -699,10 +699,12 @@ impl AggregateRecorder for CassandraRecorder {
     fn update_events(&self, events: &[StoredEvent]) -> Result<(), PersistenceError> {
         validate_text(events)?;
         self.run(async {
-            // Every event must exist before anything changes.
+            // Every event must exist, as the one that was read, before anything changes.
             let mut located = Vec::with_capacity(events.len());
             for event in events {
-                let Some((bucket, _)) = self.event_at(&event.stream_id, event.version).await?
+                let found = self.event_at(&event.stream_id, event.version).await?;
+                let Some((bucket, _)) =
+                    found.filter(|(_, stored)| stored.metadata.event_id == event.metadata.event_id)
                 else {
                     return Err(PersistenceError::EventNotFound {
                         stream_id: event.stream_id.clone(),
@@ -711,8 +713,8 @@ impl AggregateRecorder for CassandraRecorder {
                 };
                 located.push((bucket, event));
             }
-            // One conditional batch per partition: `IF EXISTS` keeps a concurrently deleted
-            // stream deleted instead of writing rows back into it.
+            // One conditional batch per partition, compare and swap on the event id: a stream
+            // deleted meanwhile stays deleted, and an event written again is not overwritten.
             let mut partitions: BTreeMap<(&str, u64), Vec<&StoredEvent>> = BTreeMap::new();
             for (bucket, event) in located {
                 partitions
@@ -727,7 +729,6 @@ impl AggregateRecorder for CassandraRecorder {
                     batch.append_statement(self.statements.update_event.clone());
                     let m = &event.metadata;
                     values.push((
-                        m.event_id,
                         event.topic.as_str(),
                         i32::try_from(event.schema_version).unwrap_or(i32::MAX),
                         event.payload.as_slice(),
@@ -738,6 +739,7 @@ impl AggregateRecorder for CassandraRecorder {
                         stream_id,
                         signed(bucket, "bucket")?,
                         signed(event.version, "version")?,
+                        m.event_id,
                     ));
                 }
                 let rows = self

@@ -206,9 +206,9 @@ async fn prepare(
         .await?,
         update_event: prepare(
             format!(
-                "UPDATE {ks}.events SET event_id = ?, topic = ?, schema_version = ?, payload = ?, \
+                "UPDATE {ks}.events SET topic = ?, schema_version = ?, payload = ?, \
                  recorded_at = ?, causation_id = ?, correlation_id = ?, user_metadata = ? \
-                 WHERE stream_id = ? AND bucket = ? AND version = ? IF EXISTS"
+                 WHERE stream_id = ? AND bucket = ? AND version = ? IF event_id = ?"
             ),
             false,
         )

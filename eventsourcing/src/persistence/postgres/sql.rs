@@ -168,9 +168,9 @@ impl Sql {
             delete_events: format!("DELETE FROM {events} WHERE stream_id = $1"),
             delete_snapshots: format!("DELETE FROM {snapshots} WHERE stream_id = $1"),
             update: format!(
-                "UPDATE {events} SET event_id = $3::text::uuid, topic = $4, schema_version = $5, \
+                "UPDATE {events} SET topic = $4, schema_version = $5, \
                  \"timestamp\" = $6, payload = $7, metadata = $8::text::jsonb \
-                 WHERE stream_id = $1 AND version = $2"
+                 WHERE stream_id = $1 AND version = $2 AND event_id = $3::text::uuid"
             ),
             notifications: format!(
                 "SELECT {EVENT_COLUMNS} FROM {events} WHERE position >= $1 AND position <= $2\

@@ -62,9 +62,11 @@ impl Statements {
             event_by_id: t("SELECT {events} FROM {prefix}events WHERE event_id = ?1"),
             delete_events: t("DELETE FROM {prefix}events WHERE stream_id = ?1"),
             delete_snapshots: t("DELETE FROM {prefix}snapshots WHERE stream_id = ?1"),
-            update_event: t("UPDATE {prefix}events SET event_id = ?3, topic = ?4, \
+            // Compare and swap on the event id: an event deleted and written again between a
+            // migration's read and its write is not overwritten.
+            update_event: t("UPDATE {prefix}events SET topic = ?4, \
                  schema_version = ?5, timestamp = ?6, payload = ?7, metadata = ?8 \
-                 WHERE stream_id = ?1 AND version = ?2"),
+                 WHERE stream_id = ?1 AND version = ?2 AND event_id = ?3"),
             // No `LIMIT ?`: SQLite re-prepares a statement whenever a parameter that its plan
             // read (a bound `LIMIT` is one) is bound again, so a bound limit would recompile
             // this statement for every page. The caller stops stepping after its limit

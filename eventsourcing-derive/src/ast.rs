@@ -59,7 +59,6 @@ pub(crate) struct Field {
 /// Another `&mut self` method: a command on `Aggregate<T>`.
 pub(crate) struct Command {
     pub(crate) func: ImplItemFn,
-    pub(crate) returns_result: bool,
 }
 
 pub(crate) fn is_doc(attr: &Attribute) -> bool {
@@ -198,11 +197,7 @@ fn classify(cx: &Ctxt, impl_item: ImplItem, self_ident: &Ident) -> EntityItem {
                     }
                 }
             }
-            let returns_result = returns_result(&func.sig.output);
-            return EntityItem::Command(Box::new(Command {
-                func,
-                returns_result,
-            }));
+            return EntityItem::Command(Box::new(Command { func }));
         }
         return EntityItem::Keep(Box::new(ImplItem::Fn(func)));
     }
@@ -358,14 +353,21 @@ fn is_self(ty: &Type, self_ident: &Ident) -> bool {
 }
 
 /// Whether a return type is spelled `Result<..>` (any path ending in `Result`).
-pub(crate) fn returns_result(output: &ReturnType) -> bool {
-    match output {
-        ReturnType::Type(_, ty) => match &**ty {
-            Type::Path(tp) => tp.path.segments.last().is_some_and(|s| s.ident == "Result"),
-            _ => false,
-        },
-        ReturnType::Default => false,
+pub(crate) fn spelled_result(ty: &Type) -> bool {
+    matches!(ty, Type::Path(tp) if tp.path.segments.last().is_some_and(|s| s.ident == "Result"))
+}
+
+/// Whether a type holds a borrow (`&`, a lifetime) or an `impl Trait`, anywhere inside it.
+pub(crate) fn borrows_or_hides(ty: &Type) -> bool {
+    fn scan(tokens: TokenStream) -> bool {
+        tokens.into_iter().any(|tt| match tt {
+            proc_macro2::TokenTree::Punct(p) => p.as_char() == '&' || p.as_char() == '\'',
+            proc_macro2::TokenTree::Ident(i) => i == "impl",
+            proc_macro2::TokenTree::Group(g) => scan(g.stream()),
+            proc_macro2::TokenTree::Literal(_) => false,
+        })
     }
+    scan(quote::ToTokens::to_token_stream(ty))
 }
 
 /// A `#[derive(DomainEvent)]` input.

@@ -315,3 +315,96 @@ mod private {
         assert!(Cat::snapshot_codec().is_none());
     }
 }
+
+/// Rollback is decided by the return type, not by how it is spelled: an alias of `Result`, a
+/// full path and a re-export under another name all roll back on `Err`.
+pub mod rollback_by_type {
+    use eventsourcing::prelude::*;
+
+    /// Why a counter command failed.
+    #[derive(Debug, PartialEq, Eq)]
+    pub struct Full;
+
+    /// An alias of `Result`, as crates commonly write.
+    pub type CounterResult<T> = Result<T, Full>;
+
+    /// `Result` under another name.
+    pub mod reexport {
+        pub use std::result::Result as Outcome;
+    }
+
+    /// A counter that holds at most three.
+    #[derive(Debug, Clone, Serialize, Deserialize)]
+    pub struct Counter {
+        count: u8,
+    }
+
+    #[entity]
+    impl Counter {
+        #[event(Started)]
+        fn start() -> Self {
+            Counter { count: 0 }
+        }
+
+        #[event(Incremented)]
+        fn increment(&mut self) {
+            self.count += 1;
+        }
+
+        /// Increments twice through an alias of `Result`.
+        pub fn twice_alias(&mut self) -> CounterResult<u8> {
+            self.increment();
+            if self.count > 3 {
+                return Err(Full);
+            }
+            self.increment();
+            if self.count > 3 {
+                return Err(Full);
+            }
+            Ok(self.count)
+        }
+
+        /// Increments twice through `std::result::Result` written in full.
+        pub fn twice_path(&mut self) -> std::result::Result<u8, Full> {
+            self.increment();
+            self.increment();
+            if self.count > 3 {
+                Err(Full)
+            } else {
+                Ok(self.count)
+            }
+        }
+
+        /// Increments twice through a re-export of `Result` under another name.
+        pub fn twice_reexport(&mut self) -> reexport::Outcome<u8, Full> {
+            self.increment();
+            self.increment();
+            if self.count > 3 {
+                Err(Full)
+            } else {
+                Ok(self.count)
+            }
+        }
+
+        /// Not a `Result`: never rolled back.
+        pub fn once(&mut self) -> u8 {
+            self.increment();
+            self.count
+        }
+    }
+
+    #[test]
+    fn aliases_paths_and_reexports_of_result_roll_back() {
+        let mut counter = Counter::start();
+        assert_eq!(counter.twice_alias(), Ok(2));
+        assert_eq!(counter.version(), 3);
+        assert_eq!(counter.twice_alias(), Err(Full));
+        assert_eq!((counter.version(), counter.count), (3, 2));
+        assert_eq!(counter.twice_path(), Err(Full));
+        assert_eq!((counter.version(), counter.count), (3, 2));
+        assert_eq!(counter.twice_reexport(), Err(Full));
+        assert_eq!((counter.version(), counter.count), (3, 2));
+        assert_eq!(counter.once(), 3);
+        assert_eq!(counter.pending_events().len(), 4);
+    }
+}

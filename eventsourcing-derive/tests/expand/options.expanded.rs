@@ -27,20 +27,20 @@ impl crate::es::__private::Entity for Hound {
     type Event = HoundEvent;
     const NAME: &'static str = "Dog";
     fn mutate(
-        state: crate::es::__private::std::option::Option<Self>,
-        event: HoundEvent,
+        __es_state: crate::es::__private::std::option::Option<Self>,
+        __es_event: HoundEvent,
     ) -> crate::es::__private::std::result::Result<
         Self,
         crate::es::__private::DomainError,
     > {
-        match (state, event) {
+        match (__es_state, __es_event) {
             (crate::es::__private::std::option::Option::None, HoundEvent::Born {}) => {
                 crate::es::__private::std::result::Result::Ok(Self::__es_mutate_born())
             }
-            (crate::es::__private::std::option::Option::Some(_), event) => {
+            (crate::es::__private::std::option::Option::Some(_), __es_event) => {
                 crate::es::__private::std::result::Result::Err(crate::es::__private::DomainError::AlreadyCreated {
                     topic: crate::es::__private::std::borrow::ToOwned::to_owned(
-                        crate::es::__private::DomainEvent::topic(&event),
+                        crate::es::__private::DomainEvent::topic(&__es_event),
                     ),
                 })
             }
@@ -91,9 +91,9 @@ const _: () = {
             &REGISTRATIONS
         }
         fn registration(&self) -> &'static crate::es::__private::TopicRegistration {
-            let registrations = <Self as crate::es::__private::DomainEvent>::registrations();
+            let __es_registrations = <Self as crate::es::__private::DomainEvent>::registrations();
             match self {
-                Self::Born { .. } => &registrations[0],
+                Self::Born { .. } => &__es_registrations[0],
             }
         }
         fn encode(
@@ -102,69 +102,75 @@ const _: () = {
             crate::es::__private::std::vec::Vec<u8>,
             crate::es::__private::DomainError,
         > {
-            let encoded = match self {
+            let __es_encoded = match self {
                 Self::Born { .. } => {
                     crate::es::__private::std::result::Result::Ok(
                         crate::es::__private::std::vec::Vec::from(&b"{}"[..]),
                     )
                 }
             };
-            encoded
-                .map_err(|source| crate::es::__private::DomainError::Encode {
+            __es_encoded
+                .map_err(|__es_source| crate::es::__private::DomainError::Encode {
                     topic: crate::es::__private::std::borrow::ToOwned::to_owned(
                         crate::es::__private::DomainEvent::topic(self),
                     ),
-                    source,
+                    source: __es_source,
                 })
         }
         fn decode(
-            topic: &str,
-            payload: &[u8],
+            __es_topic: &str,
+            __es_payload: &[u8],
         ) -> crate::es::__private::std::result::Result<
             Self,
             crate::es::__private::DomainError,
         > {
-            let decoded = match topic {
+            let __es_decoded = match __es_topic {
                 "Kennel.Born" => {
                     crate::es::__private::serde_json::from_slice::<
                         __EsDecodeBorn,
-                    >(payload)
+                    >(__es_payload)
                         .map(|__EsDecodeBorn {}| Self::Born {})
                 }
                 _ => {
                     return crate::es::__private::std::result::Result::Err(
-                        crate::es::__private::unknown_topic::<Self>(topic),
+                        crate::es::__private::unknown_topic::<Self>(__es_topic),
                     );
                 }
             };
-            decoded
-                .map_err(|source| crate::es::__private::DomainError::Payload {
-                    topic: crate::es::__private::std::borrow::ToOwned::to_owned(topic),
-                    source,
+            __es_decoded
+                .map_err(|__es_source| crate::es::__private::DomainError::Payload {
+                    topic: crate::es::__private::std::borrow::ToOwned::to_owned(
+                        __es_topic,
+                    ),
+                    source: __es_source,
                 })
         }
         fn decode_value(
-            topic: &str,
-            value: crate::es::__private::serde_json::Value,
+            __es_topic: &str,
+            __es_value: crate::es::__private::serde_json::Value,
         ) -> crate::es::__private::std::result::Result<
             Self,
             crate::es::__private::DomainError,
         > {
-            let decoded = match topic {
+            let __es_decoded = match __es_topic {
                 "Kennel.Born" => {
-                    crate::es::__private::serde_json::from_value::<__EsDecodeBorn>(value)
+                    crate::es::__private::serde_json::from_value::<
+                        __EsDecodeBorn,
+                    >(__es_value)
                         .map(|__EsDecodeBorn {}| Self::Born {})
                 }
                 _ => {
                     return crate::es::__private::std::result::Result::Err(
-                        crate::es::__private::unknown_topic::<Self>(topic),
+                        crate::es::__private::unknown_topic::<Self>(__es_topic),
                     );
                 }
             };
-            decoded
-                .map_err(|source| crate::es::__private::DomainError::Payload {
-                    topic: crate::es::__private::std::borrow::ToOwned::to_owned(topic),
-                    source,
+            __es_decoded
+                .map_err(|__es_source| crate::es::__private::DomainError::Payload {
+                    topic: crate::es::__private::std::borrow::ToOwned::to_owned(
+                        __es_topic,
+                    ),
+                    source: __es_source,
                 })
         }
     }

@@ -86,11 +86,17 @@ impl Entity {
             );
             return None;
         }
-        if !item.generics.params.is_empty() || item.generics.where_clause.is_some() {
+        if !item.generics.params.is_empty() {
             cx.error_spanned_by(
                 &item.generics,
                 "generic entities are not supported by `#[entity]`: the event enum, topics and \
                  registrations need one concrete type; write `impl Dog`, or implement `Entity` by hand",
+            );
+        } else if let Some(clause) = &item.generics.where_clause {
+            cx.error_spanned_by(
+                clause,
+                "`#[entity]` takes no `where` clause: the entity is one concrete type, so the bounds \
+                 either always hold or never do; remove the clause",
             );
         }
         let ident = match &*item.self_ty {
@@ -321,10 +327,16 @@ fn check_signature(cx: &Ctxt, func: &ImplItemFn) {
     if let syn::Safety::Unsafe(t) = &sig.safety {
         cx.error_spanned_by(t, "an `#[event]` method cannot be `unsafe`");
     }
-    if !sig.generics.params.is_empty() || sig.generics.where_clause.is_some() {
+    if !sig.generics.params.is_empty() {
         cx.error_spanned_by(
             &sig.generics,
             "an `#[event]` method cannot be generic: its parameters are the event's stored fields",
+        );
+    } else if let Some(clause) = &sig.generics.where_clause {
+        cx.error_spanned_by(
+            clause,
+            "an `#[event]` method takes no `where` clause: its parameters are the event's stored \
+             fields, of concrete types; remove the clause",
         );
     }
     if let Some(v) = &sig.variadic {
@@ -333,16 +345,53 @@ fn check_signature(cx: &Ctxt, func: &ImplItemFn) {
 }
 
 fn check_field_type(cx: &Ctxt, ty: &Type) {
+    if let Some(reference) = find_reference(ty) {
+        let msg = if std::ptr::eq(reference, ty) {
+            "event fields are stored in the event, so they must be owned (e.g. `String`, not `&str`)"
+        } else {
+            "event fields are stored in the event, so they must be owned, also inside other types \
+             (e.g. `Vec<String>`, not `Vec<&str>`; `Option<String>`, not `Option<&String>`)"
+        };
+        cx.error_spanned_by(reference, msg);
+        return;
+    }
     match ty {
-        Type::Reference(_) => cx.error_spanned_by(
-            ty,
-            "event fields are stored in the event, so they must be owned (e.g. `String`, not `&str`)",
-        ),
         Type::ImplTrait(_) => cx.error_spanned_by(
             ty,
             "event fields are stored in the event, so they need a concrete type, not `impl Trait`",
         ),
         _ => {}
+    }
+}
+
+/// The first reference or raw pointer in `ty`, itself included: in generic arguments, tuples,
+/// arrays, slices and parentheses.
+fn find_reference(ty: &Type) -> Option<&Type> {
+    match ty {
+        Type::Reference(_) | Type::Ptr(_) => Some(ty),
+        Type::Path(tp) => {
+            let qself = tp.qself.as_ref().and_then(|q| find_reference(&q.ty));
+            qself.or_else(|| {
+                tp.path
+                    .segments
+                    .iter()
+                    .find_map(|seg| match &seg.arguments {
+                        syn::PathArguments::AngleBracketed(args) => {
+                            args.args.iter().find_map(|arg| match arg {
+                                syn::GenericArgument::Type(t) => find_reference(t),
+                                _ => None,
+                            })
+                        }
+                        _ => None,
+                    })
+            })
+        }
+        Type::Tuple(t) => t.elems.iter().find_map(find_reference),
+        Type::Array(a) => find_reference(&a.elem),
+        Type::Slice(s) => find_reference(&s.elem),
+        Type::Paren(p) => find_reference(&p.elem),
+        Type::Group(g) => find_reference(&g.elem),
+        _ => None,
     }
 }
 

@@ -53,7 +53,10 @@ pub(crate) struct Event {
 pub(crate) struct Field {
     pub(crate) ident: Ident,
     pub(crate) ty: Type,
+    /// `#[serde(...)]` attributes.
     pub(crate) attrs: Vec<Attribute>,
+    /// Doc comments on an event parameter, carried to the enum's field.
+    pub(crate) docs: Vec<Attribute>,
 }
 
 /// Another `&mut self` method: a command on `Aggregate<T>`.
@@ -65,12 +68,12 @@ pub(crate) fn is_doc(attr: &Attribute) -> bool {
     attr.path() == DOC
 }
 
-/// Removes `#[event]` from a method and `#[serde]` from its parameters (the fallback output).
+/// Removes `#[event]` from a method and `#[serde]` and doc comments from its parameters.
 pub(crate) fn strip_attrs(func: &mut ImplItemFn) {
     func.attrs.retain(|a| a.path() != EVENT);
     for input in &mut func.sig.inputs {
         if let FnArg::Typed(pat) = input {
-            pat.attrs.retain(|a| a.path() != SERDE);
+            pat.attrs.retain(|a| a.path() != SERDE && !is_doc(a));
         }
     }
 }
@@ -233,10 +236,10 @@ fn classify(cx: &Ctxt, impl_item: ImplItem, self_ident: &Ident) -> EntityItem {
         };
         check_field_type(cx, &pat.ty);
         for a in &pat.attrs {
-            if a.path() != SERDE {
+            if a.path() != SERDE && !is_doc(a) {
                 cx.error_spanned_by(
                     a,
-                    "only `#[serde(...)]` attributes are allowed on event parameters",
+                    "only `#[serde(...)]` attributes and doc comments are allowed on event parameters",
                 );
             }
         }
@@ -249,6 +252,7 @@ fn classify(cx: &Ctxt, impl_item: ImplItem, self_ident: &Ident) -> EntityItem {
                 .filter(|a| a.path() == SERDE)
                 .cloned()
                 .collect(),
+            docs: pat.attrs.iter().filter(|a| is_doc(a)).cloned().collect(),
         });
     }
     strip_attrs(&mut func);
@@ -355,12 +359,11 @@ fn check_field_type(cx: &Ctxt, ty: &Type) {
         cx.error_spanned_by(reference, msg);
         return;
     }
-    match ty {
-        Type::ImplTrait(_) => cx.error_spanned_by(
+    if let Type::ImplTrait(_) = ty {
+        cx.error_spanned_by(
             ty,
             "event fields are stored in the event, so they need a concrete type, not `impl Trait`",
-        ),
-        _ => {}
+        );
     }
 }
 
@@ -494,6 +497,7 @@ impl EventType {
                                             .filter(|a| a.path() == SERDE)
                                             .cloned()
                                             .collect(),
+                                        docs: Vec::new(),
                                     })
                                 })
                                 .collect(),

@@ -12,7 +12,7 @@ use syn::{Attribute, Ident, LitBool, LitInt, LitStr, Path, Token, Visibility};
 
 use crate::ctxt::Ctxt;
 use crate::symbol::{
-    one_of, Symbol, ALIASES, COMMANDS, CRATE, CREATES, ENTITY, EVENT_ENUM, NAME, SNAPSHOTS,
+    one_of, Symbol, ALIASES, COMMANDS, CRATE, CREATES, DERIVE, ENTITY, EVENT_ENUM, NAME, SNAPSHOTS,
     SNAPSHOT_EVERY, SNAPSHOT_UPCAST, SNAPSHOT_VERSION, TOPIC, UPCAST, VERSION, VIS,
 };
 
@@ -266,6 +266,8 @@ pub(crate) struct EntityOptions {
     pub(crate) snapshot_version: Option<Version>,
     pub(crate) snapshot_upcast: Option<Upcast>,
     pub(crate) vis: Option<Visibility>,
+    /// Extra derives for the event enum: `derive(PartialEq, Eq)`.
+    pub(crate) derive: Vec<Path>,
 }
 
 const ENTITY_OPTIONS: &[Symbol] = &[
@@ -278,7 +280,11 @@ const ENTITY_OPTIONS: &[Symbol] = &[
     SNAPSHOT_VERSION,
     SNAPSHOT_UPCAST,
     VIS,
+    DERIVE,
 ];
+
+/// What the event enum always derives.
+const ALWAYS_DERIVED: &[&str] = &["Debug", "Clone", "Serialize", "Deserialize"];
 
 /// Parses the arguments of `#[entity(...)]`.
 pub(crate) fn entity_options(cx: &Ctxt, args: TokenStream) -> EntityOptions {
@@ -291,6 +297,7 @@ pub(crate) fn entity_options(cx: &Ctxt, args: TokenStream) -> EntityOptions {
     let mut snapshot_version = Attr::none(cx, SNAPSHOT_VERSION);
     let mut snapshot_upcast = Attr::none(cx, SNAPSHOT_UPCAST);
     let mut vis = Attr::none(cx, VIS);
+    let mut derive = Attr::none(cx, DERIVE);
 
     let parser = syn::meta::parser(|meta| {
         if meta.path == CRATE {
@@ -337,6 +344,25 @@ pub(crate) fn entity_options(cx: &Ctxt, args: TokenStream) -> EntityOptions {
                     "`vis` must be a visibility such as \"pub\", \"pub(crate)\" or \"pub(super)\"",
                 ),
             }
+        } else if meta.path == DERIVE {
+            let content;
+            syn::parenthesized!(content in meta.input);
+            let paths = Punctuated::<Path, Token![,]>::parse_terminated(&content)?;
+            let mut kept = Vec::new();
+            for path in paths {
+                let last = path.segments.last().map(|s| s.ident.to_string());
+                if let Some(name) = last.filter(|n| ALWAYS_DERIVED.contains(&n.as_str())) {
+                    cx.error_spanned_by(
+                        &path,
+                        format!(
+                            "the event enum always derives `{name}`: remove it from `derive(...)`"
+                        ),
+                    );
+                } else {
+                    kept.push(path);
+                }
+            }
+            derive.set(&meta.path, kept);
         } else {
             unknown(cx, &meta, "#[entity(...)]", ENTITY_OPTIONS)?;
         }
@@ -355,6 +381,7 @@ pub(crate) fn entity_options(cx: &Ctxt, args: TokenStream) -> EntityOptions {
         snapshot_version: snapshot_version.get(),
         snapshot_upcast: snapshot_upcast.get(),
         vis: vis.get(),
+        derive: derive.get().unwrap_or_default(),
     }
 }
 

@@ -128,11 +128,18 @@ pub(crate) fn entity(args: TokenStream, mut item: ItemImpl) -> TokenStream {
         }
     });
     item.items = kept;
+    let extra = &options.derive;
+    let extra_derives = if extra.is_empty() {
+        quote!()
+    } else {
+        quote!(#[derive(#(#extra),*)])
+    };
     quote! {
         #item
 
         /// Not generated: `#[entity]` failed (see the errors above).
         #[derive(Debug, Clone)]
+        #extra_derives
         #[allow(private_interfaces)]
         #vis enum #enum_ident {}
 

@@ -22,6 +22,7 @@ pub(crate) const SNAPSHOT_EVERY: Symbol = Symbol("snapshot_every");
 pub(crate) const SNAPSHOT_VERSION: Symbol = Symbol("snapshot_version");
 pub(crate) const SNAPSHOT_UPCAST: Symbol = Symbol("snapshot_upcast");
 pub(crate) const VIS: Symbol = Symbol("vis");
+pub(crate) const DERIVE: Symbol = Symbol("derive");
 
 pub(crate) const ENTITY: Symbol = Symbol("entity");
 pub(crate) const TOPIC: Symbol = Symbol("topic");

@@ -408,3 +408,45 @@ pub mod rollback_by_type {
         assert_eq!(counter.pending_events().len(), 4);
     }
 }
+
+/// `derive(..)` adds derives to the event enum; doc comments on event parameters document its
+/// fields (this crate denies missing docs).
+pub mod derives_and_field_docs {
+    use eventsourcing::prelude::*;
+
+    /// A lamp.
+    #[derive(Debug, Clone, Serialize, Deserialize)]
+    pub struct Lamp {
+        level: u8,
+    }
+
+    #[entity(derive(PartialEq, Eq, Hash))]
+    impl Lamp {
+        #[event(Installed)]
+        fn install() -> Self {
+            Lamp { level: 0 }
+        }
+
+        #[event(Dimmed)]
+        fn dim(
+            &mut self,
+            /// The new brightness, 0 to 10.
+            level: u8,
+        ) {
+            self.level = level;
+        }
+    }
+
+    #[test]
+    fn the_event_enum_gets_the_extra_derives() {
+        let mut lamp = Lamp::install();
+        lamp.dim(3);
+        let events: Vec<&LampEvent> = lamp.pending_events().iter().map(|e| &e.event).collect();
+        assert_eq!(
+            events,
+            [&LampEvent::Installed, &LampEvent::Dimmed { level: 3 }]
+        );
+        let set: std::collections::HashSet<LampEvent> = events.into_iter().cloned().collect();
+        assert!(set.contains(&LampEvent::Dimmed { level: 3 }));
+    }
+}

@@ -7,7 +7,7 @@ use syn::{
 
 use crate::attr::{self, EntityOptions, EventOptions};
 use crate::ctxt::Ctxt;
-use crate::symbol::{DOC, EVENT, SERDE};
+use crate::symbol::{CFG, DOC, EVENT, SERDE};
 
 /// An `#[entity] impl` block.
 pub(crate) struct Entity {
@@ -125,7 +125,7 @@ impl Entity {
         let self_ty = (*item.self_ty).clone();
         let mut items = Vec::new();
         for impl_item in std::mem::take(&mut item.items) {
-            items.push(classify(cx, impl_item, &ident));
+            items.push(classify(cx, impl_item, &ident, &item.self_ty));
         }
         Some(Entity {
             options,
@@ -180,7 +180,7 @@ impl Entity {
     }
 }
 
-fn classify(cx: &Ctxt, impl_item: ImplItem, self_ident: &Ident) -> EntityItem {
+fn classify(cx: &Ctxt, impl_item: ImplItem, self_ident: &Ident, self_ty: &Type) -> EntityItem {
     let ImplItem::Fn(mut func) = impl_item else {
         return EntityItem::Keep(Box::new(impl_item));
     };
@@ -219,6 +219,14 @@ fn classify(cx: &Ctxt, impl_item: ImplItem, self_ident: &Ident) -> EntityItem {
     let attr = event_attrs[0].clone();
     let (name, options) = attr::event_attr(cx, &attr);
     let docs: Vec<Attribute> = func.attrs.iter().filter(|a| is_doc(a)).cloned().collect();
+    for cfg in func.attrs.iter().filter(|a| a.path() == CFG) {
+        cx.error_spanned_by(
+            cfg,
+            "`#[cfg]` on an `#[event]` method is not supported: stored events outlive builds, so \
+             every build must know every event; keep the event and put the `#[cfg]` on the \
+             commands that record it",
+        );
+    }
     let kind = event_kind(cx, &func, self_ident);
     check_signature(cx, &func);
     let mut fields = Vec::new();
@@ -236,6 +244,9 @@ fn classify(cx: &Ctxt, impl_item: ImplItem, self_ident: &Ident) -> EntityItem {
         };
         check_field_type(cx, &pat.ty);
         for a in &pat.attrs {
+            if a.path() == SERDE {
+                attr::check_serde_field_attr(cx, a);
+            }
             if a.path() != SERDE && !is_doc(a) {
                 cx.error_spanned_by(
                     a,
@@ -245,7 +256,7 @@ fn classify(cx: &Ctxt, impl_item: ImplItem, self_ident: &Ident) -> EntityItem {
         }
         fields.push(Field {
             ident,
-            ty: (*pat.ty).clone(),
+            ty: replace_self(&pat.ty, self_ty),
             attrs: pat
                 .attrs
                 .iter()
@@ -365,6 +376,31 @@ fn check_field_type(cx: &Ctxt, ty: &Type) {
             "event fields are stored in the event, so they need a concrete type, not `impl Trait`",
         );
     }
+}
+
+/// `ty` with every `Self` replaced by the entity's type: in the event enum `Self` would be the
+/// enum, in the command trait the aggregate.
+fn replace_self(ty: &Type, self_ty: &Type) -> Type {
+    fn walk(tokens: TokenStream, self_ty: &TokenStream) -> TokenStream {
+        tokens
+            .into_iter()
+            .flat_map(|tt| -> TokenStream {
+                match tt {
+                    proc_macro2::TokenTree::Ident(i) if i == "Self" => self_ty.clone(),
+                    proc_macro2::TokenTree::Group(g) => {
+                        let mut group =
+                            proc_macro2::Group::new(g.delimiter(), walk(g.stream(), self_ty));
+                        group.set_span(g.span());
+                        quote::ToTokens::into_token_stream(proc_macro2::TokenTree::Group(group))
+                    }
+                    other => quote::ToTokens::into_token_stream(other),
+                }
+            })
+            .collect()
+    }
+    let self_tokens = quote::ToTokens::to_token_stream(self_ty);
+    syn::parse2(walk(quote::ToTokens::to_token_stream(ty), &self_tokens))
+        .unwrap_or_else(|_| ty.clone())
 }
 
 /// The first reference or raw pointer in `ty`, itself included: in generic arguments, tuples,

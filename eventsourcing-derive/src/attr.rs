@@ -254,6 +254,51 @@ fn skip_value(meta: &ParseNestedMeta<'_>) -> syn::Result<()> {
     Ok(())
 }
 
+/// The field attributes serde understands (`serde_derive/src/internals/attr.rs`).
+const SERDE_FIELD_OPTIONS: &[&str] = &[
+    "rename",
+    "alias",
+    "default",
+    "flatten",
+    "skip",
+    "skip_serializing",
+    "skip_deserializing",
+    "skip_serializing_if",
+    "serialize_with",
+    "deserialize_with",
+    "with",
+    "borrow",
+    "bound",
+    "getter",
+];
+
+/// Checks the option names of a `#[serde(...)]` on an event parameter, so that a misspelt
+/// one is one error here instead of serde's error plus errors about the generated types that
+/// serde then leaves without impls. serde still checks the values.
+pub(crate) fn check_serde_field_attr(cx: &Ctxt, attr: &Attribute) {
+    let result = attr.parse_nested_meta(|meta| {
+        let known = meta
+            .path
+            .get_ident()
+            .is_some_and(|i| SERDE_FIELD_OPTIONS.iter().any(|k| i == k));
+        if !known {
+            let name = meta.path.to_token_stream().to_string().replace(' ', "");
+            let list: Vec<String> = SERDE_FIELD_OPTIONS.iter().map(|k| format!("`{k}`")).collect();
+            cx.error_spanned_by(
+                &meta.path,
+                format!(
+                    "unknown serde field attribute `{name}` on an event parameter; expected one of {}",
+                    list.join(", ")
+                ),
+            );
+        }
+        skip_value(&meta)
+    });
+    if let Err(err) = result {
+        cx.syn_error(err);
+    }
+}
+
 /// The options of `#[entity(...)]`.
 #[derive(Default)]
 pub(crate) struct EntityOptions {

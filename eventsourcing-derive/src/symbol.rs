@@ -12,6 +12,7 @@ pub(crate) const EVENT: Symbol = Symbol("event");
 pub(crate) const DOMAIN_EVENT: Symbol = Symbol("domain_event");
 pub(crate) const SERDE: Symbol = Symbol("serde");
 pub(crate) const DOC: Symbol = Symbol("doc");
+pub(crate) const CFG: Symbol = Symbol("cfg");
 
 pub(crate) const CRATE: Symbol = Symbol("crate");
 pub(crate) const NAME: Symbol = Symbol("name");

@@ -31,6 +31,7 @@ const AGGREGATE_METHODS: &[&str] = &[
     "context",
     "checkpoint",
     "restore",
+    "atomically",
 ];
 
 /// The inherent methods of `Aggregate<T>` that take `self`: a method of `T` with one of these
@@ -50,6 +51,7 @@ const AGGREGATE_SELF_METHODS: &[&str] = &[
     "context",
     "checkpoint",
     "restore",
+    "atomically",
 ];
 
 pub(crate) fn check_entity(cx: &Ctxt, entity: &Entity) {

@@ -123,6 +123,25 @@ fn a_failing_command_leaves_the_aggregate_unchanged() {
 }
 
 #[test]
+fn atomically_rolls_back_every_command_of_the_closure() {
+    let mut dog = Dog::register("Fido".into());
+    let failed = dog.atomically(|dog| {
+        dog.add_trick("sit".into());
+        dog.add_trick_once("paw".into())?;
+        dog.add_trick_once("sit".into())
+    });
+    assert_eq!(failed, Err(DogError::AlreadyKnown("sit".into())));
+    assert_eq!((dog.version(), dog.pending_events().len()), (1, 1));
+    assert!(!dog.knows("sit") && !dog.knows("paw"));
+    let done: Result<(), DogError> = dog.atomically(|dog| {
+        dog.add_trick_once("sit".into())?;
+        dog.add_trick_once("paw".into())
+    });
+    assert_eq!(done, Ok(()));
+    assert_eq!(dog.version(), 3);
+}
+
+#[test]
 fn events_encode_only_their_fields_and_decode_back() {
     let event = DogEvent::TrickAdded {
         trick: "sit".into(),

@@ -46,6 +46,8 @@ pub(crate) struct Event {
     pub(crate) func: ImplItemFn,
     pub(crate) docs: Vec<Attribute>,
     pub(crate) fields: Vec<Field>,
+    /// For a creation event returning `Result<Self, E>` (or an alias): that return type.
+    pub(crate) fallible: Option<Type>,
 }
 
 /// A payload field: an event method's parameter or a variant's field.
@@ -269,6 +271,12 @@ fn classify(cx: &Ctxt, impl_item: ImplItem, self_ident: &Ident, self_ty: &Type) 
     strip_attrs(&mut func);
     match (name, kind) {
         (Some(name), Some(kind)) => EntityItem::Event(Box::new(Event {
+            fallible: match (&func.sig.output, kind) {
+                (ReturnType::Type(_, ty), EventKind::Create) if fallible_self(ty, self_ident) => {
+                    Some((**ty).clone())
+                }
+                _ => None,
+            },
             name,
             attr,
             options,
@@ -284,11 +292,13 @@ fn classify(cx: &Ctxt, impl_item: ImplItem, self_ident: &Ident, self_ty: &Type) 
 fn event_kind(cx: &Ctxt, func: &ImplItemFn, self_ident: &Ident) -> Option<EventKind> {
     let Some(receiver) = func.sig.receiver() else {
         let returns_self = match &func.sig.output {
-            ReturnType::Type(_, ty) => is_self(ty, self_ident),
+            ReturnType::Type(_, ty) => is_self(ty, self_ident) || fallible_self(ty, self_ident),
             ReturnType::Default => false,
         };
         if !returns_self {
-            let msg = "a creation event (an `#[event]` fn without `self`) must return `Self`: its body builds the new state";
+            let msg = "a creation event (an `#[event]` fn without `self`) must return `Self` (its \
+                       body builds the new state) or `Result<Self, E>` (it may refuse, and the \
+                       factory then returns `Result<Aggregate<Self>, E>`)";
             match &func.sig.output {
                 ReturnType::Type(_, ty) => cx.error_spanned_by(ty, msg),
                 ReturnType::Default => cx.error_spanned_by(&func.sig.ident, msg),
@@ -432,6 +442,19 @@ fn find_reference(ty: &Type) -> Option<&Type> {
         Type::Group(g) => find_reference(&g.elem),
         _ => None,
     }
+}
+
+/// Whether `ty` is a type whose first generic argument is `Self` (or the entity's name), as
+/// `Result<Self, E>` or an alias `DogResult<Self>`: a fallible creation event.
+pub(crate) fn fallible_self(ty: &Type, self_ident: &Ident) -> bool {
+    let Type::Path(tp) = ty else { return false };
+    let Some(last) = tp.path.segments.last() else {
+        return false;
+    };
+    let syn::PathArguments::AngleBracketed(args) = &last.arguments else {
+        return false;
+    };
+    matches!(args.args.first(), Some(syn::GenericArgument::Type(first)) if is_self(first, self_ident))
 }
 
 /// Whether `ty` is `Self` or the entity's own name.

@@ -79,10 +79,16 @@ pub(crate) fn entity(args: TokenStream, mut item: ItemImpl) -> TokenStream {
                 FnArg::Typed(pat) => Some(&pat.ty),
                 FnArg::Receiver(_) => None,
             });
+            let ret = match &func.sig.output {
+                syn::ReturnType::Type(_, ty) if crate::ast::fallible_self(ty, &ident) => {
+                    crate::expand::entity::replace_first_arg(ty, &quote!(#p::Aggregate<Self>))
+                }
+                _ => syn::parse_quote!(#p::Aggregate<Self>),
+            };
             kept.push(syn::parse_quote! {
                 #(#docs)*
                 #[allow(unused_variables, clippy::unused_self)]
-                #fvis fn #fname(#(_: #types),*) -> #p::Aggregate<Self> {
+                #fvis fn #fname(#(_: #types),*) -> #ret {
                     #unreachable
                 }
             });

@@ -42,7 +42,13 @@ use proc_macro2::TokenStream as TokenStream2;
 /// - In the impl block: `&self` methods and other items unchanged; each `#[event]` method's
 ///   body as a hidden mutator `__es_mutate_<method>`; for each creation event (an associated
 ///   fn returning `Self`) a factory with the method's name and visibility returning
-///   `Aggregate<Dog>`.
+///   `Aggregate<Dog>`. A creation event returning `Result<Self, E>` (or an alias whose first
+///   argument is `Self`) may refuse: its factory returns `Result<Aggregate<Dog>, E>` and
+///   records nothing on `Err` (the body runs on copies of the arguments first, then again as
+///   the mutator); a stored event that the body refuses on replay is
+///   `DomainError::Rejected` with the error's `Debug` text.
+/// - `#[entity(derive(PartialEq, ..))]` adds derives to the event enum; doc comments on event
+///   parameters document its fields.
 /// - `pub enum DogEvent` (one variant per event, the parameters as fields, serde
 ///   `Serialize`/`Deserialize`, `#[serde(...)]` on parameters passed through) and its
 ///   `DomainEvent` impl and `inventory` registration.
@@ -70,7 +76,7 @@ use proc_macro2::TokenStream as TokenStream2;
 /// ```text
 /// #[entity(crate = "path", name = "Dog", event_enum = "DogEvent", commands = "DogCommands",
 ///          vis = "pub(crate)", snapshots = false, snapshot_every = N, snapshot_version = N,
-///          snapshot_upcast(1 => path, ..))]
+///          snapshot_upcast(1 => path, ..), derive(Trait, ..))]
 /// #[event(Name, topic = "Dog.Name", version = N, aliases = ["Old.Name", ..], upcast(1 => path, ..))]
 /// ```
 /// Every option is optional except the event's name. The topic defaults to `"{name}.{Event}"`,

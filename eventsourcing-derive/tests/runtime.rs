@@ -469,3 +469,78 @@ pub mod derives_and_field_docs {
         assert!(set.contains(&LampEvent::Dimmed { level: 3 }));
     }
 }
+
+/// A creation event returning `Result<Self, E>`: the factory returns
+/// `Result<Aggregate<T>, E>` and records nothing when the body refuses.
+pub mod fallible_creation {
+    use eventsourcing::domain::DomainError;
+    use eventsourcing::prelude::*;
+
+    /// Why an account cannot be opened.
+    #[derive(Debug, PartialEq, Eq)]
+    pub enum OpenError {
+        /// The owner's name is empty.
+        NoOwner,
+    }
+
+    /// An alias, as crates write them.
+    pub type OpenResult<T> = Result<T, OpenError>;
+
+    /// An account.
+    #[derive(Debug, Clone, Serialize, Deserialize)]
+    pub struct Account {
+        owner: String,
+        limit: u32,
+    }
+
+    #[entity]
+    impl Account {
+        /// Opens an account for a named owner.
+        #[event(Opened)]
+        pub fn open(owner: String, limit: u32) -> Result<Self, OpenError> {
+            if owner.is_empty() {
+                return Err(OpenError::NoOwner);
+            }
+            Ok(Account { owner, limit })
+        }
+
+        /// Opens an account through an alias of `Result`.
+        #[event(Imported)]
+        pub fn import(owner: String) -> OpenResult<Self> {
+            if owner.is_empty() {
+                Err(OpenError::NoOwner)
+            } else {
+                Ok(Account { owner, limit: 0 })
+            }
+        }
+    }
+
+    #[test]
+    fn the_factory_returns_the_body_s_error() {
+        let account: Aggregate<Account> = Account::open("Ada".into(), 10).expect("opens");
+        assert_eq!((account.owner.as_str(), account.limit), ("Ada", 10));
+        assert_eq!(account.pending_events().len(), 1);
+        assert!(matches!(
+            Account::open(String::new(), 1),
+            Err(OpenError::NoOwner)
+        ));
+        assert!(matches!(
+            Account::import(String::new()),
+            Err(OpenError::NoOwner)
+        ));
+        assert_eq!(Account::import("Bo".into()).expect("imports").version(), 1);
+    }
+
+    #[test]
+    fn a_stored_creation_event_the_body_refuses_is_a_typed_error() {
+        let event = AccountEvent::Opened {
+            owner: String::new(),
+            limit: 0,
+        };
+        let error = Account::mutate(None, event).expect_err("refused");
+        assert!(
+            matches!(&error, DomainError::Rejected { topic, reason } if topic == "Account.Opened" && reason == "NoOwner"),
+            "{error:?}"
+        );
+    }
+}

@@ -148,7 +148,18 @@ pub(crate) fn expand(entity: &Entity) -> TokenStream {
         .filter(|e| e.kind == EventKind::Create)
         .map(|e| {
             let (vname, mutator) = (&e.name, mutator_ident(e));
+            let topic = entity.topic(e);
             let fields: Vec<_> = e.fields.iter().map(|f| &f.ident).collect();
+            if e.fallible.is_some() {
+                // A stored creation event that the body now refuses: the rules changed since.
+                return quote! {
+                    (#p::std::option::Option::None, #enum_ident::#vname { #(#fields),* }) => {
+                        #p::std::result::Result::map_err(Self::#mutator(#(#fields),*), |__es_error| {
+                            #p::DomainError::rejected(#topic, #p::std::format!("{:?}", __es_error))
+                        })
+                    }
+                };
+            }
             quote! {
                 (#p::std::option::Option::None, #enum_ident::#vname { #(#fields),* }) => {
                     #p::std::result::Result::Ok(Self::#mutator(#(#fields),*))
@@ -384,6 +395,28 @@ fn factory(entity: &Entity, e: &Event, p: &TokenStream, enum_ident: &syn::Ident)
         entity.ident,
         entity.topic(e)
     ));
+    if let Some(ret) = &e.fallible {
+        // The body runs first on copies of the arguments, to learn whether it refuses; then
+        // the event is recorded and the body runs again as the mutator (mutators are
+        // deterministic, so it cannot refuse the second time).
+        let ret_aggregate = replace_first_arg(ret, &quote!(#p::Aggregate<Self>));
+        let mutator = mutator_ident(e);
+        let refused = doc("Returns the body's `Err` when it refuses, and records nothing.");
+        return quote_spanned! {ret.span()=>
+            #(#user_docs)*
+            #sep
+            #generated
+            #[doc = ""]
+            #[doc = " # Errors"]
+            #refused
+            #vis fn #fname(#(#params),*) -> #ret_aggregate {
+                let __es_checked: #ret = Self::#mutator(#(#p::std::clone::Clone::clone(&#fields)),*);
+                #p::std::result::Result::map(__es_checked, |_| {
+                    #p::create::<Self>(#enum_ident::#vname { #(#fields),* })
+                })
+            }
+        };
+    }
     quote! {
         #(#user_docs)*
         #sep
@@ -393,6 +426,23 @@ fn factory(entity: &Entity, e: &Event, p: &TokenStream, enum_ident: &syn::Ident)
             #p::create::<Self>(#enum_ident::#vname { #(#fields),* })
         }
     }
+}
+
+/// `DogResult<Self>` as `DogResult<#with>`: the first generic argument replaced.
+pub(crate) fn replace_first_arg(ty: &syn::Type, with: &TokenStream) -> syn::Type {
+    let mut ty = ty.clone();
+    if let syn::Type::Path(tp) = &mut ty {
+        if let Some(last) = tp.path.segments.last_mut() {
+            if let syn::PathArguments::AngleBracketed(args) = &mut last.arguments {
+                if let Some(first) = args.args.first_mut() {
+                    if let Ok(t) = syn::parse2::<syn::Type>(with.clone()) {
+                        *first = syn::GenericArgument::Type(t);
+                    }
+                }
+            }
+        }
+    }
+    ty
 }
 
 fn event_command(

@@ -142,8 +142,8 @@ pub(crate) fn check_entity(cx: &Ctxt, entity: &Entity) {
             if crate::ast::spelled_result(ty) && crate::ast::borrows_or_hides(ty) {
                 cx.error_spanned_by(
                     ty,
-                    "a command returning a borrow cannot be rolled back on `Err` (the state is \
-                     restored after the borrow is made): return owned values, e.g. `Result<String, E>`",
+                    "a command returning a borrow inside a `Result` cannot be rolled back on `Err`: \
+                     the borrow would outlive the restore; return owned values, e.g. `Result<String, E>`",
                 );
             }
         }

@@ -468,17 +468,48 @@ pub(crate) fn spelled_result(ty: &Type) -> bool {
     matches!(ty, Type::Path(tp) if tp.path.segments.last().is_some_and(|s| s.ident == "Result"))
 }
 
-/// Whether a type holds a borrow (`&`, a lifetime) or an `impl Trait`, anywhere inside it.
+/// Whether a type holds a non-`'static` borrow (`&T`, `&'a T`, `Cow<'a, T>`), an
+/// `impl Trait` or `!` anywhere inside it: such a value cannot leave the closure that a
+/// rolled-back command runs in (or be named in it).
 pub(crate) fn borrows_or_hides(ty: &Type) -> bool {
-    fn scan(tokens: TokenStream) -> bool {
-        tokens.into_iter().any(|tt| match tt {
-            proc_macro2::TokenTree::Punct(p) => p.as_char() == '&' || p.as_char() == '\'',
-            proc_macro2::TokenTree::Ident(i) => i == "impl",
-            proc_macro2::TokenTree::Group(g) => scan(g.stream()),
-            proc_macro2::TokenTree::Literal(_) => false,
+    fn lifetime(l: Option<&syn::Lifetime>) -> bool {
+        l.is_none_or(|l| l.ident != "static")
+    }
+    fn bounds<'a>(mut bounds: impl Iterator<Item = &'a syn::TypeParamBound>) -> bool {
+        bounds.any(|b| match b {
+            syn::TypeParamBound::Lifetime(l) => lifetime(Some(l)),
+            syn::TypeParamBound::Trait(t) => path(&t.path),
+            _ => false,
         })
     }
-    scan(quote::ToTokens::to_token_stream(ty))
+    fn path(p: &syn::Path) -> bool {
+        p.segments.iter().any(|seg| match &seg.arguments {
+            syn::PathArguments::AngleBracketed(args) => args.args.iter().any(|arg| match arg {
+                syn::GenericArgument::Type(t) => borrows_or_hides(t),
+                syn::GenericArgument::Lifetime(l) => lifetime(Some(l)),
+                syn::GenericArgument::AssocType(a) => borrows_or_hides(&a.ty),
+                _ => false,
+            }),
+            // `Fn(&str) -> bool` borrows only for the call.
+            syn::PathArguments::Parenthesized(_) | syn::PathArguments::None => false,
+        })
+    }
+    match ty {
+        Type::Reference(r) => lifetime(r.lifetime.as_ref()) || borrows_or_hides(&r.elem),
+        Type::Path(tp) => {
+            tp.qself.as_ref().is_some_and(|q| borrows_or_hides(&q.ty)) || path(&tp.path)
+        }
+        Type::Tuple(t) => t.elems.iter().any(borrows_or_hides),
+        Type::Array(a) => borrows_or_hides(&a.elem),
+        Type::Slice(s) => borrows_or_hides(&s.elem),
+        Type::Paren(p) => borrows_or_hides(&p.elem),
+        Type::Group(g) => borrows_or_hides(&g.elem),
+        Type::TraitObject(t) => bounds(t.bounds.iter()),
+        Type::Ptr(p) => borrows_or_hides(&p.elem),
+        Type::FnPtr(_) => false,
+        // `impl Trait`, `!`, macros and anything new: not named in a closure.
+        _ => true,
+    }
 }
 
 /// A `#[derive(DomainEvent)]` input.

@@ -405,6 +405,17 @@ pub mod rollback_by_type {
             }
         }
 
+        /// Fails with a `&'static str`: a `'static` borrow does not stop the rollback.
+        pub fn twice_static_error(&mut self) -> Result<u8, &'static str> {
+            self.increment();
+            self.increment();
+            if self.count > 3 {
+                Err("full")
+            } else {
+                Ok(self.count)
+            }
+        }
+
         /// Not a `Result`: never rolled back.
         pub fn once(&mut self) -> u8 {
             self.increment();
@@ -422,6 +433,8 @@ pub mod rollback_by_type {
         assert_eq!(counter.twice_path(), Err(Full));
         assert_eq!((counter.version(), counter.count), (3, 2));
         assert_eq!(counter.twice_reexport(), Err(Full));
+        assert_eq!((counter.version(), counter.count), (3, 2));
+        assert_eq!(counter.twice_static_error(), Err("full"));
         assert_eq!((counter.version(), counter.count), (3, 2));
         assert_eq!(counter.once(), 3);
         assert_eq!(counter.pending_events().len(), 4);

@@ -16,8 +16,11 @@ use crate::expand::entity::{decl_sig, CommandGroup};
 use crate::symbol::EVENT;
 
 pub(crate) fn entity(args: TokenStream, mut item: ItemImpl) -> TokenStream {
+    // A generic impl has no concrete entity to stand in for: only the items are kept.
     let ident = match &*item.self_ty {
-        Type::Path(tp) if item.trait_.is_none() && tp.qself.is_none() => {
+        Type::Path(tp)
+            if item.trait_.is_none() && tp.qself.is_none() && item.generics.params.is_empty() =>
+        {
             tp.path.segments.last().map(|last| last.ident.clone())
         }
         _ => None,

@@ -106,16 +106,16 @@ pub mod __private {
     /// A command returning a `Result` is rolled back when it returns `Err`.
     pub trait RollbackOnErr<R> {
         /// Whether the command needs a checkpoint.
-        fn rolls_back(&self) -> bool;
+        fn __es_rolls_back(&self) -> bool;
         /// Whether `outcome` asks for the checkpoint to be restored.
-        fn failed(&self, outcome: &R) -> bool;
+        fn __es_failed(&self, outcome: &R) -> bool;
     }
 
     impl<T, E> RollbackOnErr<Result<T, E>> for Rollback<Result<T, E>> {
-        fn rolls_back(&self) -> bool {
+        fn __es_rolls_back(&self) -> bool {
             true
         }
-        fn failed(&self, outcome: &Result<T, E>) -> bool {
+        fn __es_failed(&self, outcome: &Result<T, E>) -> bool {
             outcome.is_err()
         }
     }
@@ -123,16 +123,16 @@ pub mod __private {
     /// A command returning anything else is never rolled back.
     pub trait NeverRollback<R> {
         /// Whether the command needs a checkpoint.
-        fn rolls_back(&self) -> bool;
+        fn __es_rolls_back(&self) -> bool;
         /// Whether `outcome` asks for the checkpoint to be restored.
-        fn failed(&self, outcome: &R) -> bool;
+        fn __es_failed(&self, outcome: &R) -> bool;
     }
 
     impl<R> NeverRollback<R> for &Rollback<R> {
-        fn rolls_back(&self) -> bool {
+        fn __es_rolls_back(&self) -> bool {
             false
         }
-        fn failed(&self, _: &R) -> bool {
+        fn __es_failed(&self, _: &R) -> bool {
             false
         }
     }

@@ -495,7 +495,7 @@ fn command(c: &Command, p: &TokenStream) -> (TokenStream, TokenStream) {
             #[allow(unused_imports)]
             use #p::{NeverRollback as _, RollbackOnErr as _};
             let __es_rollback = &#p::Rollback::<#ret>::new();
-            let __es_checkpoint = if __es_rollback.rolls_back() {
+            let __es_checkpoint = if __es_rollback.__es_rolls_back() {
                 #p::std::option::Option::Some(#p::Aggregate::checkpoint(self))
             } else {
                 #p::std::option::Option::None
@@ -503,7 +503,7 @@ fn command(c: &Command, p: &TokenStream) -> (TokenStream, TokenStream) {
             #[allow(clippy::redundant_closure_call)]
             let __es_result: #ret = (|| -> #ret #block)();
             if let #p::std::option::Option::Some(__es_checkpoint) = __es_checkpoint {
-                if __es_rollback.failed(&__es_result) {
+                if __es_rollback.__es_failed(&__es_result) {
                     #p::Aggregate::restore(self, __es_checkpoint);
                 }
             }

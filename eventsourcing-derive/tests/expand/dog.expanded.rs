@@ -108,7 +108,7 @@ impl DogCommands for ::eventsourcing::__private::Aggregate<Dog> {
         let __es_rollback = &::eventsourcing::__private::Rollback::<
             Result<(), DogError>,
         >::new();
-        let __es_checkpoint = if __es_rollback.rolls_back() {
+        let __es_checkpoint = if __es_rollback.__es_rolls_back() {
             ::eventsourcing::__private::std::option::Option::Some(
                 ::eventsourcing::__private::Aggregate::checkpoint(self),
             )
@@ -124,7 +124,7 @@ impl DogCommands for ::eventsourcing::__private::Aggregate<Dog> {
             Ok(())
         })();
         if let ::eventsourcing::__private::std::option::Option::Some(__es_checkpoint) = __es_checkpoint {
-            if __es_rollback.failed(&__es_result) {
+            if __es_rollback.__es_failed(&__es_result) {
                 ::eventsourcing::__private::Aggregate::restore(self, __es_checkpoint);
             }
         }

@@ -7,7 +7,7 @@ use syn::{
 
 use crate::attr::{self, EntityOptions, EventOptions};
 use crate::ctxt::Ctxt;
-use crate::symbol::{DOC, EVENT, SERDE};
+use crate::symbol::{CFG, DOC, EVENT, SERDE};
 
 /// An `#[entity] impl` block.
 pub(crate) struct Entity {
@@ -46,6 +46,8 @@ pub(crate) struct Event {
     pub(crate) func: ImplItemFn,
     pub(crate) docs: Vec<Attribute>,
     pub(crate) fields: Vec<Field>,
+    /// For a creation event returning `Result<Self, E>` (or an alias): that return type.
+    pub(crate) fallible: Option<Type>,
 }
 
 /// A payload field: an event method's parameter or a variant's field.
@@ -53,25 +55,27 @@ pub(crate) struct Event {
 pub(crate) struct Field {
     pub(crate) ident: Ident,
     pub(crate) ty: Type,
+    /// `#[serde(...)]` attributes.
     pub(crate) attrs: Vec<Attribute>,
+    /// Doc comments on an event parameter, carried to the enum's field.
+    pub(crate) docs: Vec<Attribute>,
 }
 
 /// Another `&mut self` method: a command on `Aggregate<T>`.
 pub(crate) struct Command {
     pub(crate) func: ImplItemFn,
-    pub(crate) returns_result: bool,
 }
 
 pub(crate) fn is_doc(attr: &Attribute) -> bool {
     attr.path() == DOC
 }
 
-/// Removes `#[event]` from a method and `#[serde]` from its parameters (the fallback output).
+/// Removes `#[event]` from a method and `#[serde]` and doc comments from its parameters.
 pub(crate) fn strip_attrs(func: &mut ImplItemFn) {
     func.attrs.retain(|a| a.path() != EVENT);
     for input in &mut func.sig.inputs {
         if let FnArg::Typed(pat) = input {
-            pat.attrs.retain(|a| a.path() != SERDE);
+            pat.attrs.retain(|a| a.path() != SERDE && !is_doc(a));
         }
     }
 }
@@ -87,11 +91,17 @@ impl Entity {
             );
             return None;
         }
-        if !item.generics.params.is_empty() || item.generics.where_clause.is_some() {
+        if !item.generics.params.is_empty() {
             cx.error_spanned_by(
                 &item.generics,
                 "generic entities are not supported by `#[entity]`: the event enum, topics and \
                  registrations need one concrete type; write `impl Dog`, or implement `Entity` by hand",
+            );
+        } else if let Some(clause) = &item.generics.where_clause {
+            cx.error_spanned_by(
+                clause,
+                "`#[entity]` takes no `where` clause: the entity is one concrete type, so the bounds \
+                 either always hold or never do; remove the clause",
             );
         }
         let ident = match &*item.self_ty {
@@ -117,7 +127,7 @@ impl Entity {
         let self_ty = (*item.self_ty).clone();
         let mut items = Vec::new();
         for impl_item in std::mem::take(&mut item.items) {
-            items.push(classify(cx, impl_item, &ident));
+            items.push(classify(cx, impl_item, &ident, &item.self_ty));
         }
         Some(Entity {
             options,
@@ -172,7 +182,7 @@ impl Entity {
     }
 }
 
-fn classify(cx: &Ctxt, impl_item: ImplItem, self_ident: &Ident) -> EntityItem {
+fn classify(cx: &Ctxt, impl_item: ImplItem, self_ident: &Ident, self_ty: &Type) -> EntityItem {
     let ImplItem::Fn(mut func) = impl_item else {
         return EntityItem::Keep(Box::new(impl_item));
     };
@@ -198,11 +208,7 @@ fn classify(cx: &Ctxt, impl_item: ImplItem, self_ident: &Ident) -> EntityItem {
                     }
                 }
             }
-            let returns_result = returns_result(&func.sig.output);
-            return EntityItem::Command(Box::new(Command {
-                func,
-                returns_result,
-            }));
+            return EntityItem::Command(Box::new(Command { func }));
         }
         return EntityItem::Keep(Box::new(ImplItem::Fn(func)));
     }
@@ -215,6 +221,14 @@ fn classify(cx: &Ctxt, impl_item: ImplItem, self_ident: &Ident) -> EntityItem {
     let attr = event_attrs[0].clone();
     let (name, options) = attr::event_attr(cx, &attr);
     let docs: Vec<Attribute> = func.attrs.iter().filter(|a| is_doc(a)).cloned().collect();
+    for cfg in func.attrs.iter().filter(|a| a.path() == CFG) {
+        cx.error_spanned_by(
+            cfg,
+            "`#[cfg]` on an `#[event]` method is not supported: stored events outlive builds, so \
+             every build must know every event; keep the event and put the `#[cfg]` on the \
+             commands that record it",
+        );
+    }
     let kind = event_kind(cx, &func, self_ident);
     check_signature(cx, &func);
     let mut fields = Vec::new();
@@ -232,27 +246,37 @@ fn classify(cx: &Ctxt, impl_item: ImplItem, self_ident: &Ident) -> EntityItem {
         };
         check_field_type(cx, &pat.ty);
         for a in &pat.attrs {
-            if a.path() != SERDE {
+            if a.path() == SERDE {
+                attr::check_serde_field_attr(cx, a);
+            }
+            if a.path() != SERDE && !is_doc(a) {
                 cx.error_spanned_by(
                     a,
-                    "only `#[serde(...)]` attributes are allowed on event parameters",
+                    "only `#[serde(...)]` attributes and doc comments are allowed on event parameters",
                 );
             }
         }
         fields.push(Field {
             ident,
-            ty: (*pat.ty).clone(),
+            ty: replace_self(&pat.ty, self_ty),
             attrs: pat
                 .attrs
                 .iter()
                 .filter(|a| a.path() == SERDE)
                 .cloned()
                 .collect(),
+            docs: pat.attrs.iter().filter(|a| is_doc(a)).cloned().collect(),
         });
     }
     strip_attrs(&mut func);
     match (name, kind) {
         (Some(name), Some(kind)) => EntityItem::Event(Box::new(Event {
+            fallible: match (&func.sig.output, kind) {
+                (ReturnType::Type(_, ty), EventKind::Create) if fallible_self(ty, self_ident) => {
+                    Some((**ty).clone())
+                }
+                _ => None,
+            },
             name,
             attr,
             options,
@@ -268,11 +292,13 @@ fn classify(cx: &Ctxt, impl_item: ImplItem, self_ident: &Ident) -> EntityItem {
 fn event_kind(cx: &Ctxt, func: &ImplItemFn, self_ident: &Ident) -> Option<EventKind> {
     let Some(receiver) = func.sig.receiver() else {
         let returns_self = match &func.sig.output {
-            ReturnType::Type(_, ty) => is_self(ty, self_ident),
+            ReturnType::Type(_, ty) => is_self(ty, self_ident) || fallible_self(ty, self_ident),
             ReturnType::Default => false,
         };
         if !returns_self {
-            let msg = "a creation event (an `#[event]` fn without `self`) must return `Self`: its body builds the new state";
+            let msg = "a creation event (an `#[event]` fn without `self`) must return `Self` (its \
+                       body builds the new state) or `Result<Self, E>` (it may refuse, and the \
+                       factory then returns `Result<Aggregate<Self>, E>`)";
             match &func.sig.output {
                 ReturnType::Type(_, ty) => cx.error_spanned_by(ty, msg),
                 ReturnType::Default => cx.error_spanned_by(&func.sig.ident, msg),
@@ -326,10 +352,16 @@ fn check_signature(cx: &Ctxt, func: &ImplItemFn) {
     if let syn::Safety::Unsafe(t) = &sig.safety {
         cx.error_spanned_by(t, "an `#[event]` method cannot be `unsafe`");
     }
-    if !sig.generics.params.is_empty() || sig.generics.where_clause.is_some() {
+    if !sig.generics.params.is_empty() {
         cx.error_spanned_by(
             &sig.generics,
             "an `#[event]` method cannot be generic: its parameters are the event's stored fields",
+        );
+    } else if let Some(clause) = &sig.generics.where_clause {
+        cx.error_spanned_by(
+            clause,
+            "an `#[event]` method takes no `where` clause: its parameters are the event's stored \
+             fields, of concrete types; remove the clause",
         );
     }
     if let Some(v) = &sig.variadic {
@@ -338,17 +370,91 @@ fn check_signature(cx: &Ctxt, func: &ImplItemFn) {
 }
 
 fn check_field_type(cx: &Ctxt, ty: &Type) {
-    match ty {
-        Type::Reference(_) => cx.error_spanned_by(
-            ty,
-            "event fields are stored in the event, so they must be owned (e.g. `String`, not `&str`)",
-        ),
-        Type::ImplTrait(_) => cx.error_spanned_by(
+    if let Some(reference) = find_reference(ty) {
+        let msg = if std::ptr::eq(reference, ty) {
+            "event fields are stored in the event, so they must be owned (e.g. `String`, not `&str`)"
+        } else {
+            "event fields are stored in the event, so they must be owned, also inside other types \
+             (e.g. `Vec<String>`, not `Vec<&str>`; `Option<String>`, not `Option<&String>`)"
+        };
+        cx.error_spanned_by(reference, msg);
+        return;
+    }
+    if let Type::ImplTrait(_) = ty {
+        cx.error_spanned_by(
             ty,
             "event fields are stored in the event, so they need a concrete type, not `impl Trait`",
-        ),
-        _ => {}
+        );
     }
+}
+
+/// `ty` with every `Self` replaced by the entity's type: in the event enum `Self` would be the
+/// enum, in the command trait the aggregate.
+fn replace_self(ty: &Type, self_ty: &Type) -> Type {
+    fn walk(tokens: TokenStream, self_ty: &TokenStream) -> TokenStream {
+        tokens
+            .into_iter()
+            .flat_map(|tt| -> TokenStream {
+                match tt {
+                    proc_macro2::TokenTree::Ident(i) if i == "Self" => self_ty.clone(),
+                    proc_macro2::TokenTree::Group(g) => {
+                        let mut group =
+                            proc_macro2::Group::new(g.delimiter(), walk(g.stream(), self_ty));
+                        group.set_span(g.span());
+                        quote::ToTokens::into_token_stream(proc_macro2::TokenTree::Group(group))
+                    }
+                    other => quote::ToTokens::into_token_stream(other),
+                }
+            })
+            .collect()
+    }
+    let self_tokens = quote::ToTokens::to_token_stream(self_ty);
+    syn::parse2(walk(quote::ToTokens::to_token_stream(ty), &self_tokens))
+        .unwrap_or_else(|_| ty.clone())
+}
+
+/// The first reference or raw pointer in `ty`, itself included: in generic arguments, tuples,
+/// arrays, slices and parentheses.
+fn find_reference(ty: &Type) -> Option<&Type> {
+    match ty {
+        Type::Reference(_) | Type::Ptr(_) => Some(ty),
+        Type::Path(tp) => {
+            let qself = tp.qself.as_ref().and_then(|q| find_reference(&q.ty));
+            qself.or_else(|| {
+                tp.path
+                    .segments
+                    .iter()
+                    .find_map(|seg| match &seg.arguments {
+                        syn::PathArguments::AngleBracketed(args) => {
+                            args.args.iter().find_map(|arg| match arg {
+                                syn::GenericArgument::Type(t) => find_reference(t),
+                                _ => None,
+                            })
+                        }
+                        _ => None,
+                    })
+            })
+        }
+        Type::Tuple(t) => t.elems.iter().find_map(find_reference),
+        Type::Array(a) => find_reference(&a.elem),
+        Type::Slice(s) => find_reference(&s.elem),
+        Type::Paren(p) => find_reference(&p.elem),
+        Type::Group(g) => find_reference(&g.elem),
+        _ => None,
+    }
+}
+
+/// Whether `ty` is a type whose first generic argument is `Self` (or the entity's name), as
+/// `Result<Self, E>` or an alias `DogResult<Self>`: a fallible creation event.
+pub(crate) fn fallible_self(ty: &Type, self_ident: &Ident) -> bool {
+    let Type::Path(tp) = ty else { return false };
+    let Some(last) = tp.path.segments.last() else {
+        return false;
+    };
+    let syn::PathArguments::AngleBracketed(args) = &last.arguments else {
+        return false;
+    };
+    matches!(args.args.first(), Some(syn::GenericArgument::Type(first)) if is_self(first, self_ident))
 }
 
 /// Whether `ty` is `Self` or the entity's own name.
@@ -358,13 +464,51 @@ fn is_self(ty: &Type, self_ident: &Ident) -> bool {
 }
 
 /// Whether a return type is spelled `Result<..>` (any path ending in `Result`).
-pub(crate) fn returns_result(output: &ReturnType) -> bool {
-    match output {
-        ReturnType::Type(_, ty) => match &**ty {
-            Type::Path(tp) => tp.path.segments.last().is_some_and(|s| s.ident == "Result"),
+pub(crate) fn spelled_result(ty: &Type) -> bool {
+    matches!(ty, Type::Path(tp) if tp.path.segments.last().is_some_and(|s| s.ident == "Result"))
+}
+
+/// Whether a type holds a non-`'static` borrow (`&T`, `&'a T`, `Cow<'a, T>`), an
+/// `impl Trait` or `!` anywhere inside it: such a value cannot leave the closure that a
+/// rolled-back command runs in (or be named in it).
+pub(crate) fn borrows_or_hides(ty: &Type) -> bool {
+    fn lifetime(l: Option<&syn::Lifetime>) -> bool {
+        l.is_none_or(|l| l.ident != "static")
+    }
+    fn bounds<'a>(mut bounds: impl Iterator<Item = &'a syn::TypeParamBound>) -> bool {
+        bounds.any(|b| match b {
+            syn::TypeParamBound::Lifetime(l) => lifetime(Some(l)),
+            syn::TypeParamBound::Trait(t) => path(&t.path),
             _ => false,
-        },
-        ReturnType::Default => false,
+        })
+    }
+    fn path(p: &syn::Path) -> bool {
+        p.segments.iter().any(|seg| match &seg.arguments {
+            syn::PathArguments::AngleBracketed(args) => args.args.iter().any(|arg| match arg {
+                syn::GenericArgument::Type(t) => borrows_or_hides(t),
+                syn::GenericArgument::Lifetime(l) => lifetime(Some(l)),
+                syn::GenericArgument::AssocType(a) => borrows_or_hides(&a.ty),
+                _ => false,
+            }),
+            // `Fn(&str) -> bool` borrows only for the call.
+            syn::PathArguments::Parenthesized(_) | syn::PathArguments::None => false,
+        })
+    }
+    match ty {
+        Type::Reference(r) => lifetime(r.lifetime.as_ref()) || borrows_or_hides(&r.elem),
+        Type::Path(tp) => {
+            tp.qself.as_ref().is_some_and(|q| borrows_or_hides(&q.ty)) || path(&tp.path)
+        }
+        Type::Tuple(t) => t.elems.iter().any(borrows_or_hides),
+        Type::Array(a) => borrows_or_hides(&a.elem),
+        Type::Slice(s) => borrows_or_hides(&s.elem),
+        Type::Paren(p) => borrows_or_hides(&p.elem),
+        Type::Group(g) => borrows_or_hides(&g.elem),
+        Type::TraitObject(t) => bounds(t.bounds.iter()),
+        Type::Ptr(p) => borrows_or_hides(&p.elem),
+        Type::FnPtr(_) => false,
+        // `impl Trait`, `!`, macros and anything new: not named in a closure.
+        _ => true,
     }
 }
 
@@ -443,6 +587,7 @@ impl EventType {
                                             .filter(|a| a.path() == SERDE)
                                             .cloned()
                                             .collect(),
+                                        docs: Vec::new(),
                                     })
                                 })
                                 .collect(),

@@ -12,7 +12,7 @@ use syn::{Attribute, Ident, LitBool, LitInt, LitStr, Path, Token, Visibility};
 
 use crate::ctxt::Ctxt;
 use crate::symbol::{
-    one_of, Symbol, ALIASES, COMMANDS, CRATE, CREATES, ENTITY, EVENT_ENUM, NAME, SNAPSHOTS,
+    one_of, Symbol, ALIASES, COMMANDS, CRATE, CREATES, DERIVE, ENTITY, EVENT_ENUM, NAME, SNAPSHOTS,
     SNAPSHOT_EVERY, SNAPSHOT_UPCAST, SNAPSHOT_VERSION, TOPIC, UPCAST, VERSION, VIS,
 };
 
@@ -254,6 +254,51 @@ fn skip_value(meta: &ParseNestedMeta<'_>) -> syn::Result<()> {
     Ok(())
 }
 
+/// The field attributes serde understands (`serde_derive/src/internals/attr.rs`).
+const SERDE_FIELD_OPTIONS: &[&str] = &[
+    "rename",
+    "alias",
+    "default",
+    "flatten",
+    "skip",
+    "skip_serializing",
+    "skip_deserializing",
+    "skip_serializing_if",
+    "serialize_with",
+    "deserialize_with",
+    "with",
+    "borrow",
+    "bound",
+    "getter",
+];
+
+/// Checks the option names of a `#[serde(...)]` on an event parameter, so that a misspelt
+/// one is one error here instead of serde's error plus errors about the generated types that
+/// serde then leaves without impls. serde still checks the values.
+pub(crate) fn check_serde_field_attr(cx: &Ctxt, attr: &Attribute) {
+    let result = attr.parse_nested_meta(|meta| {
+        let known = meta
+            .path
+            .get_ident()
+            .is_some_and(|i| SERDE_FIELD_OPTIONS.iter().any(|k| i == k));
+        if !known {
+            let name = meta.path.to_token_stream().to_string().replace(' ', "");
+            let list: Vec<String> = SERDE_FIELD_OPTIONS.iter().map(|k| format!("`{k}`")).collect();
+            cx.error_spanned_by(
+                &meta.path,
+                format!(
+                    "unknown serde field attribute `{name}` on an event parameter; expected one of {}",
+                    list.join(", ")
+                ),
+            );
+        }
+        skip_value(&meta)
+    });
+    if let Err(err) = result {
+        cx.syn_error(err);
+    }
+}
+
 /// The options of `#[entity(...)]`.
 #[derive(Default)]
 pub(crate) struct EntityOptions {
@@ -266,6 +311,8 @@ pub(crate) struct EntityOptions {
     pub(crate) snapshot_version: Option<Version>,
     pub(crate) snapshot_upcast: Option<Upcast>,
     pub(crate) vis: Option<Visibility>,
+    /// Extra derives for the event enum: `derive(PartialEq, Eq)`.
+    pub(crate) derive: Vec<Path>,
 }
 
 const ENTITY_OPTIONS: &[Symbol] = &[
@@ -278,7 +325,11 @@ const ENTITY_OPTIONS: &[Symbol] = &[
     SNAPSHOT_VERSION,
     SNAPSHOT_UPCAST,
     VIS,
+    DERIVE,
 ];
+
+/// What the event enum always derives.
+const ALWAYS_DERIVED: &[&str] = &["Debug", "Clone", "Serialize", "Deserialize"];
 
 /// Parses the arguments of `#[entity(...)]`.
 pub(crate) fn entity_options(cx: &Ctxt, args: TokenStream) -> EntityOptions {
@@ -291,6 +342,7 @@ pub(crate) fn entity_options(cx: &Ctxt, args: TokenStream) -> EntityOptions {
     let mut snapshot_version = Attr::none(cx, SNAPSHOT_VERSION);
     let mut snapshot_upcast = Attr::none(cx, SNAPSHOT_UPCAST);
     let mut vis = Attr::none(cx, VIS);
+    let mut derive = Attr::none(cx, DERIVE);
 
     let parser = syn::meta::parser(|meta| {
         if meta.path == CRATE {
@@ -337,6 +389,25 @@ pub(crate) fn entity_options(cx: &Ctxt, args: TokenStream) -> EntityOptions {
                     "`vis` must be a visibility such as \"pub\", \"pub(crate)\" or \"pub(super)\"",
                 ),
             }
+        } else if meta.path == DERIVE {
+            let content;
+            syn::parenthesized!(content in meta.input);
+            let paths = Punctuated::<Path, Token![,]>::parse_terminated(&content)?;
+            let mut kept = Vec::new();
+            for path in paths {
+                let last = path.segments.last().map(|s| s.ident.to_string());
+                if let Some(name) = last.filter(|n| ALWAYS_DERIVED.contains(&n.as_str())) {
+                    cx.error_spanned_by(
+                        &path,
+                        format!(
+                            "the event enum always derives `{name}`: remove it from `derive(...)`"
+                        ),
+                    );
+                } else {
+                    kept.push(path);
+                }
+            }
+            derive.set(&meta.path, kept);
         } else {
             unknown(cx, &meta, "#[entity(...)]", ENTITY_OPTIONS)?;
         }
@@ -355,6 +426,7 @@ pub(crate) fn entity_options(cx: &Ctxt, args: TokenStream) -> EntityOptions {
         snapshot_version: snapshot_version.get(),
         snapshot_upcast: snapshot_upcast.get(),
         vis: vis.get(),
+        derive: derive.get().unwrap_or_default(),
     }
 }
 

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use quote::ToTokens;
 
-use crate::ast::{Entity, EventData, EventKind, EventType};
+use crate::ast::{Entity, EntityItem, EventData, EventKind, EventType};
 use crate::attr::{Upcast, Version};
 use crate::ctxt::Ctxt;
 
@@ -31,9 +31,49 @@ const AGGREGATE_METHODS: &[&str] = &[
     "context",
     "checkpoint",
     "restore",
+    "atomically",
+];
+
+/// The inherent methods of `Aggregate<T>` that take `self`: a method of `T` with one of these
+/// names is unreachable through the aggregate's `Deref` (`page.version()` is the aggregate's).
+const AGGREGATE_SELF_METHODS: &[&str] = &[
+    "record",
+    "id",
+    "version",
+    "saved_version",
+    "created_on",
+    "modified_on",
+    "state",
+    "into_state",
+    "pending_events",
+    "collect_events",
+    "set_context",
+    "context",
+    "checkpoint",
+    "restore",
+    "atomically",
 ];
 
 pub(crate) fn check_entity(cx: &Ctxt, entity: &Entity) {
+    for item in &entity.items {
+        if let EntityItem::Keep(item) = item {
+            if let syn::ImplItem::Fn(func) = &**item {
+                let ident = &func.sig.ident;
+                if func.sig.receiver().is_some()
+                    && AGGREGATE_SELF_METHODS.contains(&ident.to_string().as_str())
+                {
+                    cx.error_spanned_by(
+                        ident,
+                        format!(
+                            "a method named `{ident}` would be hidden by the method `Aggregate::{ident}`: \
+                             on an aggregate, `.{ident}()` calls the aggregate's; rename it (e.g. `{}_{ident}`)",
+                            to_snake(&entity.ident.to_string())
+                        ),
+                    );
+                }
+            }
+        }
+    }
     let mut names = BTreeMap::new();
     let mut topics: BTreeMap<String, ()> = BTreeMap::new();
     let mut creates = false;
@@ -74,9 +114,38 @@ pub(crate) fn check_entity(cx: &Ctxt, entity: &Entity) {
             clash(cx, &event.func.sig.ident);
         }
     }
+    let commands = entity.commands().map(|c| &c.func).chain(
+        entity
+            .events()
+            .filter(|e| e.kind == EventKind::Mutate)
+            .map(|e| &e.func),
+    );
+    for func in commands {
+        if let syn::Visibility::Restricted(r) = &func.vis {
+            if r.in_token.is_some() {
+                cx.error_spanned_by(
+                    &func.vis,
+                    format!(
+                        "`#[entity]` puts commands in traits by visibility and has none for `pub(in ..)`: \
+                         write `pub`, `pub(crate)`, `pub(super)` or no `pub` on `{}`",
+                        func.sig.ident
+                    ),
+                );
+            }
+        }
+    }
     for command in entity.commands() {
         if AGGREGATE_METHODS.contains(&command.func.sig.ident.to_string().as_str()) {
             clash(cx, &command.func.sig.ident);
+        }
+        if let syn::ReturnType::Type(_, ty) = &command.func.sig.output {
+            if crate::ast::spelled_result(ty) && crate::ast::borrows_or_hides(ty) {
+                cx.error_spanned_by(
+                    ty,
+                    "a command returning a borrow inside a `Result` cannot be rolled back on `Err`: \
+                     the borrow would outlive the restore; return owned values, e.g. `Result<String, E>`",
+                );
+            }
         }
         if let Some(t) = &command.func.sig.asyncness {
             cx.error_spanned_by(
@@ -114,6 +183,22 @@ pub(crate) fn check_entity(cx: &Ctxt, entity: &Entity) {
     } else if let Some(up) = &o.snapshot_upcast {
         check_versions(cx, None, Some(up), &up.key);
     }
+}
+
+/// `PageView` as `page_view`.
+fn to_snake(name: &str) -> String {
+    let mut out = String::new();
+    for (i, c) in name.chars().enumerate() {
+        if c.is_uppercase() {
+            if i > 0 {
+                out.push('_');
+            }
+            out.extend(c.to_lowercase());
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }
 
 fn clash(cx: &Ctxt, ident: &syn::Ident) {

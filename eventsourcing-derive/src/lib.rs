@@ -42,7 +42,13 @@ use proc_macro2::TokenStream as TokenStream2;
 /// - In the impl block: `&self` methods and other items unchanged; each `#[event]` method's
 ///   body as a hidden mutator `__es_mutate_<method>`; for each creation event (an associated
 ///   fn returning `Self`) a factory with the method's name and visibility returning
-///   `Aggregate<Dog>`.
+///   `Aggregate<Dog>`. A creation event returning `Result<Self, E>` (or an alias whose first
+///   argument is `Self`) may refuse: its factory returns `Result<Aggregate<Dog>, E>` and
+///   records nothing on `Err` (the body runs on copies of the arguments first, then again as
+///   the mutator); a stored event that the body refuses on replay is
+///   `DomainError::Rejected` with the error's `Debug` text.
+/// - `#[entity(derive(PartialEq, ..))]` adds derives to the event enum; doc comments on event
+///   parameters document its fields.
 /// - `pub enum DogEvent` (one variant per event, the parameters as fields, serde
 ///   `Serialize`/`Deserialize`, `#[serde(...)]` on parameters passed through) and its
 ///   `DomainEvent` impl and `inventory` registration.
@@ -51,20 +57,26 @@ use proc_macro2::TokenStream as TokenStream2;
 ///   event method (records the event) and every other `&mut self` method of the block, moved
 ///   there unchanged. Inside a command `self` is the `&mut Aggregate<Dog>`: state is readable
 ///   through `Deref`, event methods are the commands that record them, and fields cannot be
-///   assigned; `Self` there means `Aggregate<Dog>`. A command whose return type is spelled
-///   `Result<..>` is rolled back when it returns `Err`: the body runs in a closure, so
-///   `return` and `?` behave as written. Command names must not be those of `Aggregate`'s
-///   own methods (`version`, `record`, ..), which would hide them.
+///   assigned; `Self` there means `Aggregate<Dog>`. A command whose return type is a
+///   `Result` (by type: an alias such as `type DogResult<T> = Result<T, DogError>`, a full path
+///   or a re-export count too) is rolled back when it returns `Err`: the body runs in a
+///   closure, so `return` and `?` behave as written. A command returning a borrow or an
+///   `impl Trait` runs inline and is never rolled back (a borrowed `Result` is rejected).
+///   Command names, and the names of `&self` methods of the block, must not be those of
+///   `Aggregate`'s own methods (`version`, `id`, `record`, ..), which would hide them.
 /// - Commands from methods written without `pub` go to a private trait, `DogPrivateCommands`,
 ///   usable only in the entity's module: a private event such as `fn debit(&mut self, ..)` can
 ///   be recorded by a public command that checks the rules (`pub fn withdraw`), but not by
-///   callers elsewhere.
+///   callers elsewhere. `pub(crate)` methods go to `pub(crate) trait DogCrateCommands` and
+///   `pub(super)` ones to `pub(super) trait DogSuperCommands`, so that no command becomes more
+///   visible than written (`pub(in path)` is rejected); import the trait where you call them.
+/// - Generated locals are all prefixed `__es_`: do not start your own names with it.
 ///
 /// # Grammar
 /// ```text
 /// #[entity(crate = "path", name = "Dog", event_enum = "DogEvent", commands = "DogCommands",
 ///          vis = "pub(crate)", snapshots = false, snapshot_every = N, snapshot_version = N,
-///          snapshot_upcast(1 => path, ..))]
+///          snapshot_upcast(1 => path, ..), derive(Trait, ..))]
 /// #[event(Name, topic = "Dog.Name", version = N, aliases = ["Old.Name", ..], upcast(1 => path, ..))]
 /// ```
 /// Every option is optional except the event's name. The topic defaults to `"{name}.{Event}"`,

@@ -12,6 +12,7 @@ pub(crate) const EVENT: Symbol = Symbol("event");
 pub(crate) const DOMAIN_EVENT: Symbol = Symbol("domain_event");
 pub(crate) const SERDE: Symbol = Symbol("serde");
 pub(crate) const DOC: Symbol = Symbol("doc");
+pub(crate) const CFG: Symbol = Symbol("cfg");
 
 pub(crate) const CRATE: Symbol = Symbol("crate");
 pub(crate) const NAME: Symbol = Symbol("name");
@@ -22,6 +23,7 @@ pub(crate) const SNAPSHOT_EVERY: Symbol = Symbol("snapshot_every");
 pub(crate) const SNAPSHOT_VERSION: Symbol = Symbol("snapshot_version");
 pub(crate) const SNAPSHOT_UPCAST: Symbol = Symbol("snapshot_upcast");
 pub(crate) const VIS: Symbol = Symbol("vis");
+pub(crate) const DERIVE: Symbol = Symbol("derive");
 
 pub(crate) const ENTITY: Symbol = Symbol("entity");
 pub(crate) const TOPIC: Symbol = Symbol("topic");

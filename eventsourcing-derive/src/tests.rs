@@ -71,13 +71,27 @@ fn options_expansion() {
             fn born() -> Self {
                 Hound
             }
+
+            #[event(Fed)]
+            fn feed(
+                &mut self,
+                /// Grams of food.
+                grams: u32,
+            ) {
+            }
+
+            pub(crate) fn feed_twice(&mut self, grams: u32) {
+                self.feed(grams);
+                self.feed(grams);
+            }
         }
     };
     let attr = quote!(
         crate = "crate::es",
         name = "Dog",
         vis = "pub(crate)",
-        snapshot_every = 10
+        snapshot_every = 10,
+        derive(PartialEq, Eq)
     );
     let tokens = expand_entity(attr, item).expect("expands");
     snapshot("options", &tokens);

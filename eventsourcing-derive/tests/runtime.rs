@@ -123,6 +123,25 @@ fn a_failing_command_leaves_the_aggregate_unchanged() {
 }
 
 #[test]
+fn atomically_rolls_back_every_command_of_the_closure() {
+    let mut dog = Dog::register("Fido".into());
+    let failed = dog.atomically(|dog| {
+        dog.add_trick("sit".into());
+        dog.add_trick_once("paw".into())?;
+        dog.add_trick_once("sit".into())
+    });
+    assert_eq!(failed, Err(DogError::AlreadyKnown("sit".into())));
+    assert_eq!((dog.version(), dog.pending_events().len()), (1, 1));
+    assert!(!dog.knows("sit") && !dog.knows("paw"));
+    let done: Result<(), DogError> = dog.atomically(|dog| {
+        dog.add_trick_once("sit".into())?;
+        dog.add_trick_once("paw".into())
+    });
+    assert_eq!(done, Ok(()));
+    assert_eq!(dog.version(), 3);
+}
+
+#[test]
 fn events_encode_only_their_fields_and_decode_back() {
     let event = DogEvent::TrickAdded {
         trick: "sit".into(),
@@ -313,5 +332,228 @@ mod private {
         assert_eq!(cat.version(), 10);
         let _ = &cat.toy;
         assert!(Cat::snapshot_codec().is_none());
+    }
+}
+
+/// Rollback is decided by the return type, not by how it is spelled: an alias of `Result`, a
+/// full path and a re-export under another name all roll back on `Err`.
+pub mod rollback_by_type {
+    use eventsourcing::prelude::*;
+
+    /// Why a counter command failed.
+    #[derive(Debug, PartialEq, Eq)]
+    pub struct Full;
+
+    /// An alias of `Result`, as crates commonly write.
+    pub type CounterResult<T> = Result<T, Full>;
+
+    /// `Result` under another name.
+    pub mod reexport {
+        pub use std::result::Result as Outcome;
+    }
+
+    /// A counter that holds at most three.
+    #[derive(Debug, Clone, Serialize, Deserialize)]
+    pub struct Counter {
+        count: u8,
+    }
+
+    #[entity]
+    impl Counter {
+        #[event(Started)]
+        fn start() -> Self {
+            Counter { count: 0 }
+        }
+
+        #[event(Incremented)]
+        fn increment(&mut self) {
+            self.count += 1;
+        }
+
+        /// Increments twice through an alias of `Result`.
+        pub fn twice_alias(&mut self) -> CounterResult<u8> {
+            self.increment();
+            if self.count > 3 {
+                return Err(Full);
+            }
+            self.increment();
+            if self.count > 3 {
+                return Err(Full);
+            }
+            Ok(self.count)
+        }
+
+        /// Increments twice through `std::result::Result` written in full.
+        pub fn twice_path(&mut self) -> std::result::Result<u8, Full> {
+            self.increment();
+            self.increment();
+            if self.count > 3 {
+                Err(Full)
+            } else {
+                Ok(self.count)
+            }
+        }
+
+        /// Increments twice through a re-export of `Result` under another name.
+        pub fn twice_reexport(&mut self) -> reexport::Outcome<u8, Full> {
+            self.increment();
+            self.increment();
+            if self.count > 3 {
+                Err(Full)
+            } else {
+                Ok(self.count)
+            }
+        }
+
+        /// Fails with a `&'static str`: a `'static` borrow does not stop the rollback.
+        pub fn twice_static_error(&mut self) -> Result<u8, &'static str> {
+            self.increment();
+            self.increment();
+            if self.count > 3 {
+                Err("full")
+            } else {
+                Ok(self.count)
+            }
+        }
+
+        /// Not a `Result`: never rolled back.
+        pub fn once(&mut self) -> u8 {
+            self.increment();
+            self.count
+        }
+    }
+
+    #[test]
+    fn aliases_paths_and_reexports_of_result_roll_back() {
+        let mut counter = Counter::start();
+        assert_eq!(counter.twice_alias(), Ok(2));
+        assert_eq!(counter.version(), 3);
+        assert_eq!(counter.twice_alias(), Err(Full));
+        assert_eq!((counter.version(), counter.count), (3, 2));
+        assert_eq!(counter.twice_path(), Err(Full));
+        assert_eq!((counter.version(), counter.count), (3, 2));
+        assert_eq!(counter.twice_reexport(), Err(Full));
+        assert_eq!((counter.version(), counter.count), (3, 2));
+        assert_eq!(counter.twice_static_error(), Err("full"));
+        assert_eq!((counter.version(), counter.count), (3, 2));
+        assert_eq!(counter.once(), 3);
+        assert_eq!(counter.pending_events().len(), 4);
+    }
+}
+
+/// `derive(..)` adds derives to the event enum; doc comments on event parameters document its
+/// fields (this crate denies missing docs).
+pub mod derives_and_field_docs {
+    use eventsourcing::prelude::*;
+
+    /// A lamp.
+    #[derive(Debug, Clone, Serialize, Deserialize)]
+    pub struct Lamp {
+        level: u8,
+    }
+
+    #[entity(derive(PartialEq, Eq, Hash))]
+    impl Lamp {
+        #[event(Installed)]
+        fn install() -> Self {
+            Lamp { level: 0 }
+        }
+
+        #[event(Dimmed)]
+        fn dim(
+            &mut self,
+            /// The new brightness, 0 to 10.
+            level: u8,
+        ) {
+            self.level = level;
+        }
+    }
+
+    #[test]
+    fn the_event_enum_gets_the_extra_derives() {
+        let mut lamp = Lamp::install();
+        lamp.dim(3);
+        let events: Vec<&LampEvent> = lamp.pending_events().iter().map(|e| &e.event).collect();
+        assert_eq!(
+            events,
+            [&LampEvent::Installed, &LampEvent::Dimmed { level: 3 }]
+        );
+        let set: std::collections::HashSet<LampEvent> = events.into_iter().cloned().collect();
+        assert!(set.contains(&LampEvent::Dimmed { level: 3 }));
+    }
+}
+
+/// A creation event returning `Result<Self, E>`: the factory returns
+/// `Result<Aggregate<T>, E>` and records nothing when the body refuses.
+pub mod fallible_creation {
+    use eventsourcing::domain::DomainError;
+    use eventsourcing::prelude::*;
+
+    /// Why an account cannot be opened.
+    #[derive(Debug, PartialEq, Eq)]
+    pub enum OpenError {
+        /// The owner's name is empty.
+        NoOwner,
+    }
+
+    /// An alias, as crates write them.
+    pub type OpenResult<T> = Result<T, OpenError>;
+
+    /// An account.
+    #[derive(Debug, Clone, Serialize, Deserialize)]
+    pub struct Account {
+        owner: String,
+        limit: u32,
+    }
+
+    #[entity]
+    impl Account {
+        /// Opens an account for a named owner.
+        #[event(Opened)]
+        pub fn open(owner: String, limit: u32) -> Result<Self, OpenError> {
+            if owner.is_empty() {
+                return Err(OpenError::NoOwner);
+            }
+            Ok(Account { owner, limit })
+        }
+
+        /// Opens an account through an alias of `Result`.
+        #[event(Imported)]
+        pub fn import(owner: String) -> OpenResult<Self> {
+            if owner.is_empty() {
+                Err(OpenError::NoOwner)
+            } else {
+                Ok(Account { owner, limit: 0 })
+            }
+        }
+    }
+
+    #[test]
+    fn the_factory_returns_the_body_s_error() {
+        let account: Aggregate<Account> = Account::open("Ada".into(), 10).expect("opens");
+        assert_eq!((account.owner.as_str(), account.limit), ("Ada", 10));
+        assert_eq!(account.pending_events().len(), 1);
+        assert!(matches!(
+            Account::open(String::new(), 1),
+            Err(OpenError::NoOwner)
+        ));
+        assert!(matches!(
+            Account::import(String::new()),
+            Err(OpenError::NoOwner)
+        ));
+        assert_eq!(Account::import("Bo".into()).expect("imports").version(), 1);
+    }
+
+    #[test]
+    fn a_stored_creation_event_the_body_refuses_is_a_typed_error() {
+        let event = AccountEvent::Opened {
+            owner: String::new(),
+            limit: 0,
+        };
+        let error = Account::mutate(None, event).expect_err("refused");
+        assert!(
+            matches!(&error, DomainError::Rejected { topic, reason } if topic == "Account.Opened" && reason == "NoOwner"),
+            "{error:?}"
+        );
     }
 }

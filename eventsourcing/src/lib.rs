@@ -82,6 +82,61 @@ pub mod __private {
         }
     }
 
+    /// Decides, by type, whether a generated command rolls back: `Rollback<Result<T, E>>`
+    /// implements [`RollbackOnErr`], every other `Rollback<R>` only [`NeverRollback`] (through
+    /// `&Rollback<R>`), so a method call on a `&Rollback<R>` picks the first when `R` is a
+    /// `Result` however it is spelled (an alias, a full path, a re-export) and the second
+    /// otherwise.
+    pub struct Rollback<R>(core::marker::PhantomData<fn() -> R>);
+
+    impl<R> Rollback<R> {
+        /// The marker for a command returning `R`.
+        #[must_use]
+        pub const fn new() -> Self {
+            Rollback(core::marker::PhantomData)
+        }
+    }
+
+    impl<R> Default for Rollback<R> {
+        fn default() -> Self {
+            Self::new()
+        }
+    }
+
+    /// A command returning a `Result` is rolled back when it returns `Err`.
+    pub trait RollbackOnErr<R> {
+        /// Whether the command needs a checkpoint.
+        fn __es_rolls_back(&self) -> bool;
+        /// Whether `outcome` asks for the checkpoint to be restored.
+        fn __es_failed(&self, outcome: &R) -> bool;
+    }
+
+    impl<T, E> RollbackOnErr<Result<T, E>> for Rollback<Result<T, E>> {
+        fn __es_rolls_back(&self) -> bool {
+            true
+        }
+        fn __es_failed(&self, outcome: &Result<T, E>) -> bool {
+            outcome.is_err()
+        }
+    }
+
+    /// A command returning anything else is never rolled back.
+    pub trait NeverRollback<R> {
+        /// Whether the command needs a checkpoint.
+        fn __es_rolls_back(&self) -> bool;
+        /// Whether `outcome` asks for the checkpoint to be restored.
+        fn __es_failed(&self, outcome: &R) -> bool;
+    }
+
+    impl<R> NeverRollback<R> for &Rollback<R> {
+        fn __es_rolls_back(&self) -> bool {
+            false
+        }
+        fn __es_failed(&self, _: &R) -> bool {
+            false
+        }
+    }
+
     /// The error for a topic that event type `E` does not declare, listing its topics.
     #[must_use]
     pub fn unknown_topic<E: DomainEvent>(topic: &str) -> DomainError {

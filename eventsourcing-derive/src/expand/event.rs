@@ -107,8 +107,8 @@ pub(crate) fn domain_event_impl(
     let registration_arms = specs.iter().enumerate().map(|(index, spec)| {
         let index = Literal::usize_unsuffixed(index);
         match spec.variant {
-            Some(variant) => quote!(Self::#variant { .. } => &registrations[#index],),
-            None => quote!(_ => &registrations[#index],),
+            Some(variant) => quote!(Self::#variant { .. } => &__es_registrations[#index],),
+            None => quote!(_ => &__es_registrations[#index],),
         }
     });
 
@@ -130,9 +130,9 @@ pub(crate) fn domain_event_impl(
             PayloadShape::Whole => {
                 encode_arms.push(quote!(_ => #p::serde_json::to_vec(self),));
                 decode_slice_arms
-                    .push(quote!(#topic => #p::serde_json::from_slice::<Self>(payload),));
+                    .push(quote!(#topic => #p::serde_json::from_slice::<Self>(__es_payload),));
                 decode_value_arms
-                    .push(quote!(#topic => #p::serde_json::from_value::<Self>(value),));
+                    .push(quote!(#topic => #p::serde_json::from_value::<Self>(__es_value),));
             }
             PayloadShape::Unit => {
                 let de = format_ident!("__EsDecode{}", variant_name);
@@ -145,20 +145,21 @@ pub(crate) fn domain_event_impl(
                     #pattern { .. } => #p::std::result::Result::Ok(#p::std::vec::Vec::from(&b"{}"[..])),
                 });
                 decode_slice_arms.push(quote! {
-                    #topic => #p::serde_json::from_slice::<#de>(payload).map(|#de {}| #constructor {}),
+                    #topic => #p::serde_json::from_slice::<#de>(__es_payload).map(|#de {}| #constructor {}),
                 });
                 decode_value_arms.push(quote! {
-                    #topic => #p::serde_json::from_value::<#de>(value).map(|#de {}| #constructor {}),
+                    #topic => #p::serde_json::from_value::<#de>(__es_value).map(|#de {}| #constructor {}),
                 });
             }
             PayloadShape::Newtype(inner) => {
                 checks.push(assert_payload(inner));
-                encode_arms.push(quote!(#pattern(inner) => #p::serde_json::to_vec(inner),));
+                encode_arms
+                    .push(quote!(#pattern(__es_inner) => #p::serde_json::to_vec(__es_inner),));
                 decode_slice_arms.push(quote! {
-                    #topic => #p::serde_json::from_slice::<#inner>(payload).map(#constructor),
+                    #topic => #p::serde_json::from_slice::<#inner>(__es_payload).map(#constructor),
                 });
                 decode_value_arms.push(quote! {
-                    #topic => #p::serde_json::from_value::<#inner>(value).map(#constructor),
+                    #topic => #p::serde_json::from_value::<#inner>(__es_value).map(#constructor),
                 });
             }
             PayloadShape::Named(fields) => {
@@ -188,11 +189,11 @@ pub(crate) fn domain_event_impl(
                     #pattern { #(#idents),* } => #p::serde_json::to_vec(&#en { #(#idents),* }),
                 });
                 decode_slice_arms.push(quote! {
-                    #topic => #p::serde_json::from_slice::<#de>(payload)
+                    #topic => #p::serde_json::from_slice::<#de>(__es_payload)
                         .map(|#de { #(#idents),* }| #constructor { #(#idents),* }),
                 });
                 decode_value_arms.push(quote! {
-                    #topic => #p::serde_json::from_value::<#de>(value)
+                    #topic => #p::serde_json::from_value::<#de>(__es_value)
                         .map(|#de { #(#idents),* }| #constructor { #(#idents),* }),
                 });
             }
@@ -219,44 +220,44 @@ pub(crate) fn domain_event_impl(
             }
 
             fn registration(&self) -> &'static #p::TopicRegistration {
-                let registrations = <Self as #p::DomainEvent>::registrations();
+                let __es_registrations = <Self as #p::DomainEvent>::registrations();
                 match self {
                     #(#registration_arms)*
                 }
             }
 
             fn encode(&self) -> #p::std::result::Result<#p::std::vec::Vec<u8>, #p::DomainError> {
-                let encoded = match self {
+                let __es_encoded = match self {
                     #(#encode_arms)*
                 };
-                encoded.map_err(|source| #p::DomainError::Encode {
+                __es_encoded.map_err(|__es_source| #p::DomainError::Encode {
                     topic: #p::std::borrow::ToOwned::to_owned(#p::DomainEvent::topic(self)),
-                    source,
+                    source: __es_source,
                 })
             }
 
-            fn decode(topic: &str, payload: &[u8]) -> #p::std::result::Result<Self, #p::DomainError> {
-                let decoded = match topic {
+            fn decode(__es_topic: &str, __es_payload: &[u8]) -> #p::std::result::Result<Self, #p::DomainError> {
+                let __es_decoded = match __es_topic {
                     #(#decode_slice_arms)*
-                    _ => return #p::std::result::Result::Err(#p::unknown_topic::<Self>(topic)),
+                    _ => return #p::std::result::Result::Err(#p::unknown_topic::<Self>(__es_topic)),
                 };
-                decoded.map_err(|source| #p::DomainError::Payload {
-                    topic: #p::std::borrow::ToOwned::to_owned(topic),
-                    source,
+                __es_decoded.map_err(|__es_source| #p::DomainError::Payload {
+                    topic: #p::std::borrow::ToOwned::to_owned(__es_topic),
+                    source: __es_source,
                 })
             }
 
             fn decode_value(
-                topic: &str,
-                value: #p::serde_json::Value,
+                __es_topic: &str,
+                __es_value: #p::serde_json::Value,
             ) -> #p::std::result::Result<Self, #p::DomainError> {
-                let decoded = match topic {
+                let __es_decoded = match __es_topic {
                     #(#decode_value_arms)*
-                    _ => return #p::std::result::Result::Err(#p::unknown_topic::<Self>(topic)),
+                    _ => return #p::std::result::Result::Err(#p::unknown_topic::<Self>(__es_topic)),
                 };
-                decoded.map_err(|source| #p::DomainError::Payload {
-                    topic: #p::std::borrow::ToOwned::to_owned(topic),
-                    source,
+                __es_decoded.map_err(|__es_source| #p::DomainError::Payload {
+                    topic: #p::std::borrow::ToOwned::to_owned(__es_topic),
+                    source: __es_source,
                 })
             }
         }

@@ -9,7 +9,7 @@ use crate::check;
 use crate::ctxt::Ctxt;
 
 mod derive;
-mod entity;
+pub(crate) mod entity;
 pub(crate) mod event;
 
 /// Expands `#[entity(attr)] item`. On error, the caller emits the errors and a fallback.

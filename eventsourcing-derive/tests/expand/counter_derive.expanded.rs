@@ -67,11 +67,11 @@ const _: () = {
         fn registration(
             &self,
         ) -> &'static ::eventsourcing::__private::TopicRegistration {
-            let registrations = <Self as ::eventsourcing::__private::DomainEvent>::registrations();
+            let __es_registrations = <Self as ::eventsourcing::__private::DomainEvent>::registrations();
             match self {
-                Self::Started { .. } => &registrations[0],
-                Self::Incremented { .. } => &registrations[1],
-                Self::Reset { .. } => &registrations[2],
+                Self::Started { .. } => &__es_registrations[0],
+                Self::Incremented { .. } => &__es_registrations[1],
+                Self::Reset { .. } => &__es_registrations[2],
             }
         }
         fn encode(
@@ -80,7 +80,7 @@ const _: () = {
             ::eventsourcing::__private::std::vec::Vec<u8>,
             ::eventsourcing::__private::DomainError,
         > {
-            let encoded = match self {
+            let __es_encoded = match self {
                 Self::Started { .. } => {
                     ::eventsourcing::__private::std::result::Result::Ok(
                         ::eventsourcing::__private::std::vec::Vec::from(&b"{}"[..]),
@@ -91,92 +91,94 @@ const _: () = {
                         &__EsEncodeIncremented { by },
                     )
                 }
-                Self::Reset(inner) => {
-                    ::eventsourcing::__private::serde_json::to_vec(inner)
+                Self::Reset(__es_inner) => {
+                    ::eventsourcing::__private::serde_json::to_vec(__es_inner)
                 }
             };
-            encoded
-                .map_err(|source| ::eventsourcing::__private::DomainError::Encode {
+            __es_encoded
+                .map_err(|__es_source| ::eventsourcing::__private::DomainError::Encode {
                     topic: ::eventsourcing::__private::std::borrow::ToOwned::to_owned(
                         ::eventsourcing::__private::DomainEvent::topic(self),
                     ),
-                    source,
+                    source: __es_source,
                 })
         }
         fn decode(
-            topic: &str,
-            payload: &[u8],
+            __es_topic: &str,
+            __es_payload: &[u8],
         ) -> ::eventsourcing::__private::std::result::Result<
             Self,
             ::eventsourcing::__private::DomainError,
         > {
-            let decoded = match topic {
+            let __es_decoded = match __es_topic {
                 "Counter.Started" => {
                     ::eventsourcing::__private::serde_json::from_slice::<
                         __EsDecodeStarted,
-                    >(payload)
+                    >(__es_payload)
                         .map(|__EsDecodeStarted {}| Self::Started {})
                 }
                 "Counter.Incremented" => {
                     ::eventsourcing::__private::serde_json::from_slice::<
                         __EsDecodeIncremented,
-                    >(payload)
+                    >(__es_payload)
                         .map(|__EsDecodeIncremented { by }| Self::Incremented { by })
                 }
                 "Counter.Reset" => {
-                    ::eventsourcing::__private::serde_json::from_slice::<u32>(payload)
+                    ::eventsourcing::__private::serde_json::from_slice::<
+                        u32,
+                    >(__es_payload)
                         .map(Self::Reset)
                 }
                 _ => {
                     return ::eventsourcing::__private::std::result::Result::Err(
-                        ::eventsourcing::__private::unknown_topic::<Self>(topic),
+                        ::eventsourcing::__private::unknown_topic::<Self>(__es_topic),
                     );
                 }
             };
-            decoded
-                .map_err(|source| ::eventsourcing::__private::DomainError::Payload {
+            __es_decoded
+                .map_err(|__es_source| ::eventsourcing::__private::DomainError::Payload {
                     topic: ::eventsourcing::__private::std::borrow::ToOwned::to_owned(
-                        topic,
+                        __es_topic,
                     ),
-                    source,
+                    source: __es_source,
                 })
         }
         fn decode_value(
-            topic: &str,
-            value: ::eventsourcing::__private::serde_json::Value,
+            __es_topic: &str,
+            __es_value: ::eventsourcing::__private::serde_json::Value,
         ) -> ::eventsourcing::__private::std::result::Result<
             Self,
             ::eventsourcing::__private::DomainError,
         > {
-            let decoded = match topic {
+            let __es_decoded = match __es_topic {
                 "Counter.Started" => {
                     ::eventsourcing::__private::serde_json::from_value::<
                         __EsDecodeStarted,
-                    >(value)
+                    >(__es_value)
                         .map(|__EsDecodeStarted {}| Self::Started {})
                 }
                 "Counter.Incremented" => {
                     ::eventsourcing::__private::serde_json::from_value::<
                         __EsDecodeIncremented,
-                    >(value)
+                    >(__es_value)
                         .map(|__EsDecodeIncremented { by }| Self::Incremented { by })
                 }
                 "Counter.Reset" => {
-                    ::eventsourcing::__private::serde_json::from_value::<u32>(value)
+                    ::eventsourcing::__private::serde_json::from_value::<u32>(__es_value)
                         .map(Self::Reset)
                 }
                 _ => {
                     return ::eventsourcing::__private::std::result::Result::Err(
-                        ::eventsourcing::__private::unknown_topic::<Self>(topic),
+                        ::eventsourcing::__private::unknown_topic::<Self>(__es_topic),
                     );
                 }
             };
-            decoded
-                .map_err(|source| ::eventsourcing::__private::DomainError::Payload {
+            __es_decoded
+                .map_err(|__es_source| ::eventsourcing::__private::DomainError::Payload {
                     topic: ::eventsourcing::__private::std::borrow::ToOwned::to_owned(
-                        topic,
+                        __es_topic,
                     ),
-                    source,
+                    source: __es_source,
                 })
         }
     }

@@ -265,6 +265,31 @@ impl<T: Entity> Aggregate<T> {
         self.state = checkpoint.state;
         self.pending.truncate(checkpoint.pending);
     }
+
+    /// Runs several commands as one: when `commands` returns `Err`, every event it recorded
+    /// is dropped and the state, version and timestamps are as before the call, as for a
+    /// single generated command that returns `Err`.
+    ///
+    /// ```ignore
+    /// dog.atomically(|dog| {
+    ///     dog.add_trick_once("sit".into())?;
+    ///     dog.add_trick_once("paw".into())
+    /// })?;
+    /// ```
+    ///
+    /// # Errors
+    /// The error `commands` returns, after the rollback.
+    pub fn atomically<R, E>(
+        &mut self,
+        commands: impl FnOnce(&mut Self) -> Result<R, E>,
+    ) -> Result<R, E> {
+        let checkpoint = self.checkpoint();
+        let result = commands(self);
+        if result.is_err() {
+            self.restore(checkpoint);
+        }
+        result
+    }
 }
 
 /// A copy of an aggregate's mutable parts, taken before a command that may fail.

@@ -765,6 +765,39 @@ pub fn migration_resumes_and_verifies(store: Store) {
     }));
 }
 
+/// A migration that changes what events mean (here: every deposit doubled) leaves no snapshot
+/// of the old meaning behind: a load after it equals a full replay of the migrated events.
+pub fn migration_invalidates_snapshots(store: Store) {
+    fn double(mut event: StoredEvent) -> Option<StoredEvent> {
+        if event.topic != "Ledger.Deposited" {
+            return None;
+        }
+        let mut value: serde_json::Value = serde_json::from_slice(&event.payload).ok()?;
+        let amount = value["amount"].as_i64()?;
+        value["amount"] = (amount * 2).into();
+        event.payload = serde_json::to_vec(&value).ok()?;
+        Some(event)
+    }
+    let app = app(&store);
+    let ledger = ledger_with(&app, 5, 5);
+    app.take_snapshot::<Ledger>(ledger.id(), None)
+        .expect("snapshot");
+    let first = store
+        .select_events(&ledger.id().to_string(), &EventQuery::all())
+        .expect("select")[0]
+        .position
+        .expect("position");
+    Migration::with(app.event_store(), double)
+        .run(first)
+        .expect("migrate");
+    let (loaded, report) = app
+        .repository::<Ledger>()
+        .load(ledger.id(), None)
+        .expect("load");
+    assert_eq!(loaded.balance, 2 * triangle(5), "{report:?}");
+    assert_eq!(report.snapshot_version, None, "the old snapshot is gone");
+}
+
 /// The store and stream that [`racing_memo`] rewrites once, as a concurrent writer would.
 static RACE: std::sync::Mutex<Option<(Store, String)>> = std::sync::Mutex::new(None);
 
@@ -1082,7 +1115,8 @@ macro_rules! evolution_scenarios {
             upcast_snapshots_across_three_versions, undecodable_snapshots_fall_back_to_replay,
             aliases_resolve_on_read, migration_resumes_and_verifies, delete_removes_snapshots,
             transcoded_events_and_snapshots, reencode_with_new_transcoders,
-            snapshots_never_outlive_their_events, migration_stops_with_a_cursor_and_resumes);
+            snapshots_never_outlive_their_events, migration_stops_with_a_cursor_and_resumes,
+            migration_invalidates_snapshots);
     };
     (@tests $fresh:path; $($scenario:ident),* $(,)?) => {
         $(

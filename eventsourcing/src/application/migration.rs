@@ -233,6 +233,18 @@ impl<'a> Migration<'a> {
                 }
             }
             if !updates.is_empty() {
+                // Snapshots of the rewritten streams hold state computed from the old
+                // payloads: gone first (a failure then costs only a replay, never a load that
+                // differs from a full replay), and taken again by later saves.
+                if let Some(snapshots) = self.store.snapshot_recorder() {
+                    let mut streams: Vec<&str> =
+                        updates.iter().map(|e| e.stream_id.as_str()).collect();
+                    streams.sort_unstable();
+                    streams.dedup();
+                    for stream in streams {
+                        snapshots.delete_snapshots(stream)?;
+                    }
+                }
                 self.store.recorder().update_events(&updates)?;
                 progress.rewritten += updates.len() as u64;
             }

@@ -469,10 +469,7 @@ pub fn tracking(store: &Store) {
     let upstream = format!("upstream-{}", Uuid::now_v7());
     if !has_global_log(store) {
         let stream = new_stream();
-        let t = Tracking {
-            upstream: upstream.clone(),
-            position: 5,
-        };
+        let t = Tracking::new(upstream.clone(), 5);
         assert_unsupported(
             store.append_tracked(&[append(&stream, 0, 1)], &t),
             "append_tracked",
@@ -495,10 +492,7 @@ pub fn tracking(store: &Store) {
         None
     );
     let stream = new_stream();
-    let t = |position| Tracking {
-        upstream: upstream.clone(),
-        position,
-    };
+    let t = |position| Tracking::new(upstream.clone(), position);
     store
         .append_tracked(&[append(&stream, 0, 1)], &t(5))
         .expect("tracked");
@@ -508,6 +502,22 @@ pub fn tracking(store: &Store) {
     assert_eq!(
         store.max_tracking_position(&upstream).expect("tracking"),
         Some(6)
+    );
+    // A page reaching back to a tracked position (another instance processed part of it).
+    let error = store
+        .append_tracked(
+            &[append(&stream, 1, 1)],
+            &Tracking::page(upstream.clone(), 3, 8),
+        )
+        .expect_err("position 6 is inside the page");
+    assert!(
+        matches!(error, PersistenceError::AlreadyTracked { .. }),
+        "{error:?}"
+    );
+    assert_eq!(
+        store.max_tracking_position(&upstream).expect("tracking"),
+        Some(6),
+        "the page tracks nothing"
     );
     let before = store.max_position().expect("max");
     let error = store
@@ -538,10 +548,7 @@ pub fn tracking(store: &Store) {
         None
     );
     for upstream in ["", "nul\0name"] {
-        let bad = Tracking {
-            upstream: upstream.to_owned(),
-            position: 1,
-        };
+        let bad = Tracking::new(upstream, 1);
         let error = store
             .append_tracked(&[append(&stream, 1, 1)], &bad)
             .expect_err("invalid upstream name");

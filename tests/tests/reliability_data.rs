@@ -291,8 +291,33 @@ fn hostile_stream_ids_topics_metadata_and_payloads_round_trip_exactly() {
             .expect("victim");
         let mut written: BTreeMap<String, StoredEvent> = BTreeMap::new();
         for (i, s) in hostile_strings().into_iter().enumerate() {
-            let stream = s.clone();
-            let mut event = stored(&stream, 1, &s, 1, s.as_bytes());
+            // Above the one identifier limit, a string is refused as a stream id or topic
+            // (typed, before any I/O) and still round-trips as payload and metadata.
+            let long = s.len() > eventsourcing::persistence::MAX_IDENTIFIER_BYTES;
+            if long {
+                let error = storage
+                    .append(&[StreamAppend {
+                        stream_id: s.clone(),
+                        expected_version: 0,
+                        events: vec![stored(&s, 1, "T", 1, b"{}")],
+                    }])
+                    .expect_err("an id above the limit");
+                assert!(
+                    matches!(error, PersistenceError::LimitExceeded { .. }),
+                    "{backend} input {i}: {error:?}"
+                );
+            }
+            let stream = if long {
+                format!("long-input-{i}")
+            } else {
+                s.clone()
+            };
+            let topic = if long {
+                format!("Long.Input{i}")
+            } else {
+                s.clone()
+            };
+            let mut event = stored(&stream, 1, &topic, 1, s.as_bytes());
             event.metadata.user.insert(s.clone(), s.clone());
             event.metadata.user.insert("k".into(), s.clone());
             if written.contains_key(&stream) {

@@ -53,13 +53,7 @@ fn state_survives_closing_and_reopening() {
         let recorder = open(file.path());
         let batch = append(&stream, 0, 3);
         let positions = recorder
-            .append_tracked(
-                std::slice::from_ref(&batch),
-                &Tracking {
-                    upstream: upstream.into(),
-                    position: 42,
-                },
-            )
+            .append_tracked(std::slice::from_ref(&batch), &Tracking::new(upstream, 42))
             .expect("append");
         recorder
             .put_snapshot(&StoredSnapshot {

@@ -275,3 +275,57 @@ fn catch_up_timing_on_sqlite_files() -> TestResult {
     }
     Ok(())
 }
+
+/// Answers each upstream event with a new dog (a random id: nothing downstream rejects a
+/// second run of the same event), slowly, so that two instances' pages overlap in time.
+struct SlowKennel;
+
+impl eventsourcing::system::Policy for SlowKennel {
+    fn process(
+        &mut self,
+        _event: &eventsourcing::system::Notification<'_>,
+        ctx: &mut eventsourcing::system::ProcessingContext<'_>,
+    ) -> Result<(), BoxError> {
+        use eventsourcing_examples::dog_school::{Dog, DogEvent};
+        std::thread::sleep(std::time::Duration::from_millis(10));
+        let mut dog = ctx.create::<Dog>(DogEvent::Registered { name: "Rex".into() })?;
+        ctx.save(&mut dog)?;
+        Ok(())
+    }
+}
+
+/// Two instances of one process application, batching pages of different sizes over one
+/// upstream and one downstream store at the same time: every upstream event is applied once.
+/// (A batch's tracking record covers its whole page: a commit whose page reaches back to a
+/// position another instance already tracked is refused, and its events are retried one by
+/// one, skipping the processed ones.)
+#[test]
+fn two_batching_instances_apply_each_event_once() -> TestResult {
+    for (backend, make) in backends("two_batching_instances_apply_each_event_once") {
+        let upstream = app(make())?;
+        orders(&upstream, 12, &[])?;
+        let downstream = app(make())?;
+        let run = |page: usize| {
+            let (upstream, downstream) = (upstream.clone(), downstream.clone());
+            std::thread::spawn(move || -> Result<u64, SystemError> {
+                ProcessApplication::new(
+                    downstream,
+                    Upstream::application("orders", &upstream),
+                    SlowKennel,
+                )
+                .batch_commits(true)
+                .page_size(page)
+                .run_until_caught_up()
+            })
+        };
+        let (a, b) = (run(7), run(5));
+        a.join().expect("instance a")?;
+        b.join().expect("instance b")?;
+        assert_eq!(
+            positions(&downstream)?.len(),
+            12,
+            "{backend}: one dog per upstream event"
+        );
+    }
+    Ok(())
+}

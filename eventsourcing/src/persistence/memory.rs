@@ -84,7 +84,8 @@ impl Inner {
             if self
                 .tracking
                 .get(&t.upstream)
-                .is_some_and(|s| s.contains(&t.position))
+                .and_then(|s| s.last())
+                .is_some_and(|max| *max >= t.from_position)
             {
                 return Err(PersistenceError::AlreadyTracked {
                     upstream: t.upstream.clone(),

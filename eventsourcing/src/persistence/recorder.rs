@@ -145,8 +145,10 @@ pub trait ProcessRecorder: ApplicationRecorder {
     /// As [`AggregateRecorder::append`], and records `tracking` in the same transaction.
     ///
     /// # Errors
-    /// As `append`, plus [`PersistenceError::AlreadyTracked`] when the upstream position was
-    /// already recorded (nothing is written then).
+    /// As `append`, plus [`PersistenceError::AlreadyTracked`] when the upstream has a tracked
+    /// position at or above `tracking.from_position` (nothing is written then): some of the
+    /// events this commit covers were processed already, by this instance or another. The
+    /// check and the record are atomic with the events, also between processes.
     fn append_tracked(
         &self,
         batch: &[StreamAppend],

@@ -198,12 +198,41 @@ impl NotificationQuery {
 
 /// The position a process application has processed in an upstream log, recorded in the same
 /// transaction as the events it caused.
+///
+/// A commit covers the upstream events from `from_position` to `position` (one event, or a
+/// page of a batched commit); it is refused when the upstream has any tracked position at or
+/// above `from_position`, since upstream events are processed in order and such a record
+/// means another instance has processed some of them already.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Tracking {
     /// The name of the upstream application.
     pub upstream: String,
-    /// The upstream position processed.
+    /// The last upstream position processed.
     pub position: u64,
+    /// The first upstream position this commit covers (`position` for one event).
+    pub from_position: u64,
+}
+
+impl Tracking {
+    /// The record of one processed upstream event.
+    #[must_use]
+    pub fn new(upstream: impl Into<String>, position: u64) -> Self {
+        Self {
+            upstream: upstream.into(),
+            position,
+            from_position: position,
+        }
+    }
+
+    /// The record of a page of upstream events, `from_position` to `position`.
+    #[must_use]
+    pub fn page(upstream: impl Into<String>, from_position: u64, position: u64) -> Self {
+        Self {
+            upstream: upstream.into(),
+            position,
+            from_position: from_position.min(position),
+        }
+    }
 }
 
 /// A stored snapshot: an entity's state at one version.

@@ -373,9 +373,13 @@ impl<P: Policy> ProcessApplication<P> {
     /// its events are processed one by one as without batching, so errors are reported for
     /// the event that causes them.
     ///
-    /// Only for a process application that is the **only** instance following this upstream
-    /// into this downstream store: a single tracking record per page does not let the store
-    /// reject a competing instance's commit of some of the same positions.
+    /// Safe beside competing instances: the page's tracking record covers the whole page
+    /// ([`Tracking::page`](crate::persistence::Tracking::page)), so a commit whose page reaches
+    /// back to a position another instance tracked meanwhile is refused, and its events are
+    /// retried one by one, skipping those already processed (test:
+    /// `two_batching_instances_apply_each_event_once`). Off by default: a page that fails is
+    /// processed again event by event, and one commit per event keeps the latency of each
+    /// effect lowest while following a live upstream.
     #[must_use]
     pub fn batch_commits(mut self, batch_commits: bool) -> Self {
         self.batch_commits = batch_commits;
@@ -486,10 +490,10 @@ impl<P: Policy> ProcessApplication<P> {
                 None => self.process(&events[0]).map(|_| 1),
             };
         };
-        let tracking = Tracking {
-            upstream: self.upstream.name().to_owned(),
-            position,
-        };
+        // The record covers the whole page, so that a page of another instance that
+        // overlaps it cannot commit too.
+        let first = events[0].position.unwrap_or(position);
+        let tracking = Tracking::page(self.upstream.name(), first, position);
         match self
             .application
             .event_store()
@@ -552,10 +556,7 @@ impl<P: Policy> ProcessApplication<P> {
                 source,
             })?;
         let (appends, snapshots) = ctx.into_parts();
-        let tracking = Tracking {
-            upstream: self.upstream.name().to_owned(),
-            position,
-        };
+        let tracking = Tracking::new(self.upstream.name(), position);
         match self
             .application
             .event_store()

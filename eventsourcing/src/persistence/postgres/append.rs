@@ -256,6 +256,25 @@ impl PostgresRecorder {
         // After the insert, so that a conflict is reported before an already tracked
         // position; either way the transaction rolls back and nothing is written.
         if let (Some((t, position)), Some(track)) = (tracked, track) {
+            // One committer per upstream at a time, across processes: the lock is held until
+            // commit, and the check after it reads what the previous holder committed.
+            tx.execute(&self.sql.track_lock, &[&t.upstream])
+                .map_err(classify)?;
+            let from = i64::try_from(t.from_position).unwrap_or(i64::MAX);
+            let max: Option<i64> = tx
+                .query_one(&self.sql.max_tracking, &[&t.upstream])
+                .map_err(classify)?
+                .try_get(0)
+                .map_err(|e| PersistenceError::Corrupt {
+                    detail: format!("tracking position of `{}`: {e}", t.upstream),
+                })?;
+            if max.is_some_and(|max| max >= from) {
+                return Err(PersistenceError::AlreadyTracked {
+                    upstream: t.upstream.clone(),
+                    position: t.position,
+                }
+                .into());
+            }
             let inserted = tx
                 .execute(track, &[&t.upstream, &position])
                 .map_err(classify)?;

@@ -40,6 +40,8 @@ pub(super) struct Sql {
     pub(super) current_versions: String,
     pub(super) insert: String,
     pub(super) track: String,
+    /// Serialises tracked commits of one upstream (transaction-scoped advisory lock).
+    pub(super) track_lock: String,
     pub(super) select_asc: String,
     pub(super) select_desc: String,
     pub(super) by_id: String,
@@ -161,6 +163,9 @@ impl Sql {
             ),
             track: format!(
                 "INSERT INTO {tracking} (upstream, position) VALUES ($1, $2) ON CONFLICT DO NOTHING"
+            ),
+            track_lock: format!(
+                "SELECT pg_advisory_xact_lock(hashtext('eventsourcing:track:{tracking}:' || $1))"
             ),
             select_asc: select("ASC"),
             select_desc: select("DESC"),

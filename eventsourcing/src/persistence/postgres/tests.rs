@@ -117,10 +117,7 @@ fn multi_chunk_appends_are_atomic_and_ordered() {
 #[test]
 fn tracking_conflict_comes_before_already_tracked() {
     for r in recorders("tracking_conflict_comes_before_already_tracked") {
-        let tracking = Tracking {
-            upstream: "up".to_owned(),
-            position: 5,
-        };
+        let tracking = Tracking::new("up", 5);
         r.append_tracked(&[append("a", 0, 1)], &tracking)
             .expect("append");
         let error = r

@@ -389,6 +389,18 @@ impl SqliteRecorder {
                 }
             }
             if let Some((t, position)) = tracked {
+                // Under the write lock: no other writer can track meanwhile.
+                let from = i64::try_from(t.from_position).unwrap_or(i64::MAX);
+                let max: Option<i64> = tx
+                    .prepare_cached(&self.sql.max_tracking)
+                    .and_then(|mut s| s.query_row([&t.upstream], |row| row.get(0)))
+                    .map_err(from_sqlite)?;
+                if max.is_some_and(|max| max >= from) {
+                    return Err(PersistenceError::AlreadyTracked {
+                        upstream: t.upstream.clone(),
+                        position: t.position,
+                    });
+                }
                 let inserted = tx
                     .prepare_cached(&self.sql.insert_tracking)
                     .and_then(|mut s| s.execute(params![t.upstream, position]));

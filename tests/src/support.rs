@@ -320,6 +320,32 @@ impl PgCluster {
         ok.then_some(cluster)
     }
 
+    /// A hot standby of `primary` (a base backup streaming from it), started on its own
+    /// port; `None` when it cannot be made.
+    #[must_use]
+    pub fn standby_of(primary: &Self) -> Option<Self> {
+        let n = NEXT_PORT.fetch_add(1, Ordering::Relaxed);
+        let port = 40_000
+            + u16::try_from((u64::from(std::process::id()) * 7 + n * 131 + 7_919) % 20_000)
+                .unwrap_or(0);
+        let dir = std::env::temp_dir().join(format!("es-pg-{}", Uuid::now_v7().simple()));
+        std::fs::create_dir(&dir).ok()?;
+        let owned = std::process::Command::new("chown")
+            .args(["postgres:postgres"])
+            .arg(&dir)
+            .status()
+            .is_ok_and(|s| s.success());
+        let standby = Self { dir, port };
+        let ok = owned
+            && as_postgres(&format!(
+                "{PG_BIN}/pg_basebackup -h 127.0.0.1 -p {} -U postgres -D {} -R -X stream >/dev/null 2>&1",
+                primary.port,
+                standby.data().display()
+            ))
+            && standby.ctl("start");
+        ok.then_some(standby)
+    }
+
     /// The data directory.
     #[must_use]
     pub fn data(&self) -> PathBuf {

@@ -240,3 +240,87 @@ fn read_your_writes_waits_at_most_once_behind_a_stuck_horizon() {
         "everything readable once the blocker is gone"
     );
 }
+
+/// A hot standby (a streaming replica, read-only): the recorder opens a current store there
+/// without DDL or locks, reads the events and the log, and a write is the typed `ReadOnly`.
+#[test]
+fn a_hot_standby_opens_and_reads_and_refuses_writes() {
+    use std::time::{Duration, Instant};
+
+    use eventsourcing::persistence::{ApplicationRecorder, NotificationQuery, PersistenceError};
+
+    let Some(primary) = PgCluster::start("hot standby (primary)", &[]) else {
+        return;
+    };
+    let config = |url: String| PostgresConfig::new(url).schema("replicated");
+    let store = PostgresRecorder::open(config(primary.url())).expect("open the primary");
+    store.append(&[append("s", 0, 3)]).expect("append");
+    let Some(standby) = PgCluster::standby_of(&primary) else {
+        assert!(
+            std::env::var_os(eventsourcing_tests::REQUIRE_POSTGRES_ENV).is_none(),
+            "the standby did not start"
+        );
+        return;
+    };
+    store
+        .append(&[append("s", 3, 1)])
+        .expect("append after the base backup");
+    let replica = PostgresRecorder::open(config(standby.url())).expect("open on the standby");
+    // Streaming replication is asynchronous: wait (bounded) for the last append.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let events = loop {
+        let events = replica
+            .select_events("s", &EventQuery::all())
+            .expect("read");
+        if events.len() == 4 || Instant::now() > deadline {
+            break events;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!(events.len(), 4, "the standby reads the stream");
+    assert_eq!(
+        replica
+            .select_notifications(&NotificationQuery::new(1, 10))
+            .expect("the log")
+            .len(),
+        4
+    );
+    let error = replica
+        .append(&[append("s", 4, 1)])
+        .expect_err("a standby is read-only");
+    assert!(
+        matches!(error, PersistenceError::ReadOnly { .. }),
+        "{error:?}"
+    );
+}
+
+/// A prepared transaction (two-phase commit) holds the horizon back like a running one, and
+/// survives restarts; `follower_lag` names it so that an operator can end it.
+#[test]
+fn follower_lag_names_a_prepared_transaction() {
+    let Some(cluster) =
+        PgCluster::start("prepared transaction", &["max_prepared_transactions = 4"])
+    else {
+        return;
+    };
+    let store =
+        PostgresRecorder::open(PostgresConfig::new(cluster.url()).schema("twopc")).expect("open");
+    let mut client = postgres::Client::connect(&cluster.url(), postgres::NoTls).expect("connect");
+    client
+        .batch_execute("BEGIN; SELECT pg_current_xact_id(); PREPARE TRANSACTION 'stuck-2pc'")
+        .expect("prepare");
+    store.append(&[append("s", 0, 1)]).expect("append");
+    let lag = store.follower_lag().expect("lag");
+    assert!(lag.is_behind(), "{lag:?}");
+    let blocker = lag.blocker.expect("a blocker");
+    assert_eq!(
+        blocker.prepared.as_deref(),
+        Some("stuck-2pc"),
+        "{blocker:?}"
+    );
+    assert_eq!(blocker.state.as_deref(), Some("prepared"));
+    client
+        .batch_execute("ROLLBACK PREPARED 'stuck-2pc'")
+        .expect("end it");
+    assert!(!store.follower_lag().expect("lag").is_behind());
+}

@@ -30,7 +30,8 @@ pub struct FollowerLag {
     /// transaction is still running somewhere in the cluster.
     pub committed: u64,
     /// The transaction holding the horizon back, when one is running and visible in
-    /// `pg_stat_activity` (only with [`OrderingMode::TransactionId`]).
+    /// `pg_stat_activity`, or is a prepared transaction (only with
+    /// [`OrderingMode::TransactionId`]).
     pub blocker: Option<Blocker>,
 }
 
@@ -42,13 +43,18 @@ impl FollowerLag {
     }
 }
 
-/// The oldest running transaction of the cluster, as `pg_stat_activity` shows it (fields the
-/// connecting role may not see are `None`).
+/// The oldest running transaction of the cluster, as `pg_stat_activity` (or, for a prepared
+/// transaction, `pg_prepared_xacts`) shows it; fields the connecting role may not see are
+/// `None`.
 #[derive(Debug, Clone, PartialEq)]
 #[non_exhaustive]
 pub struct Blocker {
-    /// The server process id (`pg_terminate_backend` takes it).
+    /// The server process id (`pg_terminate_backend` takes it); 0 for a prepared
+    /// transaction, which has no process.
     pub pid: i32,
+    /// The global id of a prepared transaction (`COMMIT PREPARED` or `ROLLBACK PREPARED`
+    /// ends it; it survives restarts and holds followers back until then).
+    pub prepared: Option<String>,
     /// The database it is connected to: any database of the cluster holds the horizon.
     pub database: Option<String>,
     /// Its `application_name`.
@@ -140,11 +146,16 @@ impl PostgresRecorder {
         let readable = position(1, "readable position")?;
         let committed = position(2, "committed position")?;
         let pid: Option<i32> = row.try_get(3).map_err(|e| bad("blocker pid", &e))?;
-        let blocker = match pid {
-            Some(pid) if self.config.ordering == OrderingMode::TransactionId => {
+        let prepared: Option<String> = row.try_get(8).map_err(|e| bad("prepared gid", &e))?;
+        let blocker = match (pid, prepared) {
+            (pid, prepared)
+                if (pid.is_some() || prepared.is_some())
+                    && self.config.ordering == OrderingMode::TransactionId =>
+            {
                 let age: Option<f64> = row.try_get(7).map_err(|e| bad("blocker age", &e))?;
                 Some(Blocker {
-                    pid,
+                    pid: pid.unwrap_or(0),
+                    prepared,
                     database: row.try_get(4).map_err(|e| bad("blocker database", &e))?,
                     application_name: row.try_get(5).map_err(|e| bad("blocker name", &e))?,
                     state: row.try_get(6).map_err(|e| bad("blocker state", &e))?,

@@ -126,12 +126,15 @@ impl Sql {
                 "SELECT h.horizon, \
                  COALESCE((SELECT max(position) FROM {events} WHERE true{readable}), 0), \
                  COALESCE((SELECT max(position) FROM {events}), 0), \
-                 a.pid, a.datname::text, a.application_name, a.state, \
-                 EXTRACT(EPOCH FROM clock_timestamp() - a.xact_start)::float8 \
+                 a.pid, COALESCE(a.datname::text, p.database::text), a.application_name, \
+                 COALESCE(a.state, CASE WHEN p.gid IS NOT NULL THEN 'prepared' END), \
+                 EXTRACT(EPOCH FROM clock_timestamp() - COALESCE(a.xact_start, p.prepared))::float8, \
+                 p.gid \
                  FROM (SELECT {horizon} AS horizon, \
                  (pg_snapshot_xmin(pg_current_snapshot())::text::bigint % 4294967296)::text AS xid) h \
                  LEFT JOIN LATERAL (SELECT * FROM pg_stat_activity s \
-                 WHERE s.backend_xid::text = h.xid AND s.pid <> pg_backend_pid() LIMIT 1) a ON true"
+                 WHERE s.backend_xid::text = h.xid AND s.pid <> pg_backend_pid() LIMIT 1) a ON true \
+                 LEFT JOIN pg_prepared_xacts p ON p.transaction::text = h.xid"
             ),
             current_versions: format!(
                 "SELECT s.stream_id, COALESCE((SELECT max(e.version) FROM {events} e \

@@ -1,14 +1,15 @@
 //! Helpers for backends that need a resource to outlive the store: a temporary database file
 //! and a store wrapper that keeps such a guard alive.
 
+use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use eventsourcing::persistence::{
     AggregateRecorder, ApplicationRecorder, EventQuery, NotificationQuery, PersistenceError,
-    ProcessRecorder, SnapshotRecorder, Storage, StoredEvent, StoredSnapshot, StreamAppend,
-    Tracking,
+    ProcessRecorder, SnapshotRecorder, Storage, StoredEvent, StoredEventRef, StoredSnapshot,
+    StreamAppend, Tracking,
 };
 use uuid::Uuid;
 
@@ -63,12 +64,13 @@ impl<G: Send + Sync> AggregateRecorder for Guarded<G> {
     fn append(&self, batch: &[StreamAppend]) -> Result<Vec<u64>, PersistenceError> {
         self.store.append(batch)
     }
-    fn select_events(
+    fn for_each_event(
         &self,
         stream_id: &str,
         query: &EventQuery,
-    ) -> Result<Vec<StoredEvent>, PersistenceError> {
-        self.store.select_events(stream_id, query)
+        visit: &mut dyn FnMut(StoredEventRef<'_>) -> ControlFlow<()>,
+    ) -> Result<(), PersistenceError> {
+        self.store.for_each_event(stream_id, query, visit)
     }
     fn event_by_id(&self, event_id: Uuid) -> Result<Option<StoredEvent>, PersistenceError> {
         self.store.event_by_id(event_id)
@@ -174,15 +176,16 @@ impl AggregateRecorder for CountingStorage {
     fn append(&self, batch: &[StreamAppend]) -> Result<Vec<u64>, PersistenceError> {
         self.inner.append(batch)
     }
-    fn select_events(
+    fn for_each_event(
         &self,
         stream_id: &str,
         query: &EventQuery,
-    ) -> Result<Vec<StoredEvent>, PersistenceError> {
-        let events = self.inner.select_events(stream_id, query)?;
-        self.events_read
-            .fetch_add(events.len() as u64, Ordering::SeqCst);
-        Ok(events)
+        visit: &mut dyn FnMut(StoredEventRef<'_>) -> ControlFlow<()>,
+    ) -> Result<(), PersistenceError> {
+        self.inner.for_each_event(stream_id, query, &mut |event| {
+            self.events_read.fetch_add(1, Ordering::SeqCst);
+            visit(event)
+        })
     }
     fn event_by_id(&self, event_id: Uuid) -> Result<Option<StoredEvent>, PersistenceError> {
         self.inner.event_by_id(event_id)

@@ -40,12 +40,15 @@ impl AggregateRecorder for IgnoresExpectedVersion {
             .collect::<Result<_, PersistenceError>>()?;
         self.0.append(&rebased)
     }
-    fn select_events(
+    fn for_each_event(
         &self,
         stream_id: &str,
         query: &EventQuery,
-    ) -> Result<Vec<StoredEvent>, PersistenceError> {
-        self.0.select_events(stream_id, query)
+        visit: &mut dyn FnMut(
+            eventsourcing::persistence::StoredEventRef<'_>,
+        ) -> std::ops::ControlFlow<()>,
+    ) -> Result<(), PersistenceError> {
+        self.0.for_each_event(stream_id, query, visit)
     }
     fn event_by_id(&self, event_id: uuid::Uuid) -> Result<Option<StoredEvent>, PersistenceError> {
         self.0.event_by_id(event_id)

@@ -418,12 +418,15 @@ impl AggregateRecorder for ExclusiveCursor {
     fn append(&self, batch: &[StreamAppend]) -> Result<Vec<u64>, PersistenceError> {
         self.0.append(batch)
     }
-    fn select_events(
+    fn for_each_event(
         &self,
         stream_id: &str,
         query: &EventQuery,
-    ) -> Result<Vec<StoredEvent>, PersistenceError> {
-        self.0.select_events(stream_id, query)
+        visit: &mut dyn FnMut(
+            eventsourcing::persistence::StoredEventRef<'_>,
+        ) -> std::ops::ControlFlow<()>,
+    ) -> Result<(), PersistenceError> {
+        self.0.for_each_event(stream_id, query, visit)
     }
     fn event_by_id(&self, event_id: Uuid) -> Result<Option<StoredEvent>, PersistenceError> {
         self.0.event_by_id(event_id)

@@ -141,27 +141,6 @@ impl AggregateRecorder for MemoryRecorder {
         self.write().append(batch, None)
     }
 
-    fn select_events(
-        &self,
-        stream_id: &str,
-        query: &EventQuery,
-    ) -> Result<Vec<StoredEvent>, PersistenceError> {
-        let inner = self.read();
-        let Some(positions) = inner.streams.get(stream_id) else {
-            return Ok(Vec::new());
-        };
-        let limit = query.limit.unwrap_or(usize::MAX);
-        let in_range = positions
-            .iter()
-            .filter_map(|p| inner.log.get(p))
-            .filter(|e| query.contains(e.version));
-        Ok(if query.descending {
-            in_range.rev().take(limit).cloned().collect()
-        } else {
-            in_range.take(limit).cloned().collect()
-        })
-    }
-
     fn for_each_event(
         &self,
         stream_id: &str,

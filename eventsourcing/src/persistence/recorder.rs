@@ -37,24 +37,15 @@ pub trait AggregateRecorder: Send + Sync {
     /// Conflict, invalid batch, limits, or backend failures.
     fn append(&self, batch: &[StreamAppend]) -> Result<Vec<u64>, PersistenceError>;
 
-    /// The events of one stream in a version range, ascending (or descending), with a limit.
+    /// Calls `visit` with each event of one stream in a version range (`query`: from and to
+    /// version, inclusive), ascending or descending, at most `query.limit` of them, until
+    /// `visit` breaks. Repositories load aggregates through it, decoding each event straight
+    /// from the backend's row without copying it. This is the required form; the collecting
+    /// [`AggregateRecorder::select_events`] is provided on top of it, so a wrapper that
+    /// forwards this method forwards reads exactly as the store does them.
     ///
-    /// # Errors
-    /// Backend failures or corrupt rows.
-    fn select_events(
-        &self,
-        stream_id: &str,
-        query: &EventQuery,
-    ) -> Result<Vec<StoredEvent>, PersistenceError>;
-
-    /// Calls `visit` with each event of one stream that `query` selects, in the query's
-    /// order, until `visit` breaks: the same events as
-    /// [`AggregateRecorder::select_events`], without collecting them. Repositories load
-    /// aggregates through it, decoding each event straight from the backend's row.
-    ///
-    /// The default implementation runs `select_events` and visits its result; backends
-    /// override it to lend rows without copying them. `visit` may run while the backend holds
-    /// a connection or a read lock, so it must not call back into the recorder.
+    /// `visit` may run while the backend holds a connection or a read lock, so it must not
+    /// call back into the recorder.
     ///
     /// # Errors
     /// Backend failures or corrupt rows met before `visit` broke.
@@ -63,13 +54,24 @@ pub trait AggregateRecorder: Send + Sync {
         stream_id: &str,
         query: &EventQuery,
         visit: &mut dyn FnMut(StoredEventRef<'_>) -> ControlFlow<()>,
-    ) -> Result<(), PersistenceError> {
-        for event in self.select_events(stream_id, query)? {
-            if visit(event.as_ref()).is_break() {
-                break;
-            }
-        }
-        Ok(())
+    ) -> Result<(), PersistenceError>;
+
+    /// The events of one stream that `query` selects, collected: the same events as
+    /// [`AggregateRecorder::for_each_event`] visits, owned.
+    ///
+    /// # Errors
+    /// As `for_each_event`.
+    fn select_events(
+        &self,
+        stream_id: &str,
+        query: &EventQuery,
+    ) -> Result<Vec<StoredEvent>, PersistenceError> {
+        let mut events = Vec::new();
+        self.for_each_event(stream_id, query, &mut |event| {
+            events.push(event.into_owned());
+            ControlFlow::Continue(())
+        })?;
+        Ok(events)
     }
 
     /// One event by its event id.
@@ -500,19 +502,20 @@ mod tests {
         }
     }
 
-    /// A recorder that only forwards the required methods, so `for_each_event` is the default.
+    /// A recorder that only forwards the required methods, so `select_events` is the default.
     struct Plain(MemoryRecorder);
 
     impl AggregateRecorder for Plain {
         fn append(&self, batch: &[StreamAppend]) -> Result<Vec<u64>, super::PersistenceError> {
             self.0.append(batch)
         }
-        fn select_events(
+        fn for_each_event(
             &self,
             stream_id: &str,
             query: &EventQuery,
-        ) -> Result<Vec<StoredEvent>, super::PersistenceError> {
-            self.0.select_events(stream_id, query)
+            visit: &mut dyn FnMut(crate::persistence::StoredEventRef<'_>) -> ControlFlow<()>,
+        ) -> Result<(), super::PersistenceError> {
+            self.0.for_each_event(stream_id, query, visit)
         }
         fn event_by_id(
             &self,

@@ -615,19 +615,6 @@ impl AggregateRecorder for CassandraRecorder {
         }
     }
 
-    fn select_events(
-        &self,
-        stream_id: &str,
-        query: &EventQuery,
-    ) -> Result<Vec<StoredEvent>, PersistenceError> {
-        let mut events = Vec::new();
-        self.for_each_event(stream_id, query, &mut |event| {
-            events.push(event.into_owned());
-            ControlFlow::Continue(())
-        })?;
-        Ok(events)
-    }
-
     fn for_each_event(
         &self,
         stream_id: &str,

@@ -589,19 +589,6 @@ impl AggregateRecorder for PostgresRecorder {
         self.append_inner(batch, None)
     }
 
-    fn select_events(
-        &self,
-        stream_id: &str,
-        query: &EventQuery,
-    ) -> Result<Vec<StoredEvent>, PersistenceError> {
-        let mut events = Vec::new();
-        self.for_each_event(stream_id, query, &mut |event| {
-            events.push(event.into_owned());
-            ControlFlow::Continue(())
-        })?;
-        Ok(events)
-    }
-
     /// Streams the rows (`query_raw`): each is decoded and visited as it arrives, while the
     /// server is still sending the next ones, and none is buffered.
     fn for_each_event(

@@ -469,19 +469,6 @@ impl AggregateRecorder for SqliteRecorder {
         self.append_inner(batch, None)
     }
 
-    fn select_events(
-        &self,
-        stream_id: &str,
-        query: &EventQuery,
-    ) -> Result<Vec<StoredEvent>, PersistenceError> {
-        let mut events = Vec::new();
-        self.for_each_event(stream_id, query, &mut |event| {
-            events.push(event.into_owned());
-            ControlFlow::Continue(())
-        })?;
-        Ok(events)
-    }
-
     fn for_each_event(
         &self,
         stream_id: &str,

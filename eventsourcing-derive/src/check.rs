@@ -9,30 +9,21 @@ use crate::ast::{Entity, EntityItem, EventData, EventKind, EventType};
 use crate::attr::{Upcast, Version};
 use crate::ctxt::Ctxt;
 
-/// The inherent methods of `Aggregate<T>`: a command with one of these names would be shadowed.
-const AGGREGATE_METHODS: &[&str] = &[
+/// The inherent associated functions of `Aggregate<T>` that take no `self`.
+const AGGREGATE_ASSOCIATED_FNS: &[&str] = &[
     "create",
     "create_with_id",
     "create_in_context",
-    "record",
     "replay",
     "replay_one",
     "from_snapshot",
-    "id",
-    "version",
-    "saved_version",
-    "created_on",
-    "modified_on",
-    "state",
-    "into_state",
-    "pending_events",
-    "collect_events",
-    "set_context",
-    "context",
-    "checkpoint",
-    "restore",
-    "atomically",
 ];
+
+/// Whether `name` is an inherent method or associated function of `Aggregate<T>`: a command
+/// with that name would be shadowed.
+fn is_aggregate_method(name: &str) -> bool {
+    AGGREGATE_SELF_METHODS.contains(&name) || AGGREGATE_ASSOCIATED_FNS.contains(&name)
+}
 
 /// The inherent methods of `Aggregate<T>` that take `self`: a method of `T` with one of these
 /// names is unreachable through the aggregate's `Deref` (`page.version()` is the aggregate's).
@@ -108,8 +99,7 @@ pub(crate) fn check_entity(cx: &Ctxt, entity: &Entity) {
             &event.attr,
         );
         creates |= event.kind == EventKind::Create;
-        if AGGREGATE_METHODS.contains(&event.func.sig.ident.to_string().as_str())
-            && event.kind == EventKind::Mutate
+        if is_aggregate_method(&event.func.sig.ident.to_string()) && event.kind == EventKind::Mutate
         {
             clash(cx, &event.func.sig.ident);
         }
@@ -135,7 +125,7 @@ pub(crate) fn check_entity(cx: &Ctxt, entity: &Entity) {
         }
     }
     for command in entity.commands() {
-        if AGGREGATE_METHODS.contains(&command.func.sig.ident.to_string().as_str()) {
+        if is_aggregate_method(&command.func.sig.ident.to_string()) {
             clash(cx, &command.func.sig.ident);
         }
         if let syn::ReturnType::Type(_, ty) = &command.func.sig.output {

@@ -53,6 +53,15 @@ fn ledger_with(app: &Application, deposits: u64, per_save: u64) -> Aggregate<Led
     ledger
 }
 
+/// The log position of a stream's first event: where a migration of it starts.
+fn first_position(store: &Store, stream: &str) -> u64 {
+    store
+        .select_events(stream, &EventQuery::all().limit(1))
+        .expect("select")[0]
+        .position
+        .expect("position")
+}
+
 /// The balance after deposits of 1..=n cents.
 fn triangle(n: u64) -> i64 {
     i64::try_from(n * (n + 1) / 2).expect("small")
@@ -602,11 +611,7 @@ pub fn aliases_resolve_on_read(store: Store) {
     if !crate::conformance::has_global_log(&store) {
         return;
     }
-    let first = store
-        .select_events(&id.to_string(), &EventQuery::all())
-        .expect("select")[0]
-        .position
-        .expect("position");
+    let first = first_position(&store, &id.to_string());
     Migration::upcast(app.event_store())
         .run(first)
         .expect("migrate");
@@ -782,11 +787,7 @@ pub fn migration_invalidates_snapshots(store: Store) {
     let ledger = ledger_with(&app, 5, 5);
     app.take_snapshot::<Ledger>(ledger.id(), None)
         .expect("snapshot");
-    let first = store
-        .select_events(&ledger.id().to_string(), &EventQuery::all())
-        .expect("select")[0]
-        .position
-        .expect("position");
+    let first = first_position(&store, &ledger.id().to_string());
     Migration::with(app.event_store(), double)
         .run(first)
         .expect("migrate");
@@ -854,11 +855,7 @@ pub fn migration_stops_with_a_cursor_and_resumes(store: Store) {
     let app = app(&store);
     let ledger = ledger_with(&app, 4, 5);
     let stream = ledger.id().to_string();
-    let first = store
-        .select_events(&stream, &EventQuery::all())
-        .expect("select")[0]
-        .position
-        .expect("position");
+    let first = first_position(&store, &stream);
     *RACE.lock().expect("lock") = Some((Arc::clone(&store), stream.clone()));
     let error = Migration::with(app.event_store(), racing_memo)
         .run(first)
@@ -1137,11 +1134,7 @@ pub fn reencode_with_new_transcoders(store: Store) {
     let plain = app(&store);
     let ledger = ledger_with(&plain, 5, 5);
     let stream = ledger.id().to_string();
-    let first = store
-        .select_events(&stream, &EventQuery::all())
-        .expect("select")[0]
-        .position
-        .expect("position");
+    let first = first_position(&store, &stream);
     let with_key = |key: &CipherKey| {
         Application::builder()
             .storage(Arc::clone(&store))

@@ -289,23 +289,12 @@ impl PgCluster {
             );
             return None;
         }
-        let n = NEXT_PORT.fetch_add(1, Ordering::Relaxed);
-        let port = 40_000
-            + u16::try_from((u64::from(std::process::id()) * 7 + n * 131) % 20_000).unwrap_or(0);
-        let dir = std::env::temp_dir().join(format!("es-pg-{}", Uuid::now_v7().simple()));
-        std::fs::create_dir(&dir).ok()?;
-        let owned = std::process::Command::new("chown")
-            .args(["postgres:postgres"])
-            .arg(&dir)
-            .status()
-            .is_ok_and(|s| s.success());
-        let cluster = Self { dir, port };
+        let cluster = Self::empty()?;
         let data = cluster.data();
-        let mut ok = owned
-            && as_postgres(&format!(
-                "{PG_BIN}/initdb -A trust -U postgres -D {} >/dev/null",
-                data.display()
-            ));
+        let mut ok = as_postgres(&format!(
+            "{PG_BIN}/initdb -A trust -U postgres -D {} >/dev/null",
+            data.display()
+        ));
         if ok && !settings.is_empty() {
             let conf = data.join("postgresql.conf");
             let mut text = std::fs::read_to_string(&conf).unwrap_or_default();
@@ -327,26 +316,30 @@ impl PgCluster {
     /// port; `None` when it cannot be made.
     #[must_use]
     pub fn standby_of(primary: &Self) -> Option<Self> {
-        let n = NEXT_PORT.fetch_add(1, Ordering::Relaxed);
-        let port = 40_000
-            + u16::try_from((u64::from(std::process::id()) * 7 + n * 131 + 7_919) % 20_000)
-                .unwrap_or(0);
-        let dir = std::env::temp_dir().join(format!("es-pg-{}", Uuid::now_v7().simple()));
-        std::fs::create_dir(&dir).ok()?;
-        let owned = std::process::Command::new("chown")
-            .args(["postgres:postgres"])
-            .arg(&dir)
-            .status()
-            .is_ok_and(|s| s.success());
-        let standby = Self { dir, port };
-        let ok = owned
-            && as_postgres(&format!(
+        let standby = Self::empty()?;
+        let ok = as_postgres(&format!(
                 "{PG_BIN}/pg_basebackup -h 127.0.0.1 -p {} -U postgres -D {} -R -X stream >/dev/null 2>&1",
                 primary.port,
                 standby.data().display()
             ))
             && standby.ctl("start");
         ok.then_some(standby)
+    }
+
+    /// A folder owned by `postgres` and a port of its own, for a cluster not created yet.
+    fn empty() -> Option<Self> {
+        let n = NEXT_PORT.fetch_add(1, Ordering::Relaxed);
+        let port = 40_000
+            + u16::try_from((u64::from(std::process::id()) * 7 + n * 131) % 20_000).unwrap_or(0);
+        let dir = std::env::temp_dir().join(format!("es-pg-{}", Uuid::now_v7().simple()));
+        std::fs::create_dir(&dir).ok()?;
+        let cluster = Self { dir, port };
+        let owned = std::process::Command::new("chown")
+            .args(["postgres:postgres"])
+            .arg(&cluster.dir)
+            .status()
+            .is_ok_and(|s| s.success());
+        owned.then_some(cluster)
     }
 
     /// The data directory.

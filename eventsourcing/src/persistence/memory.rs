@@ -8,8 +8,8 @@ use uuid::Uuid;
 
 use super::error::PersistenceError;
 use super::recorder::{
-    validate_batch, validate_text, validate_tracking, AggregateRecorder, ApplicationRecorder,
-    ProcessRecorder, SnapshotRecorder,
+    check_not_tracked, validate_batch, validate_text, validate_tracking, AggregateRecorder,
+    ApplicationRecorder, ProcessRecorder, SnapshotRecorder,
 };
 use super::stored_event::{
     EventQuery, NotificationQuery, StoredEvent, StoredEventRef, StoredSnapshot, StreamAppend,
@@ -81,17 +81,11 @@ impl Inner {
             }
         }
         if let Some(t) = tracking {
-            if self
+            let max = self
                 .tracking
                 .get(&t.upstream)
-                .and_then(|s| s.last())
-                .is_some_and(|max| *max >= t.from_position)
-            {
-                return Err(PersistenceError::AlreadyTracked {
-                    upstream: t.upstream.clone(),
-                    position: t.position,
-                });
-            }
+                .and_then(|s| s.last().copied());
+            check_not_tracked(t, max)?;
         }
         Ok(())
     }

@@ -23,8 +23,8 @@ pub use memory::MemoryRecorder;
 #[cfg(feature = "postgres")]
 pub use postgres::{PostgresConfig, PostgresRecorder};
 pub use recorder::{
-    validate_batch, validate_text, validate_tracking, AggregateRecorder, ApplicationRecorder,
-    ProcessRecorder, SnapshotRecorder, Storage, MAX_IDENTIFIER_BYTES,
+    check_not_tracked, validate_batch, validate_text, validate_tracking, AggregateRecorder,
+    ApplicationRecorder, ProcessRecorder, SnapshotRecorder, Storage, MAX_IDENTIFIER_BYTES,
 };
 #[cfg(feature = "sqlite")]
 pub use sqlite::{SqliteConfig, SqliteRecorder, Synchronous};

@@ -342,6 +342,22 @@ pub fn validate_tracking(tracking: &Tracking) -> Result<(), PersistenceError> {
     check_identifier("tracking upstream name length in bytes", &tracking.upstream)
 }
 
+/// The guard of [`ProcessRecorder::append_tracked`], for recorders to call with the highest
+/// position tracked for the upstream, read inside the appending transaction.
+///
+/// # Errors
+/// [`PersistenceError::AlreadyTracked`] when that position is at or above
+/// `tracking.from_position`.
+pub fn check_not_tracked(tracking: &Tracking, max: Option<u64>) -> Result<(), PersistenceError> {
+    if max.is_some_and(|max| max >= tracking.from_position) {
+        return Err(PersistenceError::AlreadyTracked {
+            upstream: tracking.upstream.clone(),
+            position: tracking.position,
+        });
+    }
+    Ok(())
+}
+
 /// Checks that the text of stored events can be kept by every backend: no NUL character in
 /// the stream id, the topic, or the keys and values of the user metadata. (PostgreSQL `TEXT`
 /// and `JSONB` cannot hold NUL; the other backends refuse it too, so that data written to one

@@ -16,7 +16,9 @@ use super::pool::Conn;
 use super::rows::{corrupt, extras_json, to_bigint, to_int, PgUuid};
 use super::{prepare, PostgresRecorder, MAX_EVENTS_PER_XID_APPEND};
 use crate::persistence::recorder::{validate_batch, validate_text};
-use crate::persistence::{PersistenceError, StoredEvent, StreamAppend, Tracking};
+use crate::persistence::{
+    check_not_tracked, PersistenceError, StoredEvent, StreamAppend, Tracking,
+};
 
 /// Rows per INSERT statement. Rows go as one array per column (`UNNEST`), so a statement has
 /// eight bind parameters whatever its size; chunking only bounds the message size.
@@ -260,7 +262,6 @@ impl PostgresRecorder {
             // commit, and the check after it reads what the previous holder committed.
             tx.execute(&self.sql.track_lock, &[&t.upstream])
                 .map_err(classify)?;
-            let from = i64::try_from(t.from_position).unwrap_or(i64::MAX);
             let max: Option<i64> = tx
                 .query_one(&self.sql.max_tracking, &[&t.upstream])
                 .map_err(classify)?
@@ -268,13 +269,7 @@ impl PostgresRecorder {
                 .map_err(|e| PersistenceError::Corrupt {
                     detail: format!("tracking position of `{}`: {e}", t.upstream),
                 })?;
-            if max.is_some_and(|max| max >= from) {
-                return Err(PersistenceError::AlreadyTracked {
-                    upstream: t.upstream.clone(),
-                    position: t.position,
-                }
-                .into());
-            }
+            check_not_tracked(t, max.and_then(|m| u64::try_from(m).ok()))?;
             let inserted = tx
                 .execute(track, &[&t.upstream, &position])
                 .map_err(classify)?;

@@ -112,8 +112,8 @@ use schema::Statements;
 
 use super::error::PersistenceError;
 use super::recorder::{
-    validate_batch, validate_text, validate_tracking, AggregateRecorder, ApplicationRecorder,
-    ProcessRecorder, SnapshotRecorder,
+    check_not_tracked, validate_batch, validate_text, validate_tracking, AggregateRecorder,
+    ApplicationRecorder, ProcessRecorder, SnapshotRecorder,
 };
 use super::stored_event::{
     EventQuery, NotificationQuery, StoredEvent, StoredEventRef, StoredSnapshot, StreamAppend,
@@ -390,17 +390,11 @@ impl SqliteRecorder {
             }
             if let Some((t, position)) = tracked {
                 // Under the write lock: no other writer can track meanwhile.
-                let from = i64::try_from(t.from_position).unwrap_or(i64::MAX);
                 let max: Option<i64> = tx
                     .prepare_cached(&self.sql.max_tracking)
                     .and_then(|mut s| s.query_row([&t.upstream], |row| row.get(0)))
                     .map_err(from_sqlite)?;
-                if max.is_some_and(|max| max >= from) {
-                    return Err(PersistenceError::AlreadyTracked {
-                        upstream: t.upstream.clone(),
-                        position: t.position,
-                    });
-                }
+                check_not_tracked(t, max.and_then(|m| u64::try_from(m).ok()))?;
                 let inserted = tx
                     .prepare_cached(&self.sql.insert_tracking)
                     .and_then(|mut s| s.execute(params![t.upstream, position]));

@@ -258,6 +258,13 @@ pub struct PgCluster {
 
 static NEXT_PORT: AtomicU64 = AtomicU64::new(0);
 
+/// A port for a throwaway cluster: below Linux's ephemeral range (32768 and up), where client
+/// sockets of other tests could hold it; distinct within the process, spread across processes.
+fn next_port() -> u16 {
+    let n = NEXT_PORT.fetch_add(1, Ordering::Relaxed);
+    20_000 + u16::try_from((u64::from(std::process::id()) * 7 + n * 131) % 12_000).unwrap_or(0)
+}
+
 fn as_postgres(cmd: &str) -> bool {
     std::process::Command::new("runuser")
         .args(["-u", "postgres", "--", "sh", "-c", cmd])
@@ -289,7 +296,7 @@ impl PgCluster {
             );
             return None;
         }
-        let cluster = Self::empty()?;
+        let mut cluster = Self::empty()?;
         let data = cluster.data();
         let mut ok = as_postgres(&format!(
             "{PG_BIN}/initdb -A trust -U postgres -D {} >/dev/null",
@@ -304,7 +311,7 @@ impl PgCluster {
             }
             ok = std::fs::write(&conf, text).is_ok();
         }
-        ok = ok && cluster.ctl("start");
+        ok = ok && cluster.start_on_a_free_port();
         assert!(
             ok || !required,
             "{test}: the throwaway cluster did not start"
@@ -316,24 +323,36 @@ impl PgCluster {
     /// port; `None` when it cannot be made.
     #[must_use]
     pub fn standby_of(primary: &Self) -> Option<Self> {
-        let standby = Self::empty()?;
+        let mut standby = Self::empty()?;
         let ok = as_postgres(&format!(
                 "{PG_BIN}/pg_basebackup -h 127.0.0.1 -p {} -U postgres -D {} -R -X stream >/dev/null 2>&1",
                 primary.port,
                 standby.data().display()
             ))
-            && standby.ctl("start");
+            && standby.start_on_a_free_port();
         ok.then_some(standby)
+    }
+
+    /// Starts the server, on another port when its port is taken (by a client socket of
+    /// another test, say): up to five tries.
+    fn start_on_a_free_port(&mut self) -> bool {
+        for _ in 0..5 {
+            if self.ctl("start") {
+                return true;
+            }
+            self.port = next_port();
+        }
+        false
     }
 
     /// A folder owned by `postgres` and a port of its own, for a cluster not created yet.
     fn empty() -> Option<Self> {
-        let n = NEXT_PORT.fetch_add(1, Ordering::Relaxed);
-        let port = 40_000
-            + u16::try_from((u64::from(std::process::id()) * 7 + n * 131) % 20_000).unwrap_or(0);
         let dir = std::env::temp_dir().join(format!("es-pg-{}", Uuid::now_v7().simple()));
         std::fs::create_dir(&dir).ok()?;
-        let cluster = Self { dir, port };
+        let cluster = Self {
+            dir,
+            port: next_port(),
+        };
         let owned = std::process::Command::new("chown")
             .args(["postgres:postgres"])
             .arg(&cluster.dir)

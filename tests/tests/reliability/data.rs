@@ -502,7 +502,7 @@ fn limits_refuse_oversized_events_and_batches_before_any_io() {
 
 /// A counter with constant-size state, so that a huge batch measures the store, not the state.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Counter {
+pub(crate) struct Counter {
     ticks: u64,
 }
 

@@ -95,12 +95,12 @@ fn stored_events_round_trip_exactly_through_sqlite() {
 
 /// A gauge whose readings are `f64`: floats must come back bit for bit, through events and
 /// through snapshots, on every backend.
-pub mod gauge {
+pub(crate) mod gauge {
     use eventsourcing::prelude::*;
 
     /// Every reading so far.
     #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-    pub struct Gauge {
+    pub(crate) struct Gauge {
         /// The readings, oldest first.
         pub readings: Vec<f64>,
     }

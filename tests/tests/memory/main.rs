@@ -1,0 +1,9 @@
+//! The in-memory recorder: the conformance suite, the evolution scenarios and the model-based
+//! test.
+//!
+//! One test binary per backend or layer: each binary links the whole framework once, so a few
+//! binaries build and link far faster, and take far less disk, than one binary per file.
+
+mod conformance;
+mod evolution;
+mod model;

@@ -251,7 +251,7 @@ fn a_conflict_in_a_batch_falls_back_to_one_event_at_a_time_and_names_the_event()
 }
 
 /// Catch-up time for 2,000 upstream events on SQLite files, one commit per event against one
-/// per page: `cargo test -p eventsourcing-tests --release --test system_batch -- --ignored --nocapture`.
+/// per page: `cargo test -p eventsourcing-tests --release --test system -- --ignored --nocapture`.
 #[test]
 #[ignore = "a measurement"]
 fn catch_up_timing_on_sqlite_files() -> TestResult {

@@ -33,7 +33,7 @@
 //! The payload is `BYTEA`, chosen by measurement and because a transcoder may compress or
 //! encrypt it (bytes that are not JSON). Raw SQL, 10,000 events of 200-byte JSON written as
 //! 100 appends of 100 and read back by stream and by position, two runs of two rounds each
-//! (`cargo test --release -p eventsourcing-tests --test postgres_concurrency -- --ignored
+//! (`cargo test --release -p eventsourcing-tests --test postgres -- --ignored
 //! --nocapture payload_column_types`, same machine and load as the figures below):
 //!
 //! | column | write 10k | stream load | notification scan |
@@ -150,7 +150,7 @@
 //!
 //! ```text
 //! EVENTSOURCING_TEST_POSTGRES_URL=postgres://postgres@127.0.0.1:5432/test \
-//!   cargo test --release -p eventsourcing-tests --test postgres_concurrency \
+//!   cargo test --release -p eventsourcing-tests --test postgres \
 //!   -- --ignored --nocapture throughput
 //! ```
 //!

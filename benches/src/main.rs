@@ -12,6 +12,7 @@
 mod alloc;
 mod cassandra_raw;
 mod domain;
+mod large_state;
 mod memory;
 mod ours;
 mod postgres_raw;
@@ -265,7 +266,8 @@ fn main() {
     for name in backends {
         let start = Instant::now();
         let result = match name {
-            "memory" => memory::run(&params, &mut outcomes),
+            "memory" => memory::run(&params, &mut outcomes)
+                .and_then(|()| large_state::run(&params, &mut outcomes)),
             "sqlite" => sqlite_raw::run(&params, &mut outcomes),
             "cassandra" => cassandra_raw::run(&params, &mut outcomes),
             _ => postgres_raw::run(&params, &mut outcomes),

@@ -60,8 +60,15 @@ use proc_macro2::TokenStream as TokenStream2;
 ///   assigned; `Self` there means `Aggregate<Dog>`. A command whose return type is a
 ///   `Result` (by type: an alias such as `type DogResult<T> = Result<T, DogError>`, a full path
 ///   or a re-export count too) is rolled back when it returns `Err`: the body runs in a
-///   closure, so `return` and `?` behave as written. A command returning a borrow or an
-///   `impl Trait` runs inline and is never rolled back (a borrowed `Result` is rejected).
+///   closure, so `return` and `?` behave as written. The rollback costs one copy of the state,
+///   taken at the command's first recorded event, and only in a command that can return
+///   `Err` after recording one: a command that checks its rules first and records last (the
+///   usual shape) runs with no copy at all; events themselves are applied in place, so
+///   recording costs the size of the event, not of the state. A mutator that panics inside a
+///   command with a rollback is rolled back with it; anywhere else it poisons the aggregate
+///   (`DomainError::Poisoned` from every later record and save). A command returning a borrow
+///   or an `impl Trait` runs inline and is never rolled back (a borrowed `Result` is
+///   rejected).
 ///   Command names, and the names of `&self` methods of the block, must not be those of
 ///   `Aggregate`'s own methods (`version`, `id`, `record`, ..), which would hide them.
 /// - Commands from methods written without `pub` go to a private trait, `DogPrivateCommands`,

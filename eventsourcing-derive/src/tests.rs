@@ -134,3 +134,136 @@ fn struct_topics_default_to_entity_dot_name() {
     let tokens = expand_derive(&input).expect("expands").to_string();
     assert!(tokens.contains("\"Example.Created\""), "{tokens}");
 }
+
+#[test]
+fn rollback_is_needed_only_where_an_err_can_follow_an_event() {
+    use crate::expand::needs_rollback;
+    let readers = ["knows".to_owned()].into_iter().collect();
+    let cases: Vec<(bool, syn::Block)> = vec![
+        // Checks, then records: no rollback.
+        (
+            false,
+            parse_quote!({
+                if self.knows(&t) {
+                    return Err(E::Known);
+                }
+                self.add(t);
+                Ok(())
+            }),
+        ),
+        (
+            false,
+            parse_quote!({
+                let n = self.version();
+                self.add(t);
+                self.add(u);
+                Ok(n)
+            }),
+        ),
+        (
+            false,
+            parse_quote!({
+                self.add(t);
+                return Ok(());
+            }),
+        ),
+        (
+            false,
+            parse_quote!({
+                let x = parse(&t)?;
+                self.add(x);
+                println!("{}", self.tricks.len());
+                Ok(())
+            }),
+        ),
+        (false, parse_quote!({ Err(E::Never) })),
+        // An `Err` can follow an event.
+        (
+            true,
+            parse_quote!({
+                self.add(t);
+                check(&u)?;
+                Ok(())
+            }),
+        ),
+        (
+            true,
+            parse_quote!({
+                self.add(t);
+                if self.knows(&u) {
+                    return Err(E::Known);
+                }
+                Ok(())
+            }),
+        ),
+        (
+            true,
+            parse_quote!({
+                for t in ts {
+                    if t.is_empty() {
+                        return Err(E::Empty);
+                    }
+                    self.add(t);
+                }
+                Ok(())
+            }),
+        ),
+        (
+            true,
+            parse_quote!({
+                self.add(t);
+                self.other(u)
+            }),
+        ),
+        (
+            true,
+            parse_quote!({
+                self.add(t);
+                Ok(self.other(u)?)
+            }),
+        ),
+        (
+            true,
+            parse_quote!({
+                helper(self)?;
+                Ok(())
+            }),
+        ),
+        (
+            true,
+            parse_quote!({
+                self.add(t);
+                ensure!(u.len() > 1, E::Short);
+                Ok(())
+            }),
+        ),
+        (
+            true,
+            parse_quote!({
+                helper!(self);
+                if bad {
+                    return Err(E::Bad);
+                }
+                Ok(())
+            }),
+        ),
+        (
+            true,
+            parse_quote!({
+                self.add(t);
+                match u {
+                    Some(_) => Ok(()),
+                    None => Err(E::None),
+                }
+            }),
+        ),
+    ];
+    for (expected, block) in cases {
+        assert_eq!(
+            needs_rollback(&block, &readers),
+            expected,
+            "{}",
+            quote!(#block)
+        );
+    }
+}

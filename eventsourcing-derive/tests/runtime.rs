@@ -557,3 +557,245 @@ pub mod fallible_creation {
         );
     }
 }
+
+/// Recording costs the size of the event, not of the state: no copy of the state per event,
+/// one copy per fallible command that records something (for its rollback), none for one
+/// that refuses first; and a mutator's panic is rolled back inside a fallible command and
+/// poisons the aggregate outside one.
+pub mod state_copies {
+    use std::cell::Cell;
+
+    use eventsourcing::domain::DomainError;
+    use eventsourcing::prelude::*;
+
+    thread_local! {
+        static COPIES: Cell<usize> = const { Cell::new(0) };
+    }
+
+    /// Counts how many times the state is cloned (per thread: tests run in parallel).
+    #[derive(Debug, Default, Serialize, Deserialize)]
+    pub struct CopyCounter;
+
+    impl Clone for CopyCounter {
+        fn clone(&self) -> Self {
+            COPIES.with(|c| c.set(c.get() + 1));
+            CopyCounter
+        }
+    }
+
+    fn copies() -> usize {
+        COPIES.with(Cell::get)
+    }
+
+    /// A ledger with a large state.
+    #[derive(Debug, Clone, Serialize, Deserialize)]
+    pub struct Ledger {
+        entries: Vec<u64>,
+        counter: CopyCounter,
+    }
+
+    /// A refused ledger command.
+    #[derive(Debug, PartialEq, Eq)]
+    pub struct Refused;
+
+    #[entity]
+    impl Ledger {
+        #[event(Opened)]
+        fn open(size: u64) -> Self {
+            Ledger {
+                entries: (0..size).collect(),
+                counter: CopyCounter,
+            }
+        }
+
+        #[event(Entered)]
+        fn enter(&mut self, amount: u64) {
+            self.entries.push(amount);
+        }
+
+        /// Changes the state, then panics when `explode`.
+        #[event(Tripped)]
+        fn trip(&mut self, explode: bool) {
+            self.entries.push(0);
+            assert!(!explode, "the mutator trips");
+        }
+
+        /// Enters `count` amounts, then refuses when `refuse`.
+        pub fn enter_many(&mut self, count: u64, refuse: bool) -> Result<(), Refused> {
+            for amount in 0..count {
+                self.enter(amount);
+            }
+            if refuse {
+                return Err(Refused);
+            }
+            Ok(())
+        }
+
+        /// Refuses before recording anything.
+        pub fn refuse_at_once(&mut self) -> Result<(), Refused> {
+            Err(Refused)
+        }
+
+        /// Two fallible commands, then refuses when `refuse`.
+        pub fn nested(&mut self, refuse: bool) -> Result<(), Refused> {
+            self.enter_many(2, false)?;
+            self.enter_many(2, false)?;
+            if refuse {
+                return Err(Refused);
+            }
+            Ok(())
+        }
+
+        /// Records an event, then one whose mutator panics when `explode`, then checks a
+        /// rule (so it can fail after recording: it has a rollback point).
+        pub fn enter_then_trip(&mut self, explode: bool) -> Result<(), Refused> {
+            self.enter(7);
+            self.trip(explode);
+            if self.size() > 1_000 {
+                return Err(Refused);
+            }
+            Ok(())
+        }
+
+        /// Checks, then records: it cannot fail after recording, so it needs no rollback.
+        pub fn checked_enter(&mut self, amount: u64) -> Result<(), Refused> {
+            if amount == 0 || self.is_full() {
+                return Err(Refused);
+            }
+            let Some(amount) = amount.checked_mul(2) else {
+                return Err(Refused);
+            };
+            self.enter(amount);
+            self.enter(amount);
+            Ok(())
+        }
+
+        /// Checks, records, then trips: no rollback point, so a panic poisons.
+        pub fn checked_trip(&mut self) -> Result<(), Refused> {
+            if self.is_full() {
+                return Err(Refused);
+            }
+            self.trip(true);
+            Ok(())
+        }
+
+        /// Whether the ledger is full.
+        pub fn is_full(&self) -> bool {
+            self.entries.len() >= 1_000_000
+        }
+
+        /// How many entries the ledger holds.
+        pub fn size(&self) -> usize {
+            self.entries.len()
+        }
+    }
+
+    #[test]
+    fn recording_an_event_copies_no_state() {
+        let mut ledger = Ledger::open(10_000);
+        let before = copies();
+        for amount in 0..100 {
+            ledger.enter(amount);
+        }
+        ledger.enter_many(100, false).expect("entered");
+        assert_eq!(
+            copies() - before,
+            1,
+            "one copy for the fallible command only"
+        );
+        assert_eq!((ledger.size(), ledger.version()), (10_200, 201));
+    }
+
+    #[test]
+    fn a_command_that_refuses_before_recording_copies_nothing() {
+        let mut ledger = Ledger::open(10);
+        let before = copies();
+        assert_eq!(ledger.refuse_at_once(), Err(Refused));
+        assert_eq!(ledger.enter_many(0, true), Err(Refused));
+        assert_eq!(copies() - before, 0);
+    }
+
+    #[test]
+    fn a_command_that_checks_then_records_copies_nothing() {
+        let mut ledger = Ledger::open(10);
+        let before = copies();
+        for amount in 1..=50 {
+            ledger.checked_enter(amount).expect("entered");
+        }
+        assert_eq!(ledger.checked_enter(0), Err(Refused));
+        assert_eq!(copies() - before, 0, "no failure can follow its events");
+        assert_eq!((ledger.size(), ledger.version()), (110, 101));
+        // Without a rollback point, a panic of its mutator poisons the aggregate.
+        let panicked =
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| ledger.checked_trip()));
+        assert!(panicked.is_err());
+        assert!(ledger.check_not_poisoned().is_err());
+    }
+
+    #[test]
+    fn nested_commands_copy_once_and_roll_back_whole() {
+        let mut ledger = Ledger::open(10);
+        let before = copies();
+        assert_eq!(ledger.nested(true), Err(Refused));
+        assert_eq!(
+            copies() - before,
+            1,
+            "the inner commands share the outer copy"
+        );
+        assert_eq!((ledger.size(), ledger.version()), (10, 1));
+        assert_eq!(ledger.pending_events().len(), 1);
+        ledger.nested(false).expect("entered");
+        assert_eq!((ledger.size(), ledger.version()), (14, 5));
+        let atomically = ledger.atomically(|ledger| {
+            ledger.enter_many(3, false)?;
+            ledger.enter_many(3, true)
+        });
+        assert_eq!(atomically, Err(Refused));
+        assert_eq!((ledger.size(), ledger.version()), (14, 5));
+        // One copy for the closure, one more to roll back its inner command that failed
+        // (the outer copy with the first command's events applied again).
+        assert_eq!(copies() - before, 4);
+        // An inner command that fails is rolled back alone when the outer one goes on.
+        let recovered: Result<(), Refused> = ledger.atomically(|ledger| {
+            ledger.enter_many(3, false)?;
+            assert_eq!(ledger.enter_many(5, true), Err(Refused));
+            ledger.enter_many(1, false)
+        });
+        assert_eq!(recovered, Ok(()));
+        assert_eq!((ledger.size(), ledger.version()), (18, 9));
+        assert_eq!(&ledger.entries[14..], [0, 1, 2, 0]);
+    }
+
+    #[test]
+    fn a_mutator_panic_in_a_fallible_command_rolls_it_back() {
+        let mut ledger = Ledger::open(10);
+        let panicked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            ledger.enter_then_trip(true)
+        }));
+        assert!(panicked.is_err());
+        assert_eq!((ledger.size(), ledger.version()), (10, 1));
+        assert!(ledger.check_not_poisoned().is_ok());
+        ledger.enter_then_trip(false).expect("entered");
+        assert_eq!((ledger.size(), ledger.version()), (12, 3));
+    }
+
+    #[test]
+    fn a_mutator_panic_outside_a_command_poisons_the_aggregate() {
+        let mut ledger = Ledger::open(10);
+        let panicked = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| ledger.trip(true)));
+        assert!(panicked.is_err());
+        // The state was half changed (the push happened), and nothing was recorded.
+        assert_eq!((ledger.size(), ledger.version()), (11, 1));
+        let poisoned = ledger.record(LedgerEvent::Entered { amount: 1 });
+        assert!(
+            matches!(poisoned, Err(DomainError::Poisoned { entity: "Ledger", id }) if id == ledger.id()),
+            "{poisoned:?}"
+        );
+        let app = Application::in_memory();
+        let error = app
+            .save(&mut ledger)
+            .expect_err("a poisoned aggregate is not saved");
+        assert!(error.to_string().contains("poisoned"), "{error}");
+        assert_eq!(ledger.pending_events().len(), 1);
+    }
+}

@@ -71,14 +71,42 @@ pub mod __private {
     };
 
     /// Records an event produced by generated code. Generated mutators accept every
-    /// non-creation event of their own entity, so the only failure left is a hand-written
-    /// `Entity` impl that rejects it; that is a bug in the entity, reported loudly.
+    /// non-creation event of their own entity, so the only failures left are an aggregate
+    /// poisoned by an earlier panic of a mutator (the caller caught that panic and went on)
+    /// and a hand-written `Entity` impl that rejects the event; both are reported loudly.
     pub fn record<T: Entity>(aggregate: &mut Aggregate<T>, event: T::Event) {
         if let Err(error) = aggregate.record(event) {
-            panic!(
-                "the mutator of `{}` rejected its own command's event: {error}",
-                T::NAME
-            );
+            panic!("recording an event of `{}` failed: {error}", T::NAME);
+        }
+    }
+
+    /// Starts a generated command that rolls back on `Err` (see [`end_command`]).
+    pub fn begin_command<T: Entity>(aggregate: &mut Aggregate<T>) {
+        aggregate.begin_command();
+    }
+
+    /// Ends a generated command begun with [`begin_command`] when `began`: rolls the aggregate
+    /// back if the body panicked or `failed` says its outcome is an `Err`, then returns the
+    /// outcome or continues the panic.
+    pub fn end_command<T: Entity, R>(
+        aggregate: &mut Aggregate<T>,
+        began: bool,
+        outcome: std::thread::Result<R>,
+        failed: impl FnOnce(&R) -> bool,
+    ) -> R {
+        match outcome {
+            Ok(outcome) => {
+                if began {
+                    aggregate.end_command(failed(&outcome));
+                }
+                outcome
+            }
+            Err(panic) => {
+                if began {
+                    aggregate.end_command(true);
+                }
+                std::panic::resume_unwind(panic)
+            }
         }
     }
 

@@ -166,21 +166,32 @@ pub(crate) fn expand(entity: &Entity) -> TokenStream {
                 }
             }
         });
-    let mutate_arms: Vec<TokenStream> = events
+    // Events that change an existing entity are applied in place (`Entity::apply`), so that
+    // recording one costs the size of the event, not of the state; `mutate` goes through it.
+    let apply_arms: Vec<TokenStream> = events
         .iter()
         .filter(|e| e.kind == EventKind::Mutate)
         .map(|e| {
             let (vname, mutator) = (&e.name, mutator_ident(e));
             let fields: Vec<_> = e.fields.iter().map(|f| &f.ident).collect();
             quote! {
-                (#p::std::option::Option::Some(mut __es_state), #enum_ident::#vname { #(#fields),* }) => {
-                    __es_state.#mutator(#(#fields),*);
-                    #p::std::result::Result::Ok(__es_state)
+                #enum_ident::#vname { #(#fields),* } => {
+                    self.#mutator(#(#fields),*);
+                    #p::std::result::Result::Ok(())
                 }
             }
         })
         .collect();
-    let not_created = if mutate_arms.is_empty() {
+    let already_created = if events.iter().any(|e| e.kind == EventKind::Create) {
+        quote! {
+            __es_event => #p::std::result::Result::Err(#p::DomainError::AlreadyCreated {
+                topic: #p::std::borrow::ToOwned::to_owned(#p::DomainEvent::topic(&__es_event)),
+            }),
+        }
+    } else {
+        quote!()
+    };
+    let not_created = if apply_arms.is_empty() {
         quote!()
     } else {
         quote! {
@@ -209,13 +220,21 @@ pub(crate) fn expand(entity: &Entity) -> TokenStream {
             ) -> #p::std::result::Result<Self, #p::DomainError> {
                 match (__es_state, __es_event) {
                     #(#create_arms)*
-                    #(#mutate_arms)*
                     #not_created
-                    (#p::std::option::Option::Some(_), __es_event) => {
-                        #p::std::result::Result::Err(#p::DomainError::AlreadyCreated {
-                            topic: #p::std::borrow::ToOwned::to_owned(#p::DomainEvent::topic(&__es_event)),
-                        })
+                    (#p::std::option::Option::Some(mut __es_state), __es_event) => {
+                        #p::Entity::apply(&mut __es_state, __es_event)?;
+                        #p::std::result::Result::Ok(__es_state)
                     }
+                }
+            }
+
+            fn apply(
+                &mut self,
+                __es_event: #enum_ident,
+            ) -> #p::std::result::Result<(), #p::DomainError> {
+                match __es_event {
+                    #(#apply_arms)*
+                    #already_created
                 }
             }
 
@@ -227,13 +246,14 @@ pub(crate) fn expand(entity: &Entity) -> TokenStream {
     // (no `pub`) go to a private trait, callable only in the entity's module, so that a rule
     // checked in a public command cannot be bypassed by calling its private event directly;
     // `pub(crate)` and `pub(super)` ones go to traits of that visibility.
+    let readers = readers(entity);
     let mut groups: Vec<(CommandGroup, Vec<TokenStream>, Vec<TokenStream>)> = Vec::new();
     for item in &entity.items {
         let (func, (decl, body)) = match item {
             EntityItem::Event(e) if e.kind == EventKind::Mutate => {
                 (&e.func, event_command(entity, e, &p, &enum_ident))
             }
-            EntityItem::Command(c) => (&c.func, command(c, &p)),
+            EntityItem::Command(c) => (&c.func, command(c, &readers, &p)),
             _ => continue,
         };
         let group = CommandGroup::of(&func.vis, &vis);
@@ -473,7 +493,29 @@ fn event_command(
     (decl, imp)
 }
 
-fn command(c: &Command, p: &TokenStream) -> (TokenStream, TokenStream) {
+/// The entity's `&self` methods: a command calling them on `self` records nothing.
+fn readers(entity: &Entity) -> std::collections::BTreeSet<String> {
+    entity
+        .items
+        .iter()
+        .filter_map(|item| match item {
+            EntityItem::Keep(item) => match &**item {
+                syn::ImplItem::Fn(func) => func.sig.receiver().and_then(|receiver| {
+                    matches!(receiver.kind, syn::ReceiverKind::Reference(_, _, None))
+                        .then(|| func.sig.ident.to_string())
+                }),
+                _ => None,
+            },
+            _ => None,
+        })
+        .collect()
+}
+
+fn command(
+    c: &Command,
+    readers: &std::collections::BTreeSet<String>,
+    p: &TokenStream,
+) -> (TokenStream, TokenStream) {
     let func = &c.func;
     let docs: Vec<_> = func.attrs.iter().filter(|a| is_doc(a)).collect();
     let other_attrs: Vec<_> = func.attrs.iter().filter(|a| !is_doc(a)).collect();
@@ -486,29 +528,34 @@ fn command(c: &Command, p: &TokenStream) -> (TokenStream, TokenStream) {
     let sig = &func.sig;
     let block = &func.block;
     // A command with a return value runs in a closure, so that `return` and `?` behave as
-    // written, and is rolled back if the value is an `Err`: the type decides (through the
-    // `Rollback` traits), not the spelling, so aliases and re-exports of `Result` roll back.
+    // written, and is rolled back if the value is an `Err` or the body panics: the type
+    // decides (through the `Rollback` traits), not the spelling, so aliases and re-exports of
+    // `Result` roll back. The state is copied only when the command records its first event,
+    // and a command that cannot return `Err` after recording one (it checks, then records)
+    // runs inline with no rollback at all.
     // A borrowed or `impl Trait` return value cannot leave a closure that is followed by a
     // restore; such commands run inline, never rolled back (`check` rejects such a `Result`).
     let body = match &sig.output {
-        syn::ReturnType::Type(_, ret) if !crate::ast::borrows_or_hides(ret) => quote! {
+        syn::ReturnType::Type(_, ret)
+            if !crate::ast::borrows_or_hides(ret)
+                && super::rollback::needs_rollback(block, readers) =>
+        {
+            quote! {
             #[allow(unused_imports)]
             use #p::{NeverRollback as _, RollbackOnErr as _};
             let __es_rollback = &#p::Rollback::<#ret>::new();
-            let __es_checkpoint = if __es_rollback.__es_rolls_back() {
-                #p::std::option::Option::Some(#p::Aggregate::checkpoint(self))
-            } else {
-                #p::std::option::Option::None
-            };
-            #[allow(clippy::redundant_closure_call)]
-            let __es_result: #ret = (|| -> #ret #block)();
-            if let #p::std::option::Option::Some(__es_checkpoint) = __es_checkpoint {
-                if __es_rollback.__es_failed(&__es_result) {
-                    #p::Aggregate::restore(self, __es_checkpoint);
-                }
+            let __es_began = __es_rollback.__es_rolls_back();
+            if __es_began {
+                #p::begin_command(self);
             }
-            __es_result
-        },
+            let __es_outcome = #p::std::panic::catch_unwind(
+                #p::std::panic::AssertUnwindSafe(|| -> #ret #block),
+            );
+            #p::end_command(self, __es_began, __es_outcome, |__es_result| {
+                __es_rollback.__es_failed(__es_result)
+            })
+            }
+        }
         _ => {
             let stmts = &block.stmts;
             quote!(#(#stmts)*)

@@ -11,6 +11,10 @@ use crate::ctxt::Ctxt;
 mod derive;
 pub(crate) mod entity;
 pub(crate) mod event;
+mod rollback;
+
+#[cfg(test)]
+pub(crate) use rollback::needs_rollback;
 
 /// Expands `#[entity(attr)] item`. On error, the caller emits the errors and a fallback.
 pub(crate) fn expand_entity(attr: TokenStream, item: ItemImpl) -> syn::Result<TokenStream> {

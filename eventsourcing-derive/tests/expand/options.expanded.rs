@@ -45,13 +45,6 @@ impl crate::es::__private::Entity for Hound {
             (crate::es::__private::std::option::Option::None, HoundEvent::Born {}) => {
                 crate::es::__private::std::result::Result::Ok(Self::__es_mutate_born())
             }
-            (
-                crate::es::__private::std::option::Option::Some(mut __es_state),
-                HoundEvent::Fed { grams },
-            ) => {
-                __es_state.__es_mutate_feed(grams);
-                crate::es::__private::std::result::Result::Ok(__es_state)
-            }
             (crate::es::__private::std::option::Option::None, __es_event) => {
                 crate::es::__private::std::result::Result::Err(crate::es::__private::DomainError::NotCreated {
                     topic: crate::es::__private::std::borrow::ToOwned::to_owned(
@@ -59,7 +52,28 @@ impl crate::es::__private::Entity for Hound {
                     ),
                 })
             }
-            (crate::es::__private::std::option::Option::Some(_), __es_event) => {
+            (
+                crate::es::__private::std::option::Option::Some(mut __es_state),
+                __es_event,
+            ) => {
+                crate::es::__private::Entity::apply(&mut __es_state, __es_event)?;
+                crate::es::__private::std::result::Result::Ok(__es_state)
+            }
+        }
+    }
+    fn apply(
+        &mut self,
+        __es_event: HoundEvent,
+    ) -> crate::es::__private::std::result::Result<
+        (),
+        crate::es::__private::DomainError,
+    > {
+        match __es_event {
+            HoundEvent::Fed { grams } => {
+                self.__es_mutate_feed(grams);
+                crate::es::__private::std::result::Result::Ok(())
+            }
+            __es_event => {
                 crate::es::__private::std::result::Result::Err(crate::es::__private::DomainError::AlreadyCreated {
                     topic: crate::es::__private::std::borrow::ToOwned::to_owned(
                         crate::es::__private::DomainEvent::topic(&__es_event),

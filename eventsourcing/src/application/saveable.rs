@@ -49,6 +49,7 @@ impl<T: Entity> Saveable for &mut Aggregate<T> {
         mapper: &Mapper,
         out: &mut Vec<StreamAppend>,
     ) -> Result<(), ApplicationError> {
+        self.check_not_poisoned()?;
         let pending = self.pending_events();
         if pending.is_empty() {
             return Ok(());

@@ -2,7 +2,7 @@
 //! recorded since it was last saved.
 
 use std::ops::Deref;
-use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
 
 use uuid::Uuid;
 
@@ -24,6 +24,17 @@ pub struct Aggregate<T: Entity> {
     state: T,
     pending: Vec<EventEnvelope<T::Event>>,
     context: EventContext,
+    /// Where the fallible commands running on this aggregate began, innermost last. Empty
+    /// outside commands.
+    rollback: Vec<RollbackPoint>,
+    /// The state when the outermost of them began, copied at its first recorded event: one
+    /// copy per outermost command, none for a command that refuses before recording. An
+    /// inner command's starting state is this copy with the pending events recorded between
+    /// the two starts applied again.
+    rollback_state: Option<T>,
+    /// Set while a mutator changes the state in place, and left set if it panics: the state
+    /// may then be half changed, so nothing more is recorded or saved.
+    poisoned: bool,
 }
 
 impl<T: Entity> Aggregate<T> {
@@ -71,22 +82,36 @@ impl<T: Entity> Aggregate<T> {
                 event,
             }],
             context,
+            rollback: Vec::new(),
+            rollback_state: None,
+            poisoned: false,
         })
     }
 
     /// Records an event: applies it to the state and keeps it as pending until saved.
     ///
-    /// The mutator runs on a copy of the state, so if it fails or panics the aggregate is left
-    /// exactly as it was (a panic then continues to unwind).
+    /// The state changes in place ([`Entity::apply`]), so recording costs the size of the
+    /// event, not of the state. If the mutator refuses, nothing changes. If it panics, a
+    /// fallible command or [`Aggregate::atomically`] around the call rolls the aggregate back
+    /// to where it started; outside them the aggregate is poisoned (the panic continues to
+    /// unwind, and every later `record` and save fails with [`DomainError::Poisoned`]).
     ///
     /// # Errors
-    /// Whatever the mutator returns; nothing is recorded then.
+    /// Whatever the mutator returns, and [`DomainError::Poisoned`]; nothing is recorded then.
     pub fn record(&mut self, event: T::Event) -> Result<(), DomainError> {
-        let next = T::mutate(Some(self.state.clone()), event.clone())?;
+        self.check_not_poisoned()?;
+        if !self.rollback.is_empty() && self.rollback_state.is_none() {
+            // The first event since the outermost fallible command began: the one copy of the
+            // state that its rollback, and that of every command inside it, needs.
+            self.rollback_state = Some(self.state.clone());
+        }
+        self.poisoned = true;
+        let applied = self.state.apply(event.clone());
+        self.poisoned = false;
+        applied?;
         let metadata = Metadata::with_context(&self.context);
         self.version += 1;
         self.modified_on = metadata.timestamp;
-        self.state = next;
         self.pending.push(EventEnvelope {
             stream_id: self.id,
             version: self.version,
@@ -95,6 +120,78 @@ impl<T: Entity> Aggregate<T> {
             event,
         });
         Ok(())
+    }
+
+    /// `Err(DomainError::Poisoned)` once a mutator has panicked outside a rollback point.
+    ///
+    /// # Errors
+    /// [`DomainError::Poisoned`].
+    pub fn check_not_poisoned(&self) -> Result<(), DomainError> {
+        if self.poisoned {
+            return Err(DomainError::Poisoned {
+                entity: T::NAME,
+                id: self.id,
+            });
+        }
+        Ok(())
+    }
+
+    /// Starts a fallible command: [`Aggregate::end_command`] with `failed = true` returns to
+    /// here. The state is copied later, by the first [`Aggregate::record`] of the outermost
+    /// command, and only if there is one. Generated commands returning a `Result` and
+    /// [`Aggregate::atomically`] call this.
+    pub(crate) fn begin_command(&mut self) {
+        self.rollback.push(RollbackPoint {
+            version: self.version,
+            modified_on: self.modified_on,
+            pending: self.pending.len(),
+        });
+    }
+
+    /// Ends the innermost command begun with [`Aggregate::begin_command`]: when it failed
+    /// (an `Err`, or a panic), drops the events it recorded and returns the state, version and
+    /// timestamps to where it began.
+    pub(crate) fn end_command(&mut self, failed: bool) {
+        let Some(point) = self.rollback.pop() else {
+            return;
+        };
+        let outermost = self.rollback.is_empty();
+        if failed {
+            // No copy means no event since the outermost command began: the state is as it
+            // was then, and so as it was when this one began.
+            if let Some(copy) = &self.rollback_state {
+                let state = if outermost {
+                    self.rollback_state.take()
+                } else {
+                    self.replayed_state(copy.clone(), point.pending)
+                };
+                if let Some(state) = state {
+                    self.state = state;
+                    // A mutator that panicked changed only the state, now replaced.
+                    self.poisoned = false;
+                }
+            }
+            self.version = point.version;
+            self.modified_on = point.modified_on;
+            self.pending.truncate(point.pending);
+        }
+        if outermost {
+            self.rollback_state = None;
+        }
+    }
+
+    /// The state when an inner command began: the outermost command's copy with the pending
+    /// events recorded between the two starts applied again; `None` (and the aggregate
+    /// poisoned) if a mutator refuses an event it accepted before.
+    fn replayed_state(&mut self, mut state: T, until: usize) -> Option<T> {
+        let from = self.rollback.first().map_or(until, |outer| outer.pending);
+        for envelope in self.pending.get(from..until).unwrap_or_default() {
+            if state.apply(envelope.event.clone()).is_err() {
+                self.poisoned = true;
+                return None;
+            }
+        }
+        Some(state)
     }
 
     /// Rebuilds an aggregate from its recorded events, oldest first (the event player).
@@ -148,6 +245,9 @@ impl<T: Entity> Aggregate<T> {
                     state,
                     pending: Vec::new(),
                     context: EventContext::default(),
+                    rollback: Vec::new(),
+                    rollback_state: None,
+                    poisoned: false,
                 })
             }
             Some(mut aggregate) => {
@@ -177,6 +277,9 @@ impl<T: Entity> Aggregate<T> {
             state,
             pending: Vec::new(),
             context: EventContext::default(),
+            rollback: Vec::new(),
+            rollback_state: None,
+            poisoned: false,
         }
     }
 
@@ -245,9 +348,11 @@ impl<T: Entity> Aggregate<T> {
         &self.context
     }
 
-    /// Saves the state, version and pending events, so that a command spanning several
-    /// steps (or several aggregates) can undo its recorded events with [`Aggregate::restore`].
-    /// Commands generated by `#[entity]` that return `Err` do this for you.
+    /// Copies the state, version and pending events now, so that a command spanning several
+    /// aggregates can undo its recorded events with [`Aggregate::restore`]. It clones the
+    /// whole state; for several commands on one aggregate prefer [`Aggregate::atomically`],
+    /// which copies only if an event is recorded (generated commands returning a `Result`
+    /// roll back the same way by themselves).
     #[must_use]
     pub fn checkpoint(&self) -> Checkpoint<T> {
         Checkpoint {
@@ -260,15 +365,18 @@ impl<T: Entity> Aggregate<T> {
 
     /// Returns to a checkpoint, dropping the events recorded since.
     pub fn restore(&mut self, checkpoint: Checkpoint<T>) {
+        // The whole state is replaced, so a mutator's panic since then no longer matters.
+        self.poisoned = false;
         self.version = checkpoint.version;
         self.modified_on = checkpoint.modified_on;
         self.state = checkpoint.state;
         self.pending.truncate(checkpoint.pending);
     }
 
-    /// Runs several commands as one: when `commands` returns `Err`, every event it recorded
-    /// is dropped and the state, version and timestamps are as before the call, as for a
-    /// single generated command that returns `Err`.
+    /// Runs several commands as one: when `commands` returns `Err` or panics, every event it
+    /// recorded is dropped and the state, version and timestamps are as before the call, as
+    /// for a single generated command that returns `Err`. The state is copied once, at the
+    /// first recorded event, and not at all if none is.
     ///
     /// ```ignore
     /// dog.atomically(|dog| {
@@ -283,13 +391,26 @@ impl<T: Entity> Aggregate<T> {
         &mut self,
         commands: impl FnOnce(&mut Self) -> Result<R, E>,
     ) -> Result<R, E> {
-        let checkpoint = self.checkpoint();
-        let result = commands(self);
-        if result.is_err() {
-            self.restore(checkpoint);
+        self.begin_command();
+        match catch_unwind(AssertUnwindSafe(|| commands(self))) {
+            Ok(result) => {
+                self.end_command(result.is_err());
+                result
+            }
+            Err(panic) => {
+                self.end_command(true);
+                resume_unwind(panic)
+            }
         }
-        result
     }
+}
+
+/// Where a fallible command began: what its rollback returns to.
+#[derive(Debug, Clone, Copy)]
+struct RollbackPoint {
+    version: u64,
+    modified_on: Timestamp,
+    pending: usize,
 }
 
 /// A copy of an aggregate's mutable parts, taken before a command that may fail.

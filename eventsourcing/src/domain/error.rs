@@ -101,6 +101,16 @@ pub enum DomainError {
         /// The panic message, when it was a string.
         message: String,
     },
+    /// A mutator panicked while it changed the aggregate's state in place, outside any
+    /// command that could roll it back: the state may be half changed, so the aggregate
+    /// records and saves nothing more. Load it again from the store.
+    #[error("aggregate {id} of `{entity}` is poisoned: a mutator panicked while it changed the state; load it again")]
+    Poisoned {
+        /// The entity's name.
+        entity: &'static str,
+        /// The aggregate's id.
+        id: uuid::Uuid,
+    },
 }
 
 impl DomainError {

@@ -31,7 +31,7 @@ pub struct Aggregate<T: Entity> {
     /// copy per outermost command, none for a command that refuses before recording. An
     /// inner command's starting state is this copy with the pending events recorded between
     /// the two starts applied again.
-    rollback_state: Option<T>,
+    rollback_state: Option<Box<T>>,
     /// Set while a mutator changes the state in place, and left set if it panics: the state
     /// may then be half changed, so nothing more is recorded or saved.
     poisoned: bool,
@@ -103,7 +103,7 @@ impl<T: Entity> Aggregate<T> {
         if !self.rollback.is_empty() && self.rollback_state.is_none() {
             // The first event since the outermost fallible command began: the one copy of the
             // state that its rollback, and that of every command inside it, needs.
-            self.rollback_state = Some(self.state.clone());
+            self.rollback_state = Some(Box::new(self.state.clone()));
         }
         self.poisoned = true;
         let applied = self.state.apply(event.clone());
@@ -161,9 +161,10 @@ impl<T: Entity> Aggregate<T> {
             // was then, and so as it was when this one began.
             if let Some(copy) = &self.rollback_state {
                 let state = if outermost {
-                    self.rollback_state.take()
+                    self.rollback_state.take().map(|copy| *copy)
                 } else {
-                    self.replayed_state(copy.clone(), point.pending)
+                    let copy = T::clone(copy);
+                    self.replayed_state(copy, point.pending)
                 };
                 if let Some(state) = state {
                     self.state = state;

@@ -4,7 +4,7 @@
 
 use std::hint::black_box;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{mpsc, Arc, Mutex};
 
 use eventsourcing::persistence::{SqliteConfig, SqliteRecorder};
 use eventsourcing::prelude::*;
@@ -202,6 +202,121 @@ pub fn run(params: &Params, outcomes: &mut Vec<Outcome>) -> R<()> {
     concurrent(params, &full, &raw_path, &raw.topics, outcomes)
 }
 
+/// One save waiting for the committer: its row and where to send the outcome.
+type Request = (
+    String,
+    u64,
+    &'static str,
+    Vec<u8>,
+    mpsc::Sender<Result<(), String>>,
+);
+
+/// A writer of the baseline: where to send its rows, where its answers come, its stream and
+/// version.
+type GroupWriter = (
+    mpsc::Sender<Request>,
+    mpsc::Sender<Result<(), String>>,
+    mpsc::Receiver<Result<(), String>>,
+    String,
+    u64,
+);
+
+/// The best way by hand to commit concurrent saves on SQLite: the writers hand their rows to
+/// one committer thread, which takes every row queued meanwhile into one transaction (one
+/// fsync) and answers each writer after the commit.
+fn group_commit_baseline(
+    params: &Params,
+    raw_path: &Path,
+    topics: &Topics,
+    rep: usize,
+    follower: Connection,
+) -> R<crate::ours::Concurrent> {
+    let (requests, queue) = mpsc::channel::<Request>();
+    let mut committer_conn = connect(raw_path)?;
+    let committer = std::thread::spawn(move || -> Result<(), String> {
+        let conn = &mut committer_conn;
+        while let Ok(first) = queue.recv() {
+            let mut group = vec![first];
+            while let Ok(next) = queue.try_recv() {
+                group.push(next);
+            }
+            let outcome = (|| -> R<()> {
+                let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+                {
+                    let mut insert = tx.prepare_cached(INSERT)?;
+                    for (stream, version, topic, payload, _) in &group {
+                        insert.execute(params![
+                            stream,
+                            i64::try_from(*version)?,
+                            uuid::Uuid::now_v7().as_bytes().as_slice(),
+                            topic,
+                            1i64,
+                            micros_now(),
+                            payload,
+                        ])?;
+                    }
+                }
+                tx.commit()?;
+                Ok(())
+            })()
+            .map_err(|e| e.to_string());
+            for (.., reply) in group {
+                let _ = reply.send(outcome.clone());
+            }
+        }
+        Ok(())
+    });
+    let requests = Mutex::new(requests);
+    let base = crate::ours::concurrent(
+        params.writers,
+        params.concurrent_budget,
+        &|| {
+            let conn = connect(raw_path)?;
+            let max: i64 =
+                conn.query_row("SELECT coalesce(max(position), 0) FROM events", [], |r| {
+                    r.get(0)
+                })?;
+            Ok(u64::try_from(max)?)
+        },
+        &|w| {
+            let sender = requests.lock().map_err(|_| "poisoned")?.clone();
+            let (reply, answers) = mpsc::channel();
+            let stream = raw::last_stream(50_000_000 + (rep * 100 + w) as u64);
+            let payload = raw::opened_payload(1)?;
+            sender.send((stream.clone(), 1, topics.opened, payload, reply.clone()))?;
+            answers.recv()??;
+            Ok((sender, reply, answers, stream, 1u64))
+        },
+        &|(sender, reply, answers, stream, version): &mut GroupWriter| {
+            *version += 1;
+            let payload = raw::posted_payload(*version)?;
+            sender.send((
+                stream.clone(),
+                *version,
+                topics.posted,
+                payload,
+                reply.clone(),
+            ))?;
+            answers.recv()??;
+            Ok(1)
+        },
+        follower,
+        &|conn, after| {
+            let mut stmt = conn.prepare_cached(
+                "SELECT position FROM events WHERE position > ?1 ORDER BY position LIMIT 1000",
+            )?;
+            let positions = stmt
+                .query_map([i64::try_from(after)?], |r| r.get::<_, i64>(0))?
+                .map(|p| Ok(u64::try_from(p?)?))
+                .collect::<R<Vec<u64>>>()?;
+            Ok(positions)
+        },
+    )?;
+    drop(requests);
+    committer.join().map_err(|_| "the committer panicked")??;
+    Ok(base)
+}
+
 fn concurrent(
     params: &Params,
     app: &Application,
@@ -240,63 +355,7 @@ fn concurrent(
         )?;
         ours_rates.push(run.rate);
         let conn = connect(raw_path)?;
-        let base = ours::concurrent(
-            params.writers,
-            budget,
-            &|| {
-                let conn = connect(raw_path)?;
-                let max: i64 =
-                    conn.query_row("SELECT coalesce(max(position), 0) FROM events", [], |r| {
-                        r.get(0)
-                    })?;
-                Ok(u64::try_from(max)?)
-            },
-            &|w| {
-                let mut conn = connect(raw_path)?;
-                let stream = raw::last_stream(50_000_000 + (rep * 100 + w) as u64);
-                insert_one(
-                    &mut conn,
-                    &stream,
-                    1,
-                    topics.opened,
-                    &raw::opened_payload(1)?,
-                )?;
-                Ok((conn, stream, 1u64))
-            },
-            &|(conn, stream, version): &mut (Connection, String, u64)| {
-                *version += 1;
-                // Eight connections contend for SQLite's one write lock; a writer starved past
-                // the busy timeout retries, as an application would.
-                let mut tries = 0;
-                while let Err(e) = insert_one(
-                    conn,
-                    stream,
-                    *version,
-                    topics.posted,
-                    &raw::posted_payload(*version)?,
-                ) {
-                    let busy = e.downcast_ref::<rusqlite::Error>().is_some_and(|e| {
-                        e.sqlite_error_code() == Some(rusqlite::ErrorCode::DatabaseBusy)
-                    });
-                    tries += 1;
-                    if !busy || tries > 20 {
-                        return Err(e);
-                    }
-                }
-                Ok(1)
-            },
-            conn,
-            &|conn, after| {
-                let mut stmt = conn.prepare_cached(
-                    "SELECT position FROM events WHERE position > ?1 ORDER BY position LIMIT 1000",
-                )?;
-                let positions = stmt
-                    .query_map([i64::try_from(after)?], |r| r.get::<_, i64>(0))?
-                    .map(|p| Ok(u64::try_from(p?)?))
-                    .collect::<R<Vec<u64>>>()?;
-                Ok(positions)
-            },
-        )?;
+        let base = group_commit_baseline(params, raw_path, topics, rep, conn)?;
         raw_rates.push(base.rate);
         notes.push(format!(
             "ours followed {}/{} out of order {}; raw followed {}/{} holes {}",

@@ -7,4 +7,5 @@
 mod conformance;
 mod durability;
 mod evolution;
+mod group_commit;
 mod model;

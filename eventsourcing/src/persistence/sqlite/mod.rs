@@ -60,10 +60,14 @@
 //!
 //! # Connections and concurrency
 //!
-//! One writer connection sits behind a mutex; every write (append, tracking, delete, update,
-//! snapshot) is one `BEGIN IMMEDIATE` transaction, which takes SQLite's write lock up front, so
-//! the expected-version check and the inserts happen under the lock and a concurrent writer
-//! (in this process or another) waits instead of failing half-way. Reads go through a small
+//! One writer connection sits behind a mutex; every write runs in a `BEGIN IMMEDIATE`
+//! transaction, which takes SQLite's write lock up front, so the expected-version check and
+//! the inserts happen under the lock and a concurrent writer (in this process or another)
+//! waits instead of failing half-way. Concurrent appends (with or without tracking) share
+//! transactions, and so fsyncs, by group commit: each runs in a savepoint of the open group
+//! transaction, a failing one rolls back its own rows only, and each is acknowledged after the
+//! commit that holds it (see `group_commit.rs` and [`SqliteRecorder::group_commits`]).
+//! Snapshots, deletes and updates commit any open group first, then run alone. Reads go through a small
 //! pool of read-only connections and run concurrently with the writer. Because SQLite has a
 //! single writer, positions commit in increasing order and the global log is gap-free for
 //! readers.
@@ -91,14 +95,17 @@
 
 mod config;
 mod errors;
+mod group_commit;
 mod rows;
 mod schema;
 
 use std::ops::ControlFlow;
 use std::path::PathBuf;
-use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::sync::{Mutex, PoisonError};
 
 use rusqlite::{params, Connection, OpenFlags, Transaction, TransactionBehavior};
+
+use group_commit::{GroupWriter, WriterState};
 use uuid::Uuid;
 
 pub use config::{SqliteConfig, Synchronous, IN_MEMORY};
@@ -120,6 +127,22 @@ use super::stored_event::{
     Tracking,
 };
 
+/// The writer connection held for work outside the groups of appends.
+struct Writer<'a>(std::sync::MutexGuard<'a, WriterState>);
+
+impl std::ops::Deref for Writer<'_> {
+    type Target = Connection;
+    fn deref(&self) -> &Connection {
+        &self.0.conn
+    }
+}
+
+impl std::ops::DerefMut for Writer<'_> {
+    fn deref_mut(&mut self) -> &mut Connection {
+        &mut self.0.conn
+    }
+}
+
 /// Statements per connection kept compiled (the recorder runs 16 distinct ones).
 const STATEMENT_CACHE: usize = 32;
 
@@ -130,7 +153,8 @@ const STATEMENT_CACHE: usize = 32;
 /// [module documentation](self) for durability, pragmas and the schema.
 #[derive(Debug)]
 pub struct SqliteRecorder {
-    writer: Mutex<Connection>,
+    /// The one write connection; concurrent appends commit on it in groups.
+    writer: GroupWriter,
     /// Idle read connections; `None` for an in-memory database (reads use the writer).
     readers: Option<Mutex<Vec<Connection>>>,
     sql: Statements,
@@ -187,7 +211,7 @@ impl SqliteRecorder {
         }
         let readers = (!config.is_in_memory()).then(|| Mutex::new(Vec::new()));
         Ok(Self {
-            writer: Mutex::new(writer),
+            writer: GroupWriter::new(writer),
             readers,
             sql: Statements::new(&config.table_prefix),
             config,
@@ -247,11 +271,20 @@ impl SqliteRecorder {
         schema::stored_version(&self.lock_writer())
     }
 
-    fn lock_writer(&self) -> MutexGuard<'_, Connection> {
+    /// The writer connection, with no group of appends open (an open one commits first).
+    fn lock_writer(&self) -> Writer<'_> {
         // A panic while the writer was held cannot leave a half-written transaction behind:
         // rusqlite rolls an unfinished transaction back when it drops, and `write` rolls back
         // any transaction still open before it begins a new one.
-        self.writer.lock().unwrap_or_else(PoisonError::into_inner)
+        Writer(self.writer.exclusive())
+    }
+
+    /// Transactions the writer has committed for groups of appends: each is one `fsync` with
+    /// [`Synchronous::Full`], however many concurrent appends it holds (`group_commits` below
+    /// the number of appends shows them sharing).
+    #[must_use]
+    pub fn group_commits(&self) -> u64 {
+        self.writer.commits()
     }
 
     /// Runs `f` in one `BEGIN IMMEDIATE` transaction on the writer, committing when it returns
@@ -323,7 +356,7 @@ impl SqliteRecorder {
     /// or (when the version check is bypassed) a version already taken.
     fn insert_conflict(
         &self,
-        tx: &Transaction<'_>,
+        tx: &Connection,
         append: &StreamAppend,
         event: &StoredEvent,
     ) -> PersistenceError {
@@ -375,7 +408,7 @@ impl SqliteRecorder {
         if tracked.is_none() && batch.is_empty() {
             return Ok(Vec::new());
         }
-        self.write(|tx| {
+        self.writer.append(|tx| {
             if !self.config.skip_version_check {
                 for append in batch {
                     let actual = Self::max_version(tx, &self.sql.max_version, &append.stream_id)?;

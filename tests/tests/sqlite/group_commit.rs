@@ -1,0 +1,96 @@
+//! Group commit: concurrent appends on one SQLite store share transactions (and so fsyncs),
+//! while each append is still checked and committed on its own terms: a conflict fails only
+//! its own append, and every acknowledged append is visible to another connection (it has
+//! committed) the moment it returns.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Barrier};
+use std::thread;
+
+use eventsourcing::persistence::{
+    AggregateRecorder, EventQuery, PersistenceError, SqliteConfig, SqliteRecorder,
+};
+use eventsourcing_tests::conformance::append;
+use eventsourcing_tests::support::TempDb;
+use uuid::Uuid;
+
+const WRITERS: usize = 8;
+const ROUNDS: u64 = 40;
+
+fn version_of(recorder: &SqliteRecorder, stream: &str) -> u64 {
+    recorder
+        .select_events(stream, &EventQuery::all())
+        .expect("read")
+        .last()
+        .map_or(0, |e| e.version)
+}
+
+#[test]
+fn concurrent_appends_share_commits_and_fail_only_on_their_own_conflicts() {
+    let file = TempDb::new("sqlite-group-commit");
+    let recorder = Arc::new(SqliteRecorder::open(SqliteConfig::new(file.path())).expect("open"));
+    // Another connection, as another process would read: it sees committed rows only.
+    let observer = Arc::new(SqliteRecorder::open(SqliteConfig::new(file.path())).expect("open"));
+    let contested = Uuid::now_v7().to_string();
+    let contested_ok = Arc::new(AtomicU64::new(0));
+    let start = Arc::new(Barrier::new(WRITERS));
+    let writers: Vec<_> = (0..WRITERS)
+        .map(|_| {
+            let (recorder, observer) = (recorder.clone(), observer.clone());
+            let (contested, contested_ok, start) =
+                (contested.clone(), contested_ok.clone(), start.clone());
+            thread::spawn(move || {
+                let own = Uuid::now_v7().to_string();
+                start.wait();
+                for round in 0..ROUNDS {
+                    // Its own stream: never contested, so it must never fail, whatever the
+                    // other members of its group do.
+                    recorder
+                        .append(&[append(&own, round, 1)])
+                        .unwrap_or_else(|e| panic!("own stream, round {round}: {e}"));
+                    assert_eq!(
+                        version_of(&observer, &own),
+                        round + 1,
+                        "an acknowledged append is committed"
+                    );
+                    // The contested stream: a racy expected version, often stale.
+                    let seen = version_of(&recorder, &contested);
+                    match recorder.append(&[append(&contested, seen, 1)]) {
+                        Ok(_) => {
+                            contested_ok.fetch_add(1, Ordering::Relaxed);
+                        }
+                        Err(PersistenceError::Conflict { .. }) => {}
+                        Err(e) => panic!("contested stream: {e}"),
+                    }
+                }
+                own
+            })
+        })
+        .collect();
+    let owns: Vec<String> = writers
+        .into_iter()
+        .map(|w| w.join().expect("writer"))
+        .collect();
+    drop(observer);
+    let reopened = SqliteRecorder::open(SqliteConfig::new(file.path())).expect("reopen");
+    for own in &owns {
+        assert_eq!(version_of(&reopened, own), ROUNDS);
+    }
+    let contested_events = reopened
+        .select_events(&contested, &EventQuery::all())
+        .expect("read");
+    let versions: Vec<u64> = contested_events.iter().map(|e| e.version).collect();
+    let ok = contested_ok.load(Ordering::Relaxed);
+    assert_eq!(
+        versions,
+        (1..=ok).collect::<Vec<_>>(),
+        "contiguous, one per success"
+    );
+    let appends = WRITERS as u64 * ROUNDS + ok;
+    let commits = recorder.group_commits();
+    println!("GROUP_COMMIT appends={appends} commits={commits}");
+    assert!(
+        commits < appends,
+        "{appends} appends took {commits} commits: none shared one"
+    );
+}

@@ -91,6 +91,7 @@
 
 mod config;
 mod errors;
+mod inspect;
 mod rows;
 mod schema;
 

@@ -126,3 +126,57 @@ fn copy_between_sqlite_and_postgres() {
     );
     run(&["--url", &pg.url, "log", "--topic", "Dog.Registered"]).expect(0);
 }
+
+#[test]
+fn verify_finds_a_gap_and_refuses_a_newer_schema_on_postgres() {
+    let Some(pg) = Schema::new("verify_finds_a_gap_and_refuses_a_newer_schema_on_postgres") else {
+        return;
+    };
+    let source = SqliteStore::seeded();
+    run(&["copy", "--from", &source.url, "--to", &pg.url]).expect(0);
+    run(&["--url", &pg.url, "verify"]).expect(0);
+    let mut client = postgres::Client::connect(&pg.base, postgres::NoTls).expect("connect");
+    let fido = source.dogs[0].to_string();
+    client
+        .execute(
+            &format!(
+                "DELETE FROM \"{}\".events WHERE stream_id = $1 AND version = 2",
+                pg.name
+            ),
+            &[&fido],
+        )
+        .expect("plant");
+    let failed = run(&["--url", &pg.url, "verify"]).expect(1);
+    assert!(
+        failed
+            .stdout
+            .contains(&format!("stream `{fido}` version 3 position "))
+            && failed.stdout.contains("a gap"),
+        "{}",
+        failed.stdout
+    );
+    client
+        .execute(
+            &format!(
+                "UPDATE \"{}\".eventsourcing_schema SET schema_version = 99",
+                pg.name
+            ),
+            &[],
+        )
+        .expect("plant");
+    let newer = run(&["--url", &pg.url, "stats"]).expect(6);
+    assert!(
+        newer.one_error_line().contains("schema version 99"),
+        "{}",
+        newer.stderr
+    );
+    client
+        .execute(
+            &format!(
+                "UPDATE \"{}\".eventsourcing_schema SET schema_version = 2",
+                pg.name
+            ),
+            &[],
+        )
+        .expect("restore, so that the schema can be dropped");
+}

@@ -198,7 +198,8 @@ fn len_u64(len: usize) -> u64 {
 
 /// The memory recorder keeps everything in one process, so its inspection scans the log
 /// through the public recorder methods; it keeps no list of tracking records by upstream
-/// that it could expose, so [`Inspect::tracking_summaries`] is unsupported there.
+/// that it could expose, so [`Inspect::tracking_summaries`] is unsupported there (and
+/// [`StoreStats::tracking_records`] is 0).
 impl Inspect for MemoryRecorder {
     fn backend_name(&self) -> &'static str {
         "memory"
@@ -319,3 +320,133 @@ macro_rules! forward_inspect {
 }
 
 forward_inspect!(&R, std::sync::Arc<R>, Box<R>);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::Metadata;
+    use crate::persistence::{StoredEvent, StoredSnapshot, StreamAppend, Tracking};
+
+    fn event(stream_id: &str, version: u64, topic: &str, at: i64) -> StoredEvent {
+        let mut metadata = Metadata::new();
+        metadata.timestamp = Timestamp::from_micros(at);
+        StoredEvent {
+            stream_id: stream_id.into(),
+            version,
+            topic: topic.into(),
+            schema_version: 1,
+            payload: b"{}".to_vec(),
+            metadata,
+            position: None,
+        }
+    }
+
+    fn fill(store: &dyn Inspect) -> Result<(), PersistenceError> {
+        store.append(&[
+            StreamAppend {
+                stream_id: "a-1".into(),
+                expected_version: 0,
+                events: vec![
+                    event("a-1", 1, "A.Made", 10),
+                    event("a-1", 2, "A.Changed", 20),
+                ],
+            },
+            StreamAppend {
+                stream_id: "b-1".into(),
+                expected_version: 0,
+                events: vec![event("b-1", 1, "A.Made", 5)],
+            },
+        ])?;
+        store.append_tracked(
+            &[StreamAppend {
+                stream_id: "a-2".into(),
+                expected_version: 0,
+                events: vec![event("a-2", 1, "A.Made", 30)],
+            }],
+            &Tracking::new("up", 7),
+        )?;
+        store.put_snapshot(&StoredSnapshot {
+            stream_id: "a-1".into(),
+            version: 2,
+            topic: "A".into(),
+            schema_version: 1,
+            state: b"{\"x\":1}".to_vec(),
+            created_on: Timestamp::from_micros(10),
+            modified_on: Timestamp::from_micros(20),
+        })
+    }
+
+    fn check(store: &dyn Inspect, tracking: bool) -> Result<(), PersistenceError> {
+        fill(store)?;
+        let mut streams = Vec::new();
+        store.for_each_stream("a-", None, &mut |s| {
+            streams.push(s);
+            ControlFlow::Continue(())
+        })?;
+        assert_eq!(
+            streams,
+            [
+                StreamSummary {
+                    stream_id: "a-1".into(),
+                    version: 2,
+                    events: 2,
+                    last_modified: Timestamp::from_micros(20)
+                },
+                StreamSummary {
+                    stream_id: "a-2".into(),
+                    version: 1,
+                    events: 1,
+                    last_modified: Timestamp::from_micros(30)
+                },
+            ]
+        );
+        let mut limited = 0;
+        store.for_each_stream("", Some(2), &mut |_| {
+            limited += 1;
+            ControlFlow::Continue(())
+        })?;
+        assert_eq!(limited, 2);
+        let stats = store.store_stats()?;
+        assert_eq!(
+            (stats.streams, stats.events(), stats.payload_bytes()),
+            (3, 4, 8)
+        );
+        assert_eq!((stats.snapshots, stats.snapshot_bytes), (1, 7));
+        assert_eq!(stats.topics[1].topic, "A.Made");
+        assert_eq!(stats.topics[1].events, 3);
+        assert_eq!(
+            (stats.topics[1].first, stats.topics[1].last),
+            (Timestamp::from_micros(5), Timestamp::from_micros(30))
+        );
+        let mut snapshots = Vec::new();
+        store.for_each_snapshot(&mut |s| {
+            snapshots.push((s.stream_id, s.version, s.bytes));
+            ControlFlow::Continue(())
+        })?;
+        assert_eq!(snapshots, [("a-1".to_owned(), 2, 7)]);
+        if tracking {
+            assert_eq!(stats.tracking_records, 1);
+            assert_eq!(
+                store.tracking_summaries()?,
+                [TrackingSummary {
+                    upstream: "up".into(),
+                    max_position: 7,
+                    records: 1
+                }]
+            );
+        }
+        assert!(store.integrity_check()?.is_empty());
+        Ok(())
+    }
+
+    #[test]
+    fn memory() -> Result<(), PersistenceError> {
+        check(&MemoryRecorder::new(), false)
+    }
+
+    #[cfg(feature = "sqlite")]
+    #[test]
+    fn sqlite() -> Result<(), PersistenceError> {
+        check(&crate::persistence::SqliteRecorder::in_memory()?, true)
+    }
+}

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use eventsourcing::domain::Timestamp;
 use eventsourcing::{StoredEvent, Uuid};
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressState, ProgressStyle};
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
@@ -226,9 +226,18 @@ impl Progress {
         }
         let bar = ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr());
         if let Ok(style) = ProgressStyle::with_template(
-            "{msg} [{bar:30}] {human_pos}/{human_len} events, {per_sec}, {eta} left",
+            "{msg} [{bar:30}] {human_pos}/{human_len} events, {rate} events/s, {eta} left",
         ) {
-            bar.set_style(style.progress_chars("=> "));
+            bar.set_style(
+                style
+                    .with_key(
+                        "rate",
+                        |state: &ProgressState, w: &mut dyn std::fmt::Write| {
+                            let _ = write!(w, "{:.0}", state.per_sec());
+                        },
+                    )
+                    .progress_chars("=> "),
+            );
         }
         bar.set_message(what.to_owned());
         bar.enable_steady_tick(Duration::from_millis(200));

@@ -195,3 +195,21 @@ fn versions_out_of_position_order() {
         "{out}"
     );
 }
+
+#[test]
+fn sqlite_integrity_check() {
+    let store = SqliteStore::seeded();
+    // An index whose definition no longer matches its contents: SQLite's own check finds it.
+    let sql = store.sql();
+    sql.execute_batch(
+        "PRAGMA writable_schema = ON;
+         UPDATE sqlite_schema SET sql = 'CREATE INDEX events_by_topic ON events (stream_id, position)'
+             WHERE name = 'events_by_topic';
+         PRAGMA writable_schema = OFF;",
+    )
+    .expect("plant");
+    drop(sql);
+    let out = problems(&store, &[]);
+    assert!(out.contains("problem: SQLite integrity check: "), "{out}");
+    assert!(out.contains("events_by_topic"), "{out}");
+}

@@ -129,11 +129,7 @@ pub(crate) fn export(context: &Context, args: &ExportArgs) -> Result<(), CliErro
         max_position: source.max_position()?,
     };
     json(&mut sink, &header)?;
-    let progress = Progress::new(
-        context.progress && !to_stdout,
-        source.store_stats()?.events(),
-        "export",
-    );
+    let progress = Progress::new(context.progress, source.store_stats()?.events(), "export");
     let mut events = 0_u64;
     read_log(source.as_ref(), 0, |page| {
         for event in page {
@@ -334,14 +330,16 @@ pub(crate) fn import(context: &Context, args: &ImportArgs) -> Result<(), CliErro
         let event = serde_json::from_str::<EventLine>(&line)
             .map_err(|e| bad(e.to_string()))
             .and_then(|l| l.into_event().map_err(&bad))?;
+        if interrupted() {
+            // Only whole batches were committed, each with its tracking record: a re-run
+            // resumes after the last one.
+            return Err(CliError::Interrupted);
+        }
         importer.push(event).map_err(bad)?;
         if importer.events_in_batch >= BATCH {
-            if interrupted() {
-                return Err(CliError::Interrupted);
-            }
             importer.flush()?;
-            progress.inc(u64::try_from(BATCH).unwrap_or(0));
         }
+        progress.inc(1);
     }
     if events != footer.events {
         return Err(CliError::input(

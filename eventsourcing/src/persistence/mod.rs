@@ -3,6 +3,7 @@
 #[cfg(feature = "cassandra")]
 pub mod cassandra;
 mod error;
+pub mod inspect;
 mod limits;
 mod mapper;
 mod memory;

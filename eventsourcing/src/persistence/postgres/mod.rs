@@ -229,6 +229,7 @@
 mod append;
 mod config;
 mod error;
+mod inspect;
 mod pool;
 mod read;
 mod rows;

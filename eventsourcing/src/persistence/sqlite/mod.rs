@@ -96,6 +96,7 @@
 mod config;
 mod errors;
 mod group_commit;
+mod inspect;
 mod rows;
 mod schema;
 

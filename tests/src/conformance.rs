@@ -196,6 +196,14 @@ pub fn conflict_writes_nothing(store: &Store) {
         .append(&[append(&new_stream(), 3, 1)])
         .expect_err("missing stream");
     assert!(error.is_conflict(), "{error:?}");
+    // Behind: the stream holds 2 events and the writer expects 5; writing version 6 would
+    // leave a gap.
+    match store.append(&[append(&stream, 5, 1)]) {
+        Err(PersistenceError::Conflict {
+            expected, actual, ..
+        }) => assert_eq!((expected, actual), (5, 2)),
+        other => panic!("expected a conflict for a stream behind, got {other:?}"),
+    }
     assert_eq!(max_position_or_zero(store), before);
     assert_eq!(
         store

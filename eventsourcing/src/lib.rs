@@ -16,6 +16,8 @@
 //! Given/when/then harnesses for tests are in [`testing`].
 
 pub mod application;
+#[cfg(feature = "tokio")]
+pub mod asynchronous;
 pub mod domain;
 pub mod persistence;
 pub mod system;

@@ -5,6 +5,7 @@
 //! binaries build and link far faster, and take far less disk, than one binary per file.
 
 mod application;
+mod asynchronous;
 mod batch;
 mod harness;
 mod process;

@@ -22,6 +22,7 @@ pub mod domain;
 pub mod persistence;
 pub mod system;
 pub mod testing;
+mod trace;
 
 pub use application::{
     Application, ApplicationBuilder, ApplicationError, EventSourcedRepository, EventStore,

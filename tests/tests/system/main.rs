@@ -12,4 +12,5 @@ mod process;
 mod projection;
 mod seed_example;
 mod topics;
+mod tracing;
 mod transcoders;

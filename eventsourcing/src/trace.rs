@@ -5,7 +5,7 @@
 //! and nothing is measured or formatted: one atomic load per span.
 
 use std::fmt::Display;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use tracing::Span;
 
@@ -29,22 +29,88 @@ where
     result
 }
 
-/// A span and the moment it started, if it is enabled.
+/// Metrics through the `metrics` facade (feature `metrics`); without the feature every
+/// function here is empty and inlined away.
+pub(crate) mod metrics {
+    #[cfg(feature = "metrics")]
+    fn count(n: usize) -> u64 {
+        u64::try_from(n).unwrap_or(u64::MAX)
+    }
+
+    /// A save committed `events` events.
+    #[inline]
+    pub(crate) fn saved(events: usize) {
+        #[cfg(feature = "metrics")]
+        {
+            ::metrics::counter!("eventsourcing_saves_total").increment(1);
+            ::metrics::counter!("eventsourcing_events_saved_total").increment(count(events));
+        }
+        #[cfg(not(feature = "metrics"))]
+        let _ = events;
+    }
+
+    /// A save conflicted.
+    #[inline]
+    pub(crate) fn conflict() {
+        #[cfg(feature = "metrics")]
+        ::metrics::counter!("eventsourcing_conflicts_total").increment(1);
+    }
+
+    /// An aggregate of `entity` was loaded in `duration`, from a snapshot or not.
+    #[inline]
+    pub(crate) fn loaded(entity: &'static str, duration: Option<super::Duration>, snapshot: bool) {
+        #[cfg(feature = "metrics")]
+        {
+            if let Some(duration) = duration {
+                ::metrics::histogram!("eventsourcing_load_duration_seconds", "entity" => entity)
+                    .record(duration.as_secs_f64());
+            }
+            if snapshot {
+                ::metrics::counter!("eventsourcing_snapshot_hits_total", "entity" => entity)
+                    .increment(1);
+            }
+        }
+        #[cfg(not(feature = "metrics"))]
+        let _ = (entity, duration, snapshot);
+    }
+
+    /// A follower is `lag` positions behind its upstream's end after a pull.
+    #[inline]
+    pub(crate) fn follower_lag(follower: &str, lag: impl FnOnce() -> Option<u64>) {
+        #[cfg(feature = "metrics")]
+        if let Some(lag) = lag() {
+            #[allow(clippy::cast_precision_loss)]
+            ::metrics::gauge!("eventsourcing_follower_lag", "follower" => follower.to_owned())
+                .set(lag as f64);
+        }
+        #[cfg(not(feature = "metrics"))]
+        let _ = (follower, lag);
+    }
+}
+
+/// A span and the moment it started, if it is enabled (or metrics are on).
 pub(crate) struct Timed {
     span: Span,
+    enabled: bool,
     start: Option<Instant>,
 }
 
 impl Timed {
-    /// Starts timing `span` (when it is enabled).
+    /// Starts timing `span` (when it is enabled, or when the `metrics` feature needs the
+    /// duration).
     pub(crate) fn new(span: Span) -> Self {
-        let start = (!span.is_disabled()).then(Instant::now);
-        Self { span, start }
+        let enabled = !span.is_disabled();
+        let start = (enabled || cfg!(feature = "metrics")).then(Instant::now);
+        Self {
+            span,
+            enabled,
+            start,
+        }
     }
 
     /// Whether anyone listens to this span: compute costly fields only then.
     pub(crate) fn enabled(&self) -> bool {
-        self.start.is_some()
+        self.enabled
     }
 
     /// Runs `f` inside the span, so that nested spans and events are its children.
@@ -68,14 +134,17 @@ impl Timed {
         }
     }
 
-    /// Records the duration, and the error if `result` is one.
-    pub(crate) fn finish<T, E: Display>(&self, result: &Result<T, E>) {
-        if let Some(start) = self.start {
-            let micros = u64::try_from(start.elapsed().as_micros()).unwrap_or(u64::MAX);
+    /// Records the duration, and the error if `result` is one; returns the duration when it
+    /// was measured.
+    pub(crate) fn finish<T, E: Display>(&self, result: &Result<T, E>) -> Option<Duration> {
+        let elapsed = self.start.map(|start| start.elapsed());
+        if let (true, Some(elapsed)) = (self.enabled, elapsed) {
+            let micros = u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX);
             self.span.record("duration_us", micros);
             if let Err(error) = result {
                 self.span.record("error", tracing::field::display(error));
             }
         }
+        elapsed
     }
 }

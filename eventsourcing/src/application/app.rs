@@ -13,7 +13,7 @@ use super::saveable::Saveable;
 use crate::domain::{Aggregate, Entity};
 use crate::persistence::{Mapper, MemoryRecorder, StoredEvent};
 use crate::system::EventBus;
-use crate::trace::Timed;
+use crate::trace::{metrics, Timed};
 
 /// An event-sourced application: an event store, repositories over it, a notification log and
 /// an in-process bus on which saved events are published after they commit.
@@ -98,6 +98,9 @@ impl Application {
         ));
         let result = span.in_scope(|| self.save_traced(aggregates, &span));
         span.finish(&result);
+        if matches!(&result, Err(error) if error.is_conflict()) {
+            metrics::conflict();
+        }
         result
     }
 
@@ -127,6 +130,7 @@ impl Application {
             snapshots,
         } = self.store.commit(&appends, None, snapshots)?;
         aggregates.mark_saved();
+        metrics::saved(appends.iter().map(|a| a.events.len()).sum());
         if let Some(last) = positions.last() {
             span.record("last_position", *last);
         }

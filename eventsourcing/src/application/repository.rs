@@ -10,7 +10,7 @@ use super::event_store::EventStore;
 use super::snapshots::{decode_snapshot, encode_snapshot, LoadReport};
 use crate::domain::{Aggregate, Entity, EventEnvelope};
 use crate::persistence::{EventQuery, StoredEvent, StoredEventRef};
-use crate::trace::Timed;
+use crate::trace::{metrics, Timed};
 
 /// Loads aggregates of one entity type from an event store.
 ///
@@ -125,8 +125,9 @@ impl<'a, T: Entity> Repository<'a, T> {
             error = tracing::field::Empty,
         ));
         let result = span.in_scope(|| self.load_traced(id, at));
-        span.finish(&result);
+        let elapsed = span.finish(&result);
         if let Ok((aggregate, report)) = &result {
+            metrics::loaded(T::NAME, elapsed, report.snapshot_version.is_some());
             span.record("version", aggregate.version());
             span.record("events", report.events_replayed);
             if let Some(version) = report.snapshot_version {

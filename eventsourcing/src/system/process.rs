@@ -433,7 +433,12 @@ impl<P: Policy> ProcessApplication<P> {
     /// The first failure: reading upstream, the policy, a conflict, or the store.
     pub fn pull(&mut self) -> Result<usize, SystemError> {
         let name = self.name.clone();
-        crate::trace::pull(&name, || self.pull_page())
+        let read = crate::trace::pull(&name, || self.pull_page())?;
+        crate::trace::metrics::follower_lag(&name, || {
+            let end = self.upstream.max_position().ok()?;
+            Some(end.saturating_sub(self.position().ok()?))
+        });
+        Ok(read)
     }
 
     fn pull_page(&mut self) -> Result<usize, SystemError> {

@@ -122,7 +122,12 @@ impl<P: Projection> Projector<P> {
     /// rejects (the events before it stay applied, the position stops before it).
     pub fn pull(&mut self) -> Result<usize, SystemError> {
         let name = self.projection.name().to_owned();
-        crate::trace::pull(&name, || self.pull_page())
+        let read = crate::trace::pull(&name, || self.pull_page())?;
+        crate::trace::metrics::follower_lag(&name, || {
+            let end = self.upstream.max_position().ok()?;
+            Some(end.saturating_sub(self.position))
+        });
+        Ok(read)
     }
 
     fn pull_page(&mut self) -> Result<usize, SystemError> {
@@ -289,7 +294,12 @@ impl<P: DurableProjection> DurableProjector<P> {
     /// Reading upstream, or [`SystemError::Projection`] (nothing of the page committed).
     pub fn pull(&mut self) -> Result<usize, SystemError> {
         let name = self.projection.name().to_owned();
-        crate::trace::pull(&name, || self.pull_page())
+        let read = crate::trace::pull(&name, || self.pull_page())?;
+        crate::trace::metrics::follower_lag(&name, || {
+            let end = self.upstream.max_position().ok()?;
+            Some(end.saturating_sub(self.position().ok()?))
+        });
+        Ok(read)
     }
 
     fn pull_page(&mut self) -> Result<usize, SystemError> {

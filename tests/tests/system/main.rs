@@ -8,6 +8,7 @@ mod application;
 mod asynchronous;
 mod batch;
 mod harness;
+mod metrics;
 mod process;
 mod projection;
 mod seed_example;

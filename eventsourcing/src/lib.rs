@@ -16,10 +16,13 @@
 //! Given/when/then harnesses for tests are in [`testing`].
 
 pub mod application;
+#[cfg(feature = "tokio")]
+pub mod asynchronous;
 pub mod domain;
 pub mod persistence;
 pub mod system;
 pub mod testing;
+mod trace;
 
 pub use application::{
     Application, ApplicationBuilder, ApplicationError, EventSourcedRepository, EventStore,

@@ -2,6 +2,7 @@
 //! NAME`) and by the behaviour tests.
 
 pub mod bank;
+pub mod bank_service;
 pub mod dog_school;
 pub mod seed;
 pub mod shop;

@@ -13,6 +13,7 @@ use super::saveable::Saveable;
 use crate::domain::{Aggregate, Entity};
 use crate::persistence::{Mapper, MemoryRecorder, StoredEvent};
 use crate::system::EventBus;
+use crate::trace::{metrics, Timed};
 
 /// An event-sourced application: an event store, repositories over it, a notification log and
 /// an in-process bus on which saved events are published after they commit.
@@ -86,9 +87,37 @@ impl Application {
     /// Conflict, a broken [`Limits`](crate::persistence::Limits) (checked before any I/O), encoding or backend errors;
     /// [`ApplicationError::Publish`] when the events were
     /// committed but a bus subscriber failed.
-    pub fn save<S: Saveable>(&self, mut aggregates: S) -> Result<Saved, ApplicationError> {
+    pub fn save<S: Saveable>(&self, aggregates: S) -> Result<Saved, ApplicationError> {
+        let span = Timed::new(tracing::info_span!(
+            "save",
+            streams = tracing::field::Empty,
+            events = tracing::field::Empty,
+            last_position = tracing::field::Empty,
+            duration_us = tracing::field::Empty,
+            error = tracing::field::Empty,
+        ));
+        let result = span.in_scope(|| self.save_traced(aggregates, &span));
+        span.finish(&result);
+        if matches!(&result, Err(error) if error.is_conflict()) {
+            metrics::conflict();
+        }
+        result
+    }
+
+    fn save_traced<S: Saveable>(
+        &self,
+        mut aggregates: S,
+        span: &Timed,
+    ) -> Result<Saved, ApplicationError> {
         let mut appends = Vec::new();
         aggregates.collect_appends(self.store.mapper(), &mut appends)?;
+        if span.enabled() {
+            span.record("streams", appends.len());
+            span.record(
+                "events",
+                appends.iter().map(|a| a.events.len()).sum::<usize>(),
+            );
+        }
         if appends.is_empty() {
             return Ok(Saved::default());
         }
@@ -101,6 +130,10 @@ impl Application {
             snapshots,
         } = self.store.commit(&appends, None, snapshots)?;
         aggregates.mark_saved();
+        metrics::saved(appends.iter().map(|a| a.events.len()).sum());
+        if let Some(last) = positions.last() {
+            span.record("last_position", *last);
+        }
         if self.bus.has_subscribers() {
             let mut published: Vec<StoredEvent> =
                 appends.into_iter().flat_map(|a| a.events).collect();

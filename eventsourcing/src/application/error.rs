@@ -104,6 +104,14 @@ pub enum ApplicationError {
     /// The application's configuration is invalid.
     #[error("invalid configuration: {0}")]
     Config(String),
+    /// The async facade could not run a blocking call to the end: its task panicked, or the
+    /// runtime (or the facade's pool) is shutting down. For a save, whether it committed is
+    /// found with `SaveReceipt::outcome` (the async facade, feature `tokio`).
+    #[error("the blocking call did not finish: {reason}")]
+    Worker {
+        /// What happened to it.
+        reason: String,
+    },
 }
 
 impl ApplicationError {

@@ -12,6 +12,7 @@ use crate::persistence::{
     ProcessRecorder, SnapshotRecorder, Storage, StoredEvent, StoredSnapshot, StreamAppend,
     Tracking,
 };
+use crate::trace::Timed;
 
 /// What a commit wrote ([`EventStore::commit`], [`Application::save`](crate::Application::save)).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -125,13 +126,36 @@ impl EventStore {
         tracking: Option<&Tracking>,
         snapshots: Vec<(Uuid, StoredSnapshot)>,
     ) -> Result<Saved, PersistenceError> {
-        self.limits.check(batch)?;
-        let positions = match tracking {
-            Some(tracking) => self.recorder.append_tracked(batch, tracking)?,
-            None => self.recorder.append(batch)?,
-        };
+        let span = Timed::new(tracing::debug_span!(
+            "append",
+            streams = batch.len(),
+            events = tracing::field::Empty,
+            stream_id = tracing::field::Empty,
+            expected_version = tracing::field::Empty,
+            tracked = tracking.map(|t| t.position),
+            duration_us = tracing::field::Empty,
+            error = tracing::field::Empty,
+        ));
+        if span.enabled() {
+            span.record(
+                "events",
+                batch.iter().map(|a| a.events.len()).sum::<usize>(),
+            );
+            if let [one] = batch {
+                span.record("stream_id", one.stream_id.as_str());
+                span.record("expected_version", one.expected_version);
+            }
+        }
+        let positions = span.in_scope(|| {
+            self.limits.check(batch)?;
+            match tracking {
+                Some(tracking) => self.recorder.append_tracked(batch, tracking),
+                None => self.recorder.append(batch),
+            }
+        });
+        span.finish(&positions);
         Ok(Saved {
-            positions,
+            positions: positions?,
             snapshots: self.put_snapshots(snapshots),
         })
     }
@@ -143,12 +167,27 @@ impl EventStore {
         };
         let mut written = Vec::with_capacity(snapshots.len());
         for (id, snapshot) in snapshots {
-            match recorder.put_snapshot(&snapshot) {
+            let span = Timed::new(tracing::debug_span!(
+                "snapshot",
+                stream_id = %id,
+                version = snapshot.version,
+                automatic = true,
+                duration_us = tracing::field::Empty,
+                error = tracing::field::Empty,
+            ));
+            let result = span.in_scope(|| recorder.put_snapshot(&snapshot));
+            span.finish(&result);
+            match result {
                 Ok(()) => {
                     self.counters.taken();
                     written.push((id, snapshot.version));
                 }
-                Err(_) => self.counters.write_failure(),
+                Err(error) => {
+                    // Handled here (counted, not returned): recorded here, once.
+                    tracing::warn!(stream_id = %id, version = snapshot.version, %error,
+                        "automatic snapshot not written: loads replay more events");
+                    self.counters.write_failure();
+                }
             }
         }
         written

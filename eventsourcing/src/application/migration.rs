@@ -11,6 +11,7 @@ use super::error::ApplicationError;
 use super::event_store::EventStore;
 use crate::domain::{resolve_topic, DomainError, TopicRegistration};
 use crate::persistence::{Mapper, NotificationQuery, PayloadContext, StoredEvent};
+use crate::trace::Timed;
 
 /// A user function for [`Migration::with`]: gets a stored event whose payload is plain JSON
 /// (transcoders already undone) and returns the replacement, or `None` to leave it as it is.
@@ -190,15 +191,32 @@ impl<'a> Migration<'a> {
     /// concurrent writer replaced an event of the batch since it was read (the batch is not
     /// written; a run from the cursor reads it again), transcoding or backend errors.
     pub fn run(&self, from_position: u64) -> Result<MigrationProgress, ApplicationError> {
+        let span = Timed::new(tracing::info_span!(
+            "migration",
+            from_position,
+            scanned = tracing::field::Empty,
+            rewritten = tracing::field::Empty,
+            batches = tracing::field::Empty,
+            next_position = tracing::field::Empty,
+            duration_us = tracing::field::Empty,
+            error = tracing::field::Empty,
+        ));
         let mut progress = MigrationProgress {
             next_position: from_position.max(1),
             ..MigrationProgress::default()
         };
-        self.run_batches(&mut progress)
+        let result = span
+            .in_scope(|| self.run_batches(&mut progress))
             .map_err(|source| ApplicationError::MigrationStopped {
                 resume_from: progress.next_position,
                 source: Box::new(source),
-            })?;
+            });
+        span.record("scanned", progress.scanned);
+        span.record("rewritten", progress.rewritten);
+        span.record("batches", progress.batches);
+        span.record("next_position", progress.next_position);
+        span.finish(&result);
+        result?;
         Ok(progress)
     }
 

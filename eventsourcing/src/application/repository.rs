@@ -10,6 +10,7 @@ use super::event_store::EventStore;
 use super::snapshots::{decode_snapshot, encode_snapshot, LoadReport};
 use crate::domain::{Aggregate, Entity, EventEnvelope};
 use crate::persistence::{EventQuery, StoredEvent, StoredEventRef};
+use crate::trace::{metrics, Timed};
 
 /// Loads aggregates of one entity type from an event store.
 ///
@@ -112,6 +113,40 @@ impl<'a, T: Entity> Repository<'a, T> {
         id: Uuid,
         at: Option<u64>,
     ) -> Result<(Aggregate<T>, LoadReport), ApplicationError> {
+        let span = Timed::new(tracing::info_span!(
+            "load",
+            entity = T::NAME,
+            stream_id = %id,
+            at,
+            version = tracing::field::Empty,
+            events = tracing::field::Empty,
+            snapshot_version = tracing::field::Empty,
+            duration_us = tracing::field::Empty,
+            error = tracing::field::Empty,
+        ));
+        let result = span.in_scope(|| self.load_traced(id, at));
+        let elapsed = span.finish(&result);
+        if let Ok((aggregate, report)) = &result {
+            metrics::loaded(T::NAME, elapsed, report.snapshot_version.is_some());
+            span.record("version", aggregate.version());
+            span.record("events", report.events_replayed);
+            if let Some(version) = report.snapshot_version {
+                span.record("snapshot_version", version);
+            }
+            if let Some(error) = &report.snapshot_error {
+                // Handled here (every event replayed instead): recorded here, once.
+                tracing::warn!(parent: span.span_ref(), stream_id = %id, error = %error,
+                    "snapshot ignored: every event replayed");
+            }
+        }
+        result
+    }
+
+    fn load_traced(
+        &self,
+        id: Uuid,
+        at: Option<u64>,
+    ) -> Result<(Aggregate<T>, LoadReport), ApplicationError> {
         let stream_id = id.to_string();
         let mut report = LoadReport::default();
         let mut start = None;
@@ -208,8 +243,25 @@ impl<'a, T: Entity> Repository<'a, T> {
     /// [`ApplicationError::NoSnapshotStore`], [`ApplicationError::NoSnapshotCodec`], a load
     /// error, or a backend error writing the snapshot.
     pub fn take_snapshot(&self, id: Uuid, at: Option<u64>) -> Result<u64, ApplicationError> {
-        let (aggregate, _) = self.load(id, at)?;
-        self.snapshot(&aggregate)
+        let span = Timed::new(tracing::info_span!(
+            "snapshot",
+            entity = T::NAME,
+            stream_id = %id,
+            at,
+            version = tracing::field::Empty,
+            automatic = false,
+            duration_us = tracing::field::Empty,
+            error = tracing::field::Empty,
+        ));
+        let result = span.in_scope(|| {
+            let (aggregate, _) = self.load(id, at)?;
+            self.snapshot(&aggregate)
+        });
+        span.finish(&result);
+        if let Ok(version) = &result {
+            span.record("version", *version);
+        }
+        result
     }
 
     /// Stores a snapshot of `aggregate` at its version; returns that version. Pending events

@@ -1,5 +1,5 @@
-//! `Saveable`: what `Application::save` accepts — one aggregate, tuples, vectors, arrays and
-//! slices of them, all written in one atomic append.
+//! `Saveable`: what `Application::save` accepts — one aggregate (owned or borrowed), tuples,
+//! vectors, arrays and slices of them, all written in one atomic append.
 
 use uuid::Uuid;
 
@@ -11,8 +11,9 @@ use crate::persistence::{Mapper, StoredSnapshot, StreamAppend};
 
 /// One or more aggregates that [`Application::save`](super::Application::save) writes in one atomic append.
 ///
-/// Implemented for `&mut Aggregate<T>`, tuples of up to eight saveables, `Vec`s, arrays and
-/// mutable slices of them.
+/// Implemented for `Aggregate<T>`, `&mut` of any saveable (so `&mut Aggregate<T>`), tuples of
+/// up to eight saveables, `Vec`s, arrays and slices of them. Owned forms are what the async
+/// facade moves onto its blocking pool and hands back.
 pub trait Saveable {
     /// Encodes the pending events as appends expecting each aggregate's saved version.
     ///
@@ -41,9 +42,41 @@ pub trait Saveable {
         let _ = (store, out);
         Ok(())
     }
+
+    /// Appends the event id of every pending event, in save order: what a caller looks up to
+    /// learn whether a save it stopped waiting for committed. The default adds none.
+    fn collect_event_ids(&self, out: &mut Vec<Uuid>) {
+        let _ = out;
+    }
 }
 
-impl<T: Entity> Saveable for &mut Aggregate<T> {
+impl<S: Saveable + ?Sized> Saveable for &mut S {
+    fn collect_appends(
+        &self,
+        mapper: &Mapper,
+        out: &mut Vec<StreamAppend>,
+    ) -> Result<(), ApplicationError> {
+        (**self).collect_appends(mapper, out)
+    }
+
+    fn mark_saved(&mut self) {
+        (**self).mark_saved();
+    }
+
+    fn collect_snapshots(
+        &self,
+        store: &EventStore,
+        out: &mut Vec<(Uuid, StoredSnapshot)>,
+    ) -> Result<(), ApplicationError> {
+        (**self).collect_snapshots(store, out)
+    }
+
+    fn collect_event_ids(&self, out: &mut Vec<Uuid>) {
+        (**self).collect_event_ids(out);
+    }
+}
+
+impl<T: Entity> Saveable for Aggregate<T> {
     fn collect_appends(
         &self,
         mapper: &Mapper,
@@ -87,6 +120,10 @@ impl<T: Entity> Saveable for &mut Aggregate<T> {
         }
         Ok(())
     }
+
+    fn collect_event_ids(&self, out: &mut Vec<Uuid>) {
+        out.extend(self.pending_events().iter().map(|e| e.metadata.event_id));
+    }
 }
 
 /// Collections of saveables: every element, in order. (One body for `Vec`, arrays and
@@ -111,6 +148,9 @@ macro_rules! saveable_collection {
             ) -> Result<(), ApplicationError> {
                 self.iter().try_for_each(|s| s.collect_snapshots(store, out))
             }
+            fn collect_event_ids(&self, out: &mut Vec<Uuid>) {
+                self.iter().for_each(|s| s.collect_event_ids(out));
+            }
         }
     )*};
 }
@@ -118,7 +158,7 @@ macro_rules! saveable_collection {
 saveable_collection! {
     impl [S: Saveable] for Vec<S>;
     impl [S: Saveable, const N: usize] for [S; N];
-    impl [S: Saveable] for &mut [S];
+    impl [S: Saveable] for [S];
 }
 
 macro_rules! saveable_tuple {
@@ -140,6 +180,11 @@ macro_rules! saveable_tuple {
                 let ($($name,)+) = self;
                 $($name.collect_snapshots(store, out)?;)+
                 Ok(())
+            }
+            #[allow(non_snake_case)]
+            fn collect_event_ids(&self, out: &mut Vec<Uuid>) {
+                let ($($name,)+) = self;
+                $($name.collect_event_ids(out);)+
             }
         }
     };

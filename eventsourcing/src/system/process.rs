@@ -2,6 +2,7 @@
 //! policy's new events together with the tracking record, so every upstream event takes
 //! effect exactly once.
 
+use crate::trace::Timed;
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -431,6 +432,16 @@ impl<P: Policy> ProcessApplication<P> {
     /// # Errors
     /// The first failure: reading upstream, the policy, a conflict, or the store.
     pub fn pull(&mut self) -> Result<usize, SystemError> {
+        let name = self.name.clone();
+        let read = crate::trace::pull(&name, || self.pull_page())?;
+        crate::trace::metrics::follower_lag(&name, || {
+            let end = self.upstream.max_position().ok()?;
+            Some(end.saturating_sub(self.position().ok()?))
+        });
+        Ok(read)
+    }
+
+    fn pull_page(&mut self) -> Result<usize, SystemError> {
         let from = self.position()? + 1;
         let page = self.upstream.select(from, self.page_size, &self.topics)?;
         if self.batch_commits {
@@ -452,6 +463,24 @@ impl<P: Policy> ProcessApplication<P> {
     /// that would have seen stale state; a failing commit falls back to [`Self::process`]
     /// for each event of the batch.
     fn process_batch(&mut self, events: &[StoredEvent]) -> Result<usize, SystemError> {
+        let span = Timed::new(tracing::debug_span!(
+            "process",
+            process = %self.name,
+            position = events.first().and_then(|e| e.position),
+            batch = true,
+            events = tracing::field::Empty,
+            duration_us = tracing::field::Empty,
+            error = tracing::field::Empty,
+        ));
+        let result = span.in_scope(|| self.process_batch_traced(events));
+        if let Ok(taken) = &result {
+            span.record("events", *taken);
+        }
+        span.finish(&result);
+        result
+    }
+
+    fn process_batch_traced(&mut self, events: &[StoredEvent]) -> Result<usize, SystemError> {
         let mut appends: Vec<StreamAppend> = Vec::new();
         let mut snapshots = Vec::new();
         let mut written = HashSet::new();
@@ -531,6 +560,26 @@ impl<P: Policy> ProcessApplication<P> {
     /// [`SystemError::Policy`], [`SystemError::Conflict`] or [`SystemError::Store`]; nothing
     /// of this event is written then.
     pub fn process(&mut self, event: &StoredEvent) -> Result<Processed, SystemError> {
+        let span = Timed::new(tracing::debug_span!(
+            "process",
+            process = %self.name,
+            position = event.position,
+            stream_id = %event.stream_id,
+            version = event.version,
+            topic = %event.topic,
+            events = tracing::field::Empty,
+            duration_us = tracing::field::Empty,
+            error = tracing::field::Empty,
+        ));
+        let result = span.in_scope(|| self.process_traced(event));
+        if let Ok(Processed::Committed { events }) = &result {
+            span.record("events", *events);
+        }
+        span.finish(&result);
+        result
+    }
+
+    fn process_traced(&mut self, event: &StoredEvent) -> Result<Processed, SystemError> {
         let Some(position) = event.position else {
             return Err(SystemError::Upstream {
                 upstream: self.upstream.name().to_owned(),

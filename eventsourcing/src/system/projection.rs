@@ -1,7 +1,8 @@
 //! Catch-up projections: read models built from an upstream log, that can be added at any
 //! time (they start from position 1) and rebuilt (reset, then replay).
 
-use crate::persistence::BoxError;
+use crate::persistence::{BoxError, StoredEvent};
+use crate::trace::Timed;
 
 use super::error::SystemError;
 use super::process::DEFAULT_PAGE_SIZE;
@@ -120,10 +121,35 @@ impl<P: Projection> Projector<P> {
     /// Reading upstream, or [`SystemError::Projection`] for the first event the projection
     /// rejects (the events before it stay applied, the position stops before it).
     pub fn pull(&mut self) -> Result<usize, SystemError> {
+        let name = self.projection.name().to_owned();
+        let read = crate::trace::pull(&name, || self.pull_page())?;
+        crate::trace::metrics::follower_lag(&name, || {
+            let end = self.upstream.max_position().ok()?;
+            Some(end.saturating_sub(self.position))
+        });
+        Ok(read)
+    }
+
+    fn pull_page(&mut self) -> Result<usize, SystemError> {
         let page = self
             .upstream
             .select(self.position + 1, self.page_size, &self.topics)?;
-        for event in &page {
+        let span = Timed::new(tracing::debug_span!(
+            "project",
+            projection = self.projection.name(),
+            from_position = self.position + 1,
+            events = page.len(),
+            duration_us = tracing::field::Empty,
+            error = tracing::field::Empty,
+        ));
+        let result = span.in_scope(|| self.apply_page(&page));
+        span.finish(&result);
+        result?;
+        Ok(page.len())
+    }
+
+    fn apply_page(&mut self, page: &[StoredEvent]) -> Result<(), SystemError> {
+        for event in page {
             let notification = Notification::new(event, self.upstream.mapper());
             let position = notification.position();
             self.projection
@@ -135,7 +161,7 @@ impl<P: Projection> Projector<P> {
                 })?;
             self.position = position;
         }
-        Ok(page.len())
+        Ok(())
     }
 
     /// Pulls until caught up; returns how many events were read.
@@ -267,6 +293,16 @@ impl<P: DurableProjection> DurableProjector<P> {
     /// # Errors
     /// Reading upstream, or [`SystemError::Projection`] (nothing of the page committed).
     pub fn pull(&mut self) -> Result<usize, SystemError> {
+        let name = self.projection.name().to_owned();
+        let read = crate::trace::pull(&name, || self.pull_page())?;
+        crate::trace::metrics::follower_lag(&name, || {
+            let end = self.upstream.max_position().ok()?;
+            Some(end.saturating_sub(self.position().ok()?))
+        });
+        Ok(read)
+    }
+
+    fn pull_page(&mut self) -> Result<usize, SystemError> {
         let from = self.position()? + 1;
         let page = self.upstream.select(from, self.page_size, &self.topics)?;
         let Some(last) = page.last().and_then(|e| e.position) else {
@@ -275,13 +311,21 @@ impl<P: DurableProjection> DurableProjector<P> {
         let mapper = self.upstream.mapper();
         let notifications: Vec<Notification<'_>> =
             page.iter().map(|e| Notification::new(e, mapper)).collect();
-        self.projection
-            .apply_batch(&notifications, last)
-            .map_err(|source| SystemError::Projection {
-                projection: self.projection.name().to_owned(),
-                position: from,
-                source,
-            })?;
+        let span = Timed::new(tracing::debug_span!(
+            "project",
+            projection = self.projection.name(),
+            from_position = from,
+            events = page.len(),
+            duration_us = tracing::field::Empty,
+            error = tracing::field::Empty,
+        ));
+        let result = span.in_scope(|| self.projection.apply_batch(&notifications, last));
+        span.finish(&result);
+        result.map_err(|source| SystemError::Projection {
+            projection: self.projection.name().to_owned(),
+            position: from,
+            source,
+        })?;
         Ok(page.len())
     }
 

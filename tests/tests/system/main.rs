@@ -5,10 +5,13 @@
 //! binaries build and link far faster, and take far less disk, than one binary per file.
 
 mod application;
+mod asynchronous;
 mod batch;
 mod harness;
+mod metrics;
 mod process;
 mod projection;
 mod seed_example;
 mod topics;
+mod tracing;
 mod transcoders;

@@ -13,5 +13,4 @@ mod process;
 mod projection;
 mod seed_example;
 mod topics;
-mod tracing;
 mod transcoders;

@@ -272,6 +272,78 @@ pub fn run_common(
         println!("{backend}: append_batch100 done");
     }
 
+    // Scale curves: loading one aggregate of 1k and 100k events (10k is load_10k above), and
+    // saving one more event on an aggregate of 1k, 10k and 100k events (a save must not grow
+    // with the stream).
+    for (size, load_name, save_name) in [
+        (1_000u64, Some("load_1k"), "save_at_1k"),
+        (10_000, None, "save_at_10k"),
+        (100_000, Some("load_100k"), "save_at_100k"),
+    ] {
+        let load_wanted = load_name.is_some_and(|name| params.wants(name));
+        if !load_wanted && !params.wants(save_name) {
+            continue;
+        }
+        ours_n += 1;
+        let id = populate(full, ours_n, size)?;
+        raw_n += 1;
+        let raw_stream = crate::raw::populate(raw, raw_n, size)?;
+        if let Some(name) = load_name.filter(|_| load_wanted) {
+            let (ours, baseline) = paired(
+                reps,
+                || once(|| load(full, id)),
+                || {
+                    once(|| {
+                        let folded = raw.load(&raw_stream)?;
+                        black_box(folded.total);
+                        Ok(folded.events)
+                    })
+                },
+            )?;
+            push(
+                outcomes,
+                backend,
+                name,
+                ours,
+                baseline,
+                "events/s",
+                format!("{size} events"),
+            );
+        }
+        if params.wants(save_name) {
+            let mut ledger: Aggregate<Ledger> = full.repository().get(id)?;
+            let mut raw_version = size;
+            let (ours, baseline) = paired(
+                reps,
+                || {
+                    rate(params.budget / 4, || {
+                        let next = ledger.version();
+                        domain::post(&mut ledger, next);
+                        full.save(&mut ledger)?;
+                        Ok(1)
+                    })
+                },
+                || {
+                    rate(params.budget / 4, || {
+                        raw.append(&raw_stream, raw_version, 1)?;
+                        raw_version += 1;
+                        Ok(1)
+                    })
+                },
+            )?;
+            push(
+                outcomes,
+                backend,
+                save_name,
+                ours,
+                baseline,
+                "saves/s",
+                format!("one event on an aggregate of {size}+ events"),
+            );
+        }
+        println!("{backend}: scale curve at {size} events done");
+    }
+
     if params.wants("load_10k") {
         // load_10k
         let id = populate(full, 2, params.load_events)?;

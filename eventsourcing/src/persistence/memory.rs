@@ -26,10 +26,13 @@ pub struct MemoryRecorder {
 
 #[derive(Debug, Default)]
 struct Inner {
-    /// Every event by position.
-    log: BTreeMap<u64, StoredEvent>,
-    /// Each stream's positions, index `v - 1` holding version `v`.
-    streams: HashMap<String, Vec<u64>>,
+    /// Each stream's events, contiguous, index `v - 1` holding version `v`, in `slots`
+    /// (a deleted stream leaves its slot empty), so that a load reads one slice in order.
+    slots: Vec<Vec<StoredEvent>>,
+    /// The slot of each stream.
+    streams: HashMap<String, usize>,
+    /// Every event by position: its slot and index there.
+    log: BTreeMap<u64, (usize, usize)>,
     by_event_id: HashMap<Uuid, u64>,
     tracking: HashMap<String, BTreeSet<u64>>,
     /// Each stream's snapshots by version.
@@ -56,6 +59,20 @@ impl MemoryRecorder {
 }
 
 impl Inner {
+    /// The events of `stream_id`, oldest first.
+    fn stream(&self, stream_id: &str) -> &[StoredEvent] {
+        self.streams
+            .get(stream_id)
+            .and_then(|&slot| self.slots.get(slot))
+            .map_or(&[], Vec::as_slice)
+    }
+
+    /// The event at `position`.
+    fn at(&self, position: u64) -> Option<&StoredEvent> {
+        let &(slot, index) = self.log.get(&position)?;
+        self.slots.get(slot)?.get(index)
+    }
+
     fn check(
         &self,
         batch: &[StreamAppend],
@@ -63,7 +80,7 @@ impl Inner {
     ) -> Result<(), PersistenceError> {
         validate_batch(batch)?;
         for append in batch {
-            let actual = self.streams.get(&append.stream_id).map_or(0, Vec::len) as u64;
+            let actual = self.stream(&append.stream_id).len() as u64;
             if actual != append.expected_version {
                 return Err(PersistenceError::Conflict {
                     stream_id: append.stream_id.clone(),
@@ -98,7 +115,17 @@ impl Inner {
                 continue;
             }
             // One lookup and one copy of the stream id per stream, not per event.
-            let stream = self.streams.entry(append.stream_id.clone()).or_default();
+            let next_slot = self.slots.len();
+            let slot = *self
+                .streams
+                .entry(append.stream_id.clone())
+                .or_insert(next_slot);
+            if slot == next_slot {
+                self.slots.push(Vec::new());
+            }
+            let Some(stream) = self.slots.get_mut(slot) else {
+                continue;
+            };
             stream.reserve(append.events.len());
             for event in &append.events {
                 self.last_position += 1;
@@ -106,8 +133,8 @@ impl Inner {
                 let mut stored = event.clone();
                 stored.position = Some(position);
                 self.by_event_id.insert(stored.metadata.event_id, position);
-                stream.push(position);
-                self.log.insert(position, stored);
+                self.log.insert(position, (slot, stream.len()));
+                stream.push(stored);
                 positions.push(position);
             }
         }
@@ -142,13 +169,10 @@ impl AggregateRecorder for MemoryRecorder {
         visit: &mut dyn FnMut(StoredEventRef<'_>) -> ControlFlow<()>,
     ) -> Result<(), PersistenceError> {
         let inner = self.read();
-        let Some(positions) = inner.streams.get(stream_id) else {
-            return Ok(());
-        };
         let limit = query.limit.unwrap_or(usize::MAX);
-        let in_range = positions
+        let in_range = inner
+            .stream(stream_id)
             .iter()
-            .filter_map(|p| inner.log.get(p))
             .filter(|e| query.contains(e.version));
         let mut lend = |e: &StoredEvent| visit(e.as_ref());
         let _ = if query.descending {
@@ -164,22 +188,28 @@ impl AggregateRecorder for MemoryRecorder {
         Ok(inner
             .by_event_id
             .get(&event_id)
-            .and_then(|p| inner.log.get(p))
+            .and_then(|&p| inner.at(p))
             .cloned())
     }
 
     fn delete_stream(&self, stream_id: &str) -> Result<u64, PersistenceError> {
         let mut inner = self.write();
         inner.snapshots.remove(stream_id);
-        let Some(positions) = inner.streams.remove(stream_id) else {
+        let Some(slot) = inner.streams.remove(stream_id) else {
             return Ok(0);
         };
-        for position in &positions {
-            if let Some(event) = inner.log.remove(position) {
-                inner.by_event_id.remove(&event.metadata.event_id);
+        let events = inner
+            .slots
+            .get_mut(slot)
+            .map(std::mem::take)
+            .unwrap_or_default();
+        for event in &events {
+            inner.by_event_id.remove(&event.metadata.event_id);
+            if let Some(position) = event.position {
+                inner.log.remove(&position);
             }
         }
-        Ok(positions.len() as u64)
+        Ok(events.len() as u64)
     }
 
     fn update_events(&self, events: &[StoredEvent]) -> Result<(), PersistenceError> {
@@ -187,26 +217,31 @@ impl AggregateRecorder for MemoryRecorder {
         let mut inner = self.write();
         let mut targets = Vec::with_capacity(events.len());
         for event in events {
-            let position = usize::try_from(event.version)
+            let target = usize::try_from(event.version)
                 .ok()
                 .and_then(|v| v.checked_sub(1))
-                .and_then(|i| inner.streams.get(&event.stream_id)?.get(i).copied())
+                .and_then(|i| Some((*inner.streams.get(&event.stream_id)?, i)))
                 // Compare and swap: the stored event must be the one that was read.
-                .filter(|p| {
+                .filter(|&(slot, i)| {
                     inner
-                        .log
-                        .get(p)
+                        .slots
+                        .get(slot)
+                        .and_then(|events| events.get(i))
                         .is_some_and(|s| s.metadata.event_id == event.metadata.event_id)
                 })
                 .ok_or_else(|| PersistenceError::EventNotFound {
                     stream_id: event.stream_id.clone(),
                     version: event.version,
                 })?;
-            targets.push(position);
+            targets.push(target);
         }
-        for (event, position) in events.iter().zip(targets) {
+        for (event, (slot, i)) in events.iter().zip(targets) {
             // The event id is the stored one (checked above): the index stays as it is.
-            if let Some(stored) = inner.log.get_mut(&position) {
+            if let Some(stored) = inner
+                .slots
+                .get_mut(slot)
+                .and_then(|events| events.get_mut(i))
+            {
                 stored.topic.clone_from(&event.topic);
                 stored.schema_version = event.schema_version;
                 stored.payload.clone_from(&event.payload);
@@ -230,7 +265,7 @@ impl ApplicationRecorder for MemoryRecorder {
         Ok(inner
             .log
             .range(query.from_position..=upper)
-            .map(|(_, e)| e)
+            .filter_map(|(_, &(slot, index))| inner.slots.get(slot)?.get(index))
             .filter(|e| query.topics.is_empty() || query.topics.contains(&e.topic))
             .take(query.limit)
             .cloned()

@@ -173,13 +173,6 @@ impl Entity {
             .clone()
             .unwrap_or_else(|| quote::format_ident!("{}Event", self.ident))
     }
-
-    pub(crate) fn commands_trait(&self) -> Ident {
-        self.options
-            .commands
-            .clone()
-            .unwrap_or_else(|| quote::format_ident!("{}Commands", self.ident))
-    }
 }
 
 fn classify(cx: &Ctxt, impl_item: ImplItem, self_ident: &Ident, self_ty: &Type) -> EntityItem {

@@ -12,8 +12,9 @@ use syn::{Attribute, Ident, LitBool, LitInt, LitStr, Path, Token, Visibility};
 
 use crate::ctxt::Ctxt;
 use crate::symbol::{
-    one_of, Symbol, ALIASES, COMMANDS, CRATE, CREATES, DERIVE, ENTITY, EVENT_ENUM, NAME, SNAPSHOTS,
-    SNAPSHOT_EVERY, SNAPSHOT_UPCAST, SNAPSHOT_VERSION, TOPIC, UPCAST, VERSION, VIS,
+    one_of, Symbol, ALIASES, COMMANDS, CRATE, CRATE_COMMANDS, CREATES, DERIVE, ENTITY, EVENT_ENUM,
+    NAME, PRIVATE_COMMANDS, SNAPSHOTS, SNAPSHOT_EVERY, SNAPSHOT_UPCAST, SNAPSHOT_VERSION,
+    SUPER_COMMANDS, TOPIC, UPCAST, VERSION, VIS,
 };
 
 /// One option value, remembering where it was written so that duplicates are reported.
@@ -306,6 +307,9 @@ pub(crate) struct EntityOptions {
     pub(crate) name: Option<LitStr>,
     pub(crate) event_enum: Option<Ident>,
     pub(crate) commands: Option<Ident>,
+    pub(crate) private_commands: Option<Ident>,
+    pub(crate) crate_commands: Option<Ident>,
+    pub(crate) super_commands: Option<Ident>,
     pub(crate) snapshots: Option<LitBool>,
     pub(crate) snapshot_every: Option<(u64, LitInt)>,
     pub(crate) snapshot_version: Option<Version>,
@@ -320,6 +324,9 @@ const ENTITY_OPTIONS: &[Symbol] = &[
     NAME,
     EVENT_ENUM,
     COMMANDS,
+    PRIVATE_COMMANDS,
+    CRATE_COMMANDS,
+    SUPER_COMMANDS,
     SNAPSHOTS,
     SNAPSHOT_EVERY,
     SNAPSHOT_VERSION,
@@ -337,6 +344,9 @@ pub(crate) fn entity_options(cx: &Ctxt, args: TokenStream) -> EntityOptions {
     let mut name = Attr::none(cx, NAME);
     let mut event_enum = Attr::none(cx, EVENT_ENUM);
     let mut commands = Attr::none(cx, COMMANDS);
+    let mut private_commands = Attr::none(cx, PRIVATE_COMMANDS);
+    let mut crate_commands = Attr::none(cx, CRATE_COMMANDS);
+    let mut super_commands = Attr::none(cx, SUPER_COMMANDS);
     let mut snapshots = Attr::none(cx, SNAPSHOTS);
     let mut snapshot_every = Attr::none(cx, SNAPSHOT_EVERY);
     let mut snapshot_version = Attr::none(cx, SNAPSHOT_VERSION);
@@ -363,6 +373,18 @@ pub(crate) fn entity_options(cx: &Ctxt, args: TokenStream) -> EntityOptions {
         } else if meta.path == COMMANDS {
             if let Some(ident) = parse_ident_str(cx, &meta)? {
                 commands.set(&meta.path, ident);
+            }
+        } else if meta.path == PRIVATE_COMMANDS {
+            if let Some(ident) = parse_ident_str(cx, &meta)? {
+                private_commands.set(&meta.path, ident);
+            }
+        } else if meta.path == CRATE_COMMANDS {
+            if let Some(ident) = parse_ident_str(cx, &meta)? {
+                crate_commands.set(&meta.path, ident);
+            }
+        } else if meta.path == SUPER_COMMANDS {
+            if let Some(ident) = parse_ident_str(cx, &meta)? {
+                super_commands.set(&meta.path, ident);
             }
         } else if meta.path == SNAPSHOTS {
             let lit: LitBool = meta.value()?.parse()?;
@@ -421,6 +443,9 @@ pub(crate) fn entity_options(cx: &Ctxt, args: TokenStream) -> EntityOptions {
         name: name.get(),
         event_enum: event_enum.get(),
         commands: commands.get(),
+        private_commands: private_commands.get(),
+        crate_commands: crate_commands.get(),
+        super_commands: super_commands.get(),
         snapshots: snapshots.get(),
         snapshot_every: snapshot_every.get(),
         snapshot_version: snapshot_version.get(),

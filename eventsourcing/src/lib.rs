@@ -21,6 +21,8 @@ pub mod persistence;
 pub mod system;
 pub mod testing;
 
+mod payload;
+
 pub use application::{
     Application, ApplicationBuilder, ApplicationError, EventSourcedRepository, EventStore,
     LoadReport, Migration, NotificationLog, Repository, Saveable, Saved, SnapshotPolicy,
@@ -64,6 +66,8 @@ pub mod __private {
     pub use serde;
     pub use serde_json;
     pub use std;
+
+    pub use crate::payload::{decode_variant, decode_variant_value, encode_variant};
 
     pub use crate::domain::{
         Aggregate, Checkpoint, DomainError, DomainEvent, Entity, EventTypeRegistration,

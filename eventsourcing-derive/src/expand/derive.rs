@@ -75,7 +75,8 @@ pub(crate) fn expand(ty: &EventType) -> TokenStream {
                 .collect()
         }
     };
-    let body = domain_event_impl(&krate, &ty.ident, &specs);
+    let ident = &ty.ident;
+    let body = domain_event_impl(&krate, &quote!(#ident), ident, &specs, false);
     quote! {
         const _: () = {
             #body

@@ -7,6 +7,7 @@ use syn::spanned::Spanned;
 use syn::{FnArg, ImplItemFn, Pat, Visibility};
 
 use super::event::{domain_event_impl, private, serde_crate, PayloadShape, TopicSpec, VariantSpec};
+use super::names;
 use crate::ast::{is_doc, Command, Entity, EntityItem, Event, EventKind};
 
 fn doc(text: &str) -> TokenStream {
@@ -39,6 +40,11 @@ pub(crate) fn expand(entity: &Entity) -> TokenStream {
         });
     let name = entity.name();
     let events: Vec<&Event> = entity.events().collect();
+    // The enum and the command traits live in a hidden module, re-exported by a glob: a user
+    // type or trait of the same name in the entity's module then shadows the glob instead of
+    // clashing with it, and the checks below report that once, with the option to rename.
+    let (content, module) = names::modules(entity);
+    let enum_path = quote!(#content::#enum_ident);
 
     // The impl block: kept items, factories, hidden mutators.
     let mut impl_items: Vec<TokenStream> = Vec::new();
@@ -49,7 +55,7 @@ pub(crate) fn expand(entity: &Entity) -> TokenStream {
             EntityItem::Event(e) => {
                 impl_items.push(mutator(e));
                 if e.kind == EventKind::Create {
-                    impl_items.push(factory(entity, e, &p, &enum_ident));
+                    impl_items.push(factory(entity, e, &p, &enum_ident, &enum_path));
                 }
             }
         }
@@ -88,6 +94,7 @@ pub(crate) fn expand(entity: &Entity) -> TokenStream {
                     e.func.sig.ident
                 ),
             );
+            let ty = names::rebase_type(ty);
             quote!(#field_doc #(#attrs)* #fident: #ty,)
         });
         quote!(#variant_docs #vname { #(#fields)* },)
@@ -101,6 +108,7 @@ pub(crate) fn expand(entity: &Entity) -> TokenStream {
     } else {
         quote!(#[derive(#(#extra),*)])
     };
+    let inner_vis = names::inner_vis(&vis);
     let event_enum = quote! {
         #enum_doc
         #[derive(#p::std::fmt::Debug, #p::std::clone::Clone, #p::serde::Serialize, #p::serde::Deserialize)]
@@ -109,7 +117,7 @@ pub(crate) fn expand(entity: &Entity) -> TokenStream {
         // `pub` by default so that `impl Entity for Dog` may name it whatever the state's
         // visibility; a private state's field types are then "more private" than the enum.
         #[allow(private_interfaces)]
-        #vis enum #enum_ident {
+        #inner_vis enum #enum_ident {
             #(#variants)*
         }
     };
@@ -140,7 +148,10 @@ pub(crate) fn expand(entity: &Entity) -> TokenStream {
             },
         })
         .collect();
-    let domain_event = domain_event_impl(&krate, &enum_ident, &specs);
+    let serde_enum = !events
+        .iter()
+        .any(|e| super::event::needs_helpers(&e.fields));
+    let domain_event = domain_event_impl(&krate, &enum_path, &enum_ident, &specs, serde_enum);
 
     // Entity for the state.
     let create_arms = events
@@ -153,7 +164,7 @@ pub(crate) fn expand(entity: &Entity) -> TokenStream {
             if e.fallible.is_some() {
                 // A stored creation event that the body now refuses: the rules changed since.
                 return quote! {
-                    (#p::std::option::Option::None, #enum_ident::#vname { #(#fields),* }) => {
+                    (#p::std::option::Option::None, #enum_path::#vname { #(#fields),* }) => {
                         #p::std::result::Result::map_err(Self::#mutator(#(#fields),*), |__es_error| {
                             #p::DomainError::rejected(#topic, #p::std::format!("{:?}", __es_error))
                         })
@@ -161,7 +172,7 @@ pub(crate) fn expand(entity: &Entity) -> TokenStream {
                 };
             }
             quote! {
-                (#p::std::option::Option::None, #enum_ident::#vname { #(#fields),* }) => {
+                (#p::std::option::Option::None, #enum_path::#vname { #(#fields),* }) => {
                     #p::std::result::Result::Ok(Self::#mutator(#(#fields),*))
                 }
             }
@@ -175,7 +186,7 @@ pub(crate) fn expand(entity: &Entity) -> TokenStream {
             let (vname, mutator) = (&e.name, mutator_ident(e));
             let fields: Vec<_> = e.fields.iter().map(|f| &f.ident).collect();
             quote! {
-                #enum_ident::#vname { #(#fields),* } => {
+                #enum_path::#vname { #(#fields),* } => {
                     self.#mutator(#(#fields),*);
                     #p::std::result::Result::Ok(())
                 }
@@ -211,12 +222,12 @@ pub(crate) fn expand(entity: &Entity) -> TokenStream {
     let entity_impl = quote_spanned! {self_ty.span()=>
         #[automatically_derived]
         impl #p::Entity for #self_ty {
-            type Event = #enum_ident;
+            type Event = #enum_path;
             const NAME: &'static str = #name;
 
             fn mutate(
                 __es_state: #p::std::option::Option<Self>,
-                __es_event: #enum_ident,
+                __es_event: #enum_path,
             ) -> #p::std::result::Result<Self, #p::DomainError> {
                 match (__es_state, __es_event) {
                     #(#create_arms)*
@@ -230,7 +241,7 @@ pub(crate) fn expand(entity: &Entity) -> TokenStream {
 
             fn apply(
                 &mut self,
-                __es_event: #enum_ident,
+                __es_event: #enum_path,
             ) -> #p::std::result::Result<(), #p::DomainError> {
                 match __es_event {
                     #(#apply_arms)*
@@ -250,9 +261,10 @@ pub(crate) fn expand(entity: &Entity) -> TokenStream {
     let mut groups: Vec<(CommandGroup, Vec<TokenStream>, Vec<TokenStream>)> = Vec::new();
     for item in &entity.items {
         let (func, (decl, body)) = match item {
-            EntityItem::Event(e) if e.kind == EventKind::Mutate => {
-                (&e.func, event_command(entity, e, &p, &enum_ident))
-            }
+            EntityItem::Event(e) if e.kind == EventKind::Mutate => (
+                &e.func,
+                event_command(entity, e, &p, &enum_ident, &enum_path),
+            ),
             EntityItem::Command(c) => (&c.func, command(c, &readers, &p)),
             _ => continue,
         };
@@ -269,32 +281,63 @@ pub(crate) fn expand(entity: &Entity) -> TokenStream {
         groups.push((CommandGroup::Main, Vec::new(), Vec::new()));
     }
     groups.sort_by_key(|(g, _, _)| *g);
-    let main_name = entity.commands_trait();
-    let commands: TokenStream = groups
-        .iter()
-        .map(|(group, decls, impls)| {
-            let (trait_ident, trait_vis, trait_doc, allow) =
-                group.describe(ident, &main_name, &vis);
-            quote! {
-                #trait_doc
-                #allow
-                #trait_vis trait #trait_ident {
-                    #(#decls)*
-                }
-
-                #[automatically_derived]
-                impl #trait_ident for #p::Aggregate<#self_ty> {
-                    #(#impls)*
-                }
+    let mut trait_decls = TokenStream::new();
+    let mut trait_impls = TokenStream::new();
+    let mut checks = TokenStream::new();
+    let mut check_fns = TokenStream::new();
+    for (group, decls, impls) in &groups {
+        let (trait_ident, trait_vis, trait_doc, allow) = group.describe(
+            ident,
+            names::group_trait(ident, &entity.options, *group),
+            &vis,
+        );
+        let trait_vis = names::inner_vis_tokens(&trait_vis);
+        trait_decls.extend(quote! {
+            #trait_doc
+            #allow
+            #trait_vis trait #trait_ident {
+                #(#decls)*
             }
-        })
-        .collect();
+        });
+        trait_impls.extend(quote! {
+            #[automatically_derived]
+            impl #content::#trait_ident for #p::Aggregate<#self_ty> {
+                #(#impls)*
+            }
+        });
+        let (check_fn, check) = names::trait_check(entity, *group, &module, &trait_ident);
+        check_fns.extend(check_fn);
+        checks.extend(check);
+    }
+    let (enum_check_fn, enum_check) = names::enum_check(entity, &module, &enum_ident);
 
     quote! {
         #impl_block
-        #event_enum
+
+        #[doc(hidden)]
+        #[allow(non_snake_case)]
+        mod #content {
+            #[allow(unused_imports)]
+            use super::*;
+
+            #event_enum
+            #trait_decls
+        }
+        #[doc(hidden)]
+        #[allow(non_snake_case)]
+        mod #module {
+            pub use super::#content::*;
+
+            #enum_check_fn
+            #check_fns
+        }
+        #[allow(unused_imports)]
+        pub use self::#module::*;
+        #enum_check
+        #checks
+
         #entity_impl
-        #commands
+        #trait_impls
         const _: () = {
             #domain_event
             #snapshot_check
@@ -338,27 +381,23 @@ impl CommandGroup {
     pub(crate) fn describe(
         self,
         ident: &syn::Ident,
-        main_name: &syn::Ident,
+        name: syn::Ident,
         main: &Visibility,
     ) -> (syn::Ident, TokenStream, TokenStream, TokenStream) {
-        let (name, vis, text) = match self {
+        let (vis, text) = match self {
             CommandGroup::Main => (
-                main_name.clone(),
                 main.to_token_stream(),
                 format!("The commands of the `{ident}` entity, implemented for `Aggregate<{ident}>` (generated by `#[entity]`)."),
             ),
             CommandGroup::Private => (
-                format_ident!("{}PrivateCommands", ident),
                 quote!(),
                 format!("The private commands of the `{ident}` entity (methods without `pub`): callable only in the module that defines it (generated by `#[entity]`)."),
             ),
             CommandGroup::Crate => (
-                format_ident!("{}CrateCommands", ident),
                 quote!(pub(crate)),
                 format!("The `pub(crate)` commands of the `{ident}` entity: callable in this crate only (generated by `#[entity]`)."),
             ),
             CommandGroup::Super => (
-                format_ident!("{}SuperCommands", ident),
                 quote!(pub(super)),
                 format!("The `pub(super)` commands of the `{ident}` entity: callable in the parent module of the entity's only (generated by `#[entity]`)."),
             ),
@@ -400,7 +439,13 @@ fn params(e: &Event) -> Vec<TokenStream> {
         .collect()
 }
 
-fn factory(entity: &Entity, e: &Event, p: &TokenStream, enum_ident: &syn::Ident) -> TokenStream {
+fn factory(
+    entity: &Entity,
+    e: &Event,
+    p: &TokenStream,
+    enum_ident: &syn::Ident,
+    enum_path: &TokenStream,
+) -> TokenStream {
     let (vis, fname, vname) = (&e.func.vis, &e.func.sig.ident, &e.name);
     let params = params(e);
     let fields: Vec<_> = e.fields.iter().map(|f| &f.ident).collect();
@@ -432,7 +477,7 @@ fn factory(entity: &Entity, e: &Event, p: &TokenStream, enum_ident: &syn::Ident)
             #vis fn #fname(#(#params),*) -> #ret_aggregate {
                 let __es_checked: #ret = Self::#mutator(#(#p::std::clone::Clone::clone(&#fields)),*);
                 #p::std::result::Result::map(__es_checked, |_| {
-                    #p::create::<Self>(#enum_ident::#vname { #(#fields),* })
+                    #p::create::<Self>(#enum_path::#vname { #(#fields),* })
                 })
             }
         };
@@ -443,7 +488,7 @@ fn factory(entity: &Entity, e: &Event, p: &TokenStream, enum_ident: &syn::Ident)
         #generated
         #[must_use]
         #vis fn #fname(#(#params),*) -> #p::Aggregate<Self> {
-            #p::create::<Self>(#enum_ident::#vname { #(#fields),* })
+            #p::create::<Self>(#enum_path::#vname { #(#fields),* })
         }
     }
 }
@@ -470,6 +515,7 @@ fn event_command(
     e: &Event,
     p: &TokenStream,
     enum_ident: &syn::Ident,
+    enum_path: &TokenStream,
 ) -> (TokenStream, TokenStream) {
     let (fname, vname) = (&e.func.sig.ident, &e.name);
     let params = params(e);
@@ -481,13 +527,17 @@ fn event_command(
             entity.topic(e)
         ),
     );
+    let decl_params = e.fields.iter().map(|f| {
+        let (ident, ty) = (&f.ident, names::rebase_type(&f.ty));
+        quote!(#ident: #ty)
+    });
     let decl = quote! {
         #docs
-        fn #fname(&mut self, #(#params),*);
+        fn #fname(&mut self, #(#decl_params),*);
     };
     let imp = quote! {
         fn #fname(&mut self, #(#params),*) {
-            #p::record(self, #enum_ident::#vname { #(#fields),* });
+            #p::record(self, #enum_path::#vname { #(#fields),* });
         }
     };
     (decl, imp)
@@ -524,7 +574,7 @@ fn command(
     } else {
         quote!(#(#docs)*)
     };
-    let decl_sig = decl_sig(&func.sig);
+    let decl_sig = names::rebase_sig(decl_sig(&func.sig));
     let sig = &func.sig;
     let block = &func.block;
     // A command with a return value runs in a closure, so that `return` and `?` behave as

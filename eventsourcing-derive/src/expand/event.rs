@@ -66,16 +66,39 @@ pub(crate) fn assert_payload(ty: &Type) -> TokenStream {
 
 /// The `impl DomainEvent`, its helper types and the `inventory` submission, as items to go in
 /// a `const _: () = { ... };` block.
+/// Whether a payload must be written through helper structs: a `#[serde(flatten)]` field
+/// changes how serde drives a struct variant, which the runtime's adapters do not follow.
+pub(crate) fn needs_helpers(fields: &[Field]) -> bool {
+    fields.iter().flat_map(|f| &f.attrs).any(|attr| {
+        let mut flatten = false;
+        let _ = attr.parse_nested_meta(|meta| {
+            flatten |= meta.path.is_ident("flatten");
+            if meta.input.peek(syn::Token![=]) {
+                meta.value()?.parse::<syn::Expr>()?;
+            }
+            Ok(())
+        });
+        flatten
+    })
+}
+
+/// `ty` is the path to the type, `name` its name. `serde_enum` says that the type is an enum
+/// deriving serde's traits with our field attributes (the `#[entity]` enum, where each
+/// registration's `event` is its variant's name): its payloads are then written and read
+/// through those impls by the runtime's adapters (`encode_variant`, `decode_variant`), with no
+/// per-event code here.
 pub(crate) fn domain_event_impl(
     krate: &syn::Path,
-    ty: &Ident,
+    ty: &TokenStream,
+    name: &Ident,
     specs: &[VariantSpec<'_>],
+    serde_enum: bool,
 ) -> TokenStream {
     let p = private(krate);
     let serde_crate = serde_crate(krate);
     let count = specs.len();
     let type_name =
-        quote!(#p::std::concat!(#p::std::module_path!(), "::", #p::std::stringify!(#ty)));
+        quote!(#p::std::concat!(#p::std::module_path!(), "::", #p::std::stringify!(#name)));
 
     let registrations = specs.iter().map(|spec| {
         let t = &spec.topic;
@@ -117,7 +140,12 @@ pub(crate) fn domain_event_impl(
     let mut encode_arms = Vec::new();
     let mut decode_slice_arms = Vec::new();
     let mut decode_value_arms = Vec::new();
-    for spec in specs {
+    for spec in specs.iter().filter(|_| serde_enum) {
+        if let PayloadShape::Named(fields) = &spec.shape {
+            checks.extend(fields.iter().map(|f| assert_payload(&f.ty)));
+        }
+    }
+    for spec in specs.iter().filter(|_| !serde_enum) {
         let topic = &spec.topic.topic;
         let (pattern, constructor) = match spec.variant {
             Some(v) => (quote!(Self::#v), quote!(Self::#v)),
@@ -125,7 +153,7 @@ pub(crate) fn domain_event_impl(
         };
         let variant_name = spec
             .variant
-            .map_or_else(|| ty.to_string(), Ident::to_string);
+            .map_or_else(|| name.to_string(), Ident::to_string);
         match &spec.shape {
             PayloadShape::Whole => {
                 encode_arms.push(quote!(_ => #p::serde_json::to_vec(self),));
@@ -208,24 +236,25 @@ pub(crate) fn domain_event_impl(
         }
     };
 
-    quote! {
-        #assert_fn
-        #(#helpers)*
-
-        #[automatically_derived]
-        impl #p::DomainEvent for #ty {
-            fn registrations() -> &'static [#p::TopicRegistration] {
-                static REGISTRATIONS: [#p::TopicRegistration; #count] = [#(#registrations),*];
-                &REGISTRATIONS
+    let codec = if serde_enum {
+        quote! {
+            fn encode(&self) -> #p::std::result::Result<#p::std::vec::Vec<u8>, #p::DomainError> {
+                #p::encode_variant(self)
             }
 
-            fn registration(&self) -> &'static #p::TopicRegistration {
-                let __es_registrations = <Self as #p::DomainEvent>::registrations();
-                match self {
-                    #(#registration_arms)*
-                }
+            fn decode(__es_topic: &str, __es_payload: &[u8]) -> #p::std::result::Result<Self, #p::DomainError> {
+                #p::decode_variant::<Self>(__es_topic, __es_payload)
             }
 
+            fn decode_value(
+                __es_topic: &str,
+                __es_value: #p::serde_json::Value,
+            ) -> #p::std::result::Result<Self, #p::DomainError> {
+                #p::decode_variant_value::<Self>(__es_topic, __es_value)
+            }
+        }
+    } else {
+        quote! {
             fn encode(&self) -> #p::std::result::Result<#p::std::vec::Vec<u8>, #p::DomainError> {
                 let __es_encoded = match self {
                     #(#encode_arms)*
@@ -260,6 +289,28 @@ pub(crate) fn domain_event_impl(
                     source: __es_source,
                 })
             }
+        }
+    };
+
+    quote! {
+        #assert_fn
+        #(#helpers)*
+
+        #[automatically_derived]
+        impl #p::DomainEvent for #ty {
+            fn registrations() -> &'static [#p::TopicRegistration] {
+                static REGISTRATIONS: [#p::TopicRegistration; #count] = [#(#registrations),*];
+                &REGISTRATIONS
+            }
+
+            fn registration(&self) -> &'static #p::TopicRegistration {
+                let __es_registrations = <Self as #p::DomainEvent>::registrations();
+                match self {
+                    #(#registration_arms)*
+                }
+            }
+
+            #codec
         }
 
         #p::inventory::submit! {

@@ -107,7 +107,7 @@ impl<'c> EventOptionsBuilder<'c> {
         allow_creates: bool,
     ) -> syn::Result<bool> {
         if meta.path == TOPIC {
-            let lit: LitStr = meta.value()?.parse()?;
+            let lit: LitStr = value(meta)?.parse()?;
             if lit.value().trim().is_empty() {
                 cx.error_spanned_by(&lit, "a topic cannot be empty");
             }
@@ -141,7 +141,7 @@ impl<'c> EventOptionsBuilder<'c> {
 }
 
 fn parse_version(cx: &Ctxt, meta: &ParseNestedMeta<'_>) -> syn::Result<Version> {
-    let lit: LitInt = meta.value()?.parse()?;
+    let lit: LitInt = value(meta)?.parse()?;
     let value: u32 = lit.base10_parse()?;
     if value == 0 {
         cx.error_spanned_by(&lit, "versions start at 1: `version = 0` is not allowed");
@@ -150,7 +150,7 @@ fn parse_version(cx: &Ctxt, meta: &ParseNestedMeta<'_>) -> syn::Result<Version> 
 }
 
 fn parse_str_list(meta: &ParseNestedMeta<'_>) -> syn::Result<Vec<LitStr>> {
-    let value = meta.value()?;
+    let value = value(meta)?;
     let content;
     syn::bracketed!(content in value);
     let list = Punctuated::<LitStr, Token![,]>::parse_terminated(&content)?;
@@ -190,8 +190,21 @@ fn parse_upcast(cx: &Ctxt, meta: &ParseNestedMeta<'_>) -> syn::Result<Upcast> {
     })
 }
 
+/// `meta.value()`, with an error at the option's name when the `= value` is missing.
+fn value<'a>(meta: &'a ParseNestedMeta<'_>) -> syn::Result<ParseStream<'a>> {
+    if meta.input.peek(Token![=]) {
+        meta.value()
+    } else {
+        let name = meta.path.to_token_stream().to_string().replace(' ', "");
+        Err(syn::Error::new_spanned(
+            &meta.path,
+            format!("`{name}` needs a value: `{name} = ...`"),
+        ))
+    }
+}
+
 fn parse_lit_str(meta: &ParseNestedMeta<'_>) -> syn::Result<LitStr> {
-    meta.value()?.parse()
+    value(meta)?.parse()
 }
 
 fn parse_ident_str(cx: &Ctxt, meta: &ParseNestedMeta<'_>) -> syn::Result<Option<Ident>> {
@@ -387,10 +400,10 @@ pub(crate) fn entity_options(cx: &Ctxt, args: TokenStream) -> EntityOptions {
                 super_commands.set(&meta.path, ident);
             }
         } else if meta.path == SNAPSHOTS {
-            let lit: LitBool = meta.value()?.parse()?;
+            let lit: LitBool = value(&meta)?.parse()?;
             snapshots.set(&meta.path, lit);
         } else if meta.path == SNAPSHOT_EVERY {
-            let lit: LitInt = meta.value()?.parse()?;
+            let lit: LitInt = value(&meta)?.parse()?;
             let value: u64 = lit.base10_parse()?;
             if value == 0 {
                 cx.error_spanned_by(&lit, "`snapshot_every` must be at least 1");

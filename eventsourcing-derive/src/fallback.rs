@@ -100,8 +100,11 @@ pub(crate) fn entity(args: TokenStream, mut item: ItemImpl) -> TokenStream {
             });
         } else if is_mut_method {
             // A command on `Aggregate<T>`.
-            let decl = names::rebase_sig(decl_sig(&func.sig));
-            let mut imp = decl_sig(&func.sig);
+            // Trait methods cannot be `const` (the error for it was reported already).
+            let mut sig = func.sig.clone();
+            sig.constness = None;
+            let decl = names::rebase_sig(decl_sig(&sig));
+            let mut imp = decl_sig(&sig);
             for input in &mut imp.inputs {
                 if let FnArg::Typed(pat) = input {
                     *pat.pat = syn::parse_quote!(_);

@@ -36,6 +36,8 @@ pub(crate) enum PayloadShape<'a> {
 /// One topic of an event type: a variant (or the whole struct, `variant: None`).
 pub(crate) struct VariantSpec<'a> {
     pub(crate) variant: Option<&'a Ident>,
+    /// `#[cfg(..)]` attributes of the event: its registration and arms carry them.
+    pub(crate) cfgs: &'a [syn::Attribute],
     pub(crate) topic: TopicSpec,
     pub(crate) shape: PayloadShape<'a>,
 }
@@ -100,7 +102,38 @@ pub(crate) fn domain_event_impl(
     let type_name =
         quote!(#p::std::concat!(#p::std::module_path!(), "::", #p::std::stringify!(#name)));
 
+    // With `#[cfg]` on events, the index of a registration and their count are sums of
+    // `cfg!(..)`s, so that they follow the events compiled in.
+    let any_cfg = specs.iter().any(|s| !s.cfgs.is_empty());
+    let present = |spec: &VariantSpec<'_>| -> TokenStream {
+        if spec.cfgs.is_empty() {
+            quote!(1usize)
+        } else {
+            let preds = spec.cfgs.iter().filter_map(|a| match &a.meta {
+                syn::Meta::List(list) => Some(&list.tokens),
+                _ => None,
+            });
+            quote!((#p::std::cfg!(all(#(#preds),*)) as usize))
+        }
+    };
+    let count = if any_cfg {
+        let terms = specs.iter().map(present);
+        quote!(0usize #(+ #terms)*)
+    } else {
+        let n = Literal::usize_unsuffixed(count);
+        quote!(#n)
+    };
+    let index_of = |index: usize| -> TokenStream {
+        if any_cfg {
+            let terms = specs[..index].iter().map(present);
+            quote!(0usize #(+ #terms)*)
+        } else {
+            let n = Literal::usize_unsuffixed(index);
+            quote!(#n)
+        }
+    };
     let registrations = specs.iter().map(|spec| {
+        let cfgs = spec.cfgs;
         let t = &spec.topic;
         let (topic, entity, event) = (&t.topic, &t.entity, &t.event);
         let version = u32_lit(t.version);
@@ -114,6 +147,7 @@ pub(crate) fn domain_event_impl(
             }
         });
         quote! {
+            #(#cfgs)*
             #p::TopicRegistration {
                 topic: #topic,
                 entity: #entity,
@@ -128,9 +162,12 @@ pub(crate) fn domain_event_impl(
     });
 
     let registration_arms = specs.iter().enumerate().map(|(index, spec)| {
-        let index = Literal::usize_unsuffixed(index);
+        let index = index_of(index);
+        let cfgs = spec.cfgs;
         match spec.variant {
-            Some(variant) => quote!(Self::#variant { .. } => &__es_registrations[#index],),
+            Some(variant) => {
+                quote!(#(#cfgs)* Self::#variant { .. } => &__es_registrations[#index],)
+            }
             None => quote!(_ => &__es_registrations[#index],),
         }
     });
@@ -142,10 +179,17 @@ pub(crate) fn domain_event_impl(
     let mut decode_value_arms = Vec::new();
     for spec in specs.iter().filter(|_| serde_enum) {
         if let PayloadShape::Named(fields) = &spec.shape {
-            checks.extend(fields.iter().map(|f| assert_payload(&f.ty)));
+            let cfgs = spec.cfgs;
+            checks.extend(fields.iter().map(|f| {
+                let check = assert_payload(&f.ty);
+                quote!(#(#cfgs)* #check)
+            }));
         }
     }
     for spec in specs.iter().filter(|_| !serde_enum) {
+        let cfgs = spec.cfgs;
+        let (arms_before, checks_before, helpers_before) =
+            (encode_arms.len(), checks.len(), helpers.len());
         let topic = &spec.topic.topic;
         let (pattern, constructor) = match spec.variant {
             Some(v) => (quote!(Self::#v), quote!(Self::#v)),
@@ -209,6 +253,8 @@ pub(crate) fn domain_event_impl(
                     #[derive(#p::serde::Serialize)]
                     #[serde(crate = #serde_crate)]
                     struct #en<'__es> { #(#enc_fields)* }
+                });
+                helpers.push(quote! {
                     #[derive(#p::serde::Deserialize)]
                     #[serde(crate = #serde_crate)]
                     struct #de { #(#dec_fields)* }
@@ -226,7 +272,16 @@ pub(crate) fn domain_event_impl(
                 });
             }
         }
+        if !cfgs.is_empty() {
+            let wrap = |t: &mut TokenStream| *t = quote!(#(#cfgs)* #t);
+            encode_arms[arms_before..].iter_mut().for_each(wrap);
+            decode_slice_arms[arms_before..].iter_mut().for_each(wrap);
+            decode_value_arms[arms_before..].iter_mut().for_each(wrap);
+            checks[checks_before..].iter_mut().for_each(wrap);
+            helpers[helpers_before..].iter_mut().for_each(wrap);
+        }
     }
+
     let assert_fn = if checks.is_empty() {
         quote!()
     } else {

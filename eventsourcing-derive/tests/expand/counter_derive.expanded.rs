@@ -21,7 +21,7 @@ const _: () = {
     #[automatically_derived]
     impl ::eventsourcing::__private::DomainEvent for CounterEvent {
         fn registrations() -> &'static [::eventsourcing::__private::TopicRegistration] {
-            static REGISTRATIONS: [::eventsourcing::__private::TopicRegistration; 3usize] = [
+            static REGISTRATIONS: [::eventsourcing::__private::TopicRegistration; 3] = [
                 ::eventsourcing::__private::TopicRegistration {
                     topic: "Counter.Started",
                     entity: "Counter",

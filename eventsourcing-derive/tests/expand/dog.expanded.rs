@@ -208,7 +208,7 @@ const _: () = {
     #[automatically_derived]
     impl ::eventsourcing::__private::DomainEvent for __es_Dog_c723664f::DogEvent {
         fn registrations() -> &'static [::eventsourcing::__private::TopicRegistration] {
-            static REGISTRATIONS: [::eventsourcing::__private::TopicRegistration; 2usize] = [
+            static REGISTRATIONS: [::eventsourcing::__private::TopicRegistration; 2] = [
                 ::eventsourcing::__private::TopicRegistration {
                     topic: "Dog.Registered",
                     entity: "Dog",

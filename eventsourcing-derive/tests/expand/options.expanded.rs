@@ -194,7 +194,7 @@ const _: () = {
     #[automatically_derived]
     impl crate::es::__private::DomainEvent for __es_Hound_610de16b::HoundEvent {
         fn registrations() -> &'static [crate::es::__private::TopicRegistration] {
-            static REGISTRATIONS: [crate::es::__private::TopicRegistration; 2usize] = [
+            static REGISTRATIONS: [crate::es::__private::TopicRegistration; 2] = [
                 crate::es::__private::TopicRegistration {
                     topic: "Kennel.Born",
                     entity: "Dog",

@@ -62,7 +62,7 @@ pub(crate) fn entity(args: TokenStream, mut item: ItemImpl) -> TokenStream {
         .as_ref()
         .map_or_else(|| ident.to_string(), syn::LitStr::value);
     let self_ty = (*item.self_ty).clone();
-    let unreachable = quote!(#p::std::unreachable!("`#[entity]` failed to expand"));
+    let unreachable = quote!(::std::unreachable!("`#[entity]` failed to expand"));
 
     let mut kept = Vec::new();
     let mut groups: Vec<(CommandGroup, Vec<TokenStream>, Vec<TokenStream>)> = Vec::new();
@@ -188,16 +188,16 @@ pub(crate) fn entity(args: TokenStream, mut item: ItemImpl) -> TokenStream {
             fn registration(&self) -> &'static #p::TopicRegistration {
                 match *self {}
             }
-            fn encode(&self) -> #p::std::result::Result<#p::std::vec::Vec<u8>, #p::DomainError> {
+            fn encode(&self) -> ::std::result::Result<::std::vec::Vec<u8>, #p::DomainError> {
                 match *self {}
             }
-            fn decode(_: &str, _: &[u8]) -> #p::std::result::Result<Self, #p::DomainError> {
+            fn decode(_: &str, _: &[u8]) -> ::std::result::Result<Self, #p::DomainError> {
                 #unreachable
             }
             fn decode_value(
                 _: &str,
                 _: #p::serde_json::Value,
-            ) -> #p::std::result::Result<Self, #p::DomainError> {
+            ) -> ::std::result::Result<Self, #p::DomainError> {
                 #unreachable
             }
         }
@@ -206,9 +206,9 @@ pub(crate) fn entity(args: TokenStream, mut item: ItemImpl) -> TokenStream {
             type Event = #content::#enum_ident;
             const NAME: &'static str = #name;
             fn mutate(
-                _: #p::std::option::Option<Self>,
+                _: ::std::option::Option<Self>,
                 event: #content::#enum_ident,
-            ) -> #p::std::result::Result<Self, #p::DomainError> {
+            ) -> ::std::result::Result<Self, #p::DomainError> {
                 match event {}
             }
         }

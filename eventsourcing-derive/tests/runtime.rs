@@ -934,3 +934,54 @@ fn payloads_with_trailing_bytes_or_the_wrong_shape_are_refused() {
         Err(DomainError::Payload { .. })
     ));
 }
+
+/// A reading whose type has no serde impls: `#[serde(with = ..)]` writes it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Celsius(i32);
+
+mod as_text {
+    use super::Celsius;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub(crate) fn serialize<S: Serializer>(c: &Celsius, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&format!("{}C", c.0))
+    }
+
+    pub(crate) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Celsius, D::Error> {
+        let text = String::deserialize(d)?;
+        text.trim_end_matches('C')
+            .parse()
+            .map(Celsius)
+            .map_err(serde::de::Error::custom)
+    }
+}
+
+/// A thermometer.
+#[derive(Debug, Clone)]
+pub struct Thermometer {
+    last: Celsius,
+}
+
+#[entity(snapshots = false)]
+impl Thermometer {
+    #[event(Mounted)]
+    fn mount() -> Self {
+        Thermometer { last: Celsius(0) }
+    }
+
+    #[event(Read)]
+    pub fn read(&mut self, #[serde(with = "as_text")] value: Celsius) {
+        self.last = value;
+    }
+}
+
+#[test]
+fn a_field_written_with_serde_with_needs_no_serde_impls_of_its_own() {
+    let event = ThermometerEvent::Read { value: Celsius(21) };
+    assert_eq!(event.encode().expect("encode"), br#"{"value":"21C"}"#);
+    let back = ThermometerEvent::decode("Thermometer.Read", br#"{"value":"-3C"}"#);
+    assert!(matches!(back, Ok(ThermometerEvent::Read { value }) if value == Celsius(-3)));
+    let mut t = Thermometer::mount();
+    t.read(Celsius(5));
+    assert_eq!(t.last, Celsius(5));
+}

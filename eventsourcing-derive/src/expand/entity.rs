@@ -111,7 +111,7 @@ pub(crate) fn expand(entity: &Entity) -> TokenStream {
     let inner_vis = names::inner_vis(&vis);
     let event_enum = quote! {
         #enum_doc
-        #[derive(#p::std::fmt::Debug, #p::std::clone::Clone, #p::serde::Serialize, #p::serde::Deserialize)]
+        #[derive(::std::fmt::Debug, ::std::clone::Clone, #p::serde::Serialize, #p::serde::Deserialize)]
         #extra_derives
         #[serde(crate = #serde_crate)]
         // `pub` by default so that `impl Entity for Dog` may name it whatever the state's
@@ -166,17 +166,17 @@ pub(crate) fn expand(entity: &Entity) -> TokenStream {
                 // A stored creation event that the body now refuses: the rules changed since.
                 return quote! {
                     #(#cfgs)*
-                    (#p::std::option::Option::None, #enum_path::#vname { #(#fields),* }) => {
-                        #p::std::result::Result::map_err(Self::#mutator(#(#fields),*), |__es_error| {
-                            #p::DomainError::rejected(#topic, #p::std::format!("{:?}", __es_error))
+                    (::std::option::Option::None, #enum_path::#vname { #(#fields),* }) => {
+                        ::std::result::Result::map_err(Self::#mutator(#(#fields),*), |__es_error| {
+                            #p::DomainError::rejected(#topic, ::std::format!("{:?}", __es_error))
                         })
                     }
                 };
             }
             quote! {
                 #(#cfgs)*
-                (#p::std::option::Option::None, #enum_path::#vname { #(#fields),* }) => {
-                    #p::std::result::Result::Ok(Self::#mutator(#(#fields),*))
+                (::std::option::Option::None, #enum_path::#vname { #(#fields),* }) => {
+                    ::std::result::Result::Ok(Self::#mutator(#(#fields),*))
                 }
             }
         });
@@ -192,15 +192,15 @@ pub(crate) fn expand(entity: &Entity) -> TokenStream {
                 #(#cfgs)*
                 #enum_path::#vname { #(#fields),* } => {
                     self.#mutator(#(#fields),*);
-                    #p::std::result::Result::Ok(())
+                    ::std::result::Result::Ok(())
                 }
             }
         })
         .collect();
     let already_created = if events.iter().any(|e| e.kind == EventKind::Create) {
         quote! {
-            __es_event => #p::std::result::Result::Err(#p::DomainError::AlreadyCreated {
-                topic: #p::std::borrow::ToOwned::to_owned(#p::DomainEvent::topic(&__es_event)),
+            __es_event => ::std::result::Result::Err(#p::DomainError::AlreadyCreated {
+                topic: ::std::borrow::ToOwned::to_owned(#p::DomainEvent::topic(&__es_event)),
             }),
         }
     } else {
@@ -210,9 +210,9 @@ pub(crate) fn expand(entity: &Entity) -> TokenStream {
         quote!()
     } else {
         quote! {
-            (#p::std::option::Option::None, __es_event) => {
-                #p::std::result::Result::Err(#p::DomainError::NotCreated {
-                    topic: #p::std::borrow::ToOwned::to_owned(#p::DomainEvent::topic(&__es_event)),
+            (::std::option::Option::None, __es_event) => {
+                ::std::result::Result::Err(#p::DomainError::NotCreated {
+                    topic: ::std::borrow::ToOwned::to_owned(#p::DomainEvent::topic(&__es_event)),
                 })
             }
         }
@@ -237,15 +237,15 @@ pub(crate) fn expand(entity: &Entity) -> TokenStream {
 
             #allow
             fn mutate(
-                __es_state: #p::std::option::Option<Self>,
+                __es_state: ::std::option::Option<Self>,
                 __es_event: #enum_path,
-            ) -> #p::std::result::Result<Self, #p::DomainError> {
+            ) -> ::std::result::Result<Self, #p::DomainError> {
                 match (__es_state, __es_event) {
                     #(#create_arms)*
                     #not_created
-                    (#p::std::option::Option::Some(mut __es_state), __es_event) => {
+                    (::std::option::Option::Some(mut __es_state), __es_event) => {
                         #p::Entity::apply(&mut __es_state, __es_event)?;
-                        #p::std::result::Result::Ok(__es_state)
+                        ::std::result::Result::Ok(__es_state)
                     }
                 }
             }
@@ -254,7 +254,7 @@ pub(crate) fn expand(entity: &Entity) -> TokenStream {
             fn apply(
                 &mut self,
                 __es_event: #enum_path,
-            ) -> #p::std::result::Result<(), #p::DomainError> {
+            ) -> ::std::result::Result<(), #p::DomainError> {
                 match __es_event {
                     #(#apply_arms)*
                     #already_created
@@ -488,8 +488,8 @@ fn factory(
             #refused
             #(#cfgs)*
             #vis fn #fname(#(#params),*) -> #ret_aggregate {
-                let __es_checked: #ret = Self::#mutator(#(#p::std::clone::Clone::clone(&#fields)),*);
-                #p::std::result::Result::map(__es_checked, |_| {
+                let __es_checked: #ret = Self::#mutator(#(::std::clone::Clone::clone(&#fields)),*);
+                ::std::result::Result::map(__es_checked, |_| {
                     #p::create::<Self>(#enum_path::#vname { #(#fields),* })
                 })
             }
@@ -615,8 +615,8 @@ fn command(
             if __es_began {
                 #p::begin_command(self);
             }
-            let __es_outcome = #p::std::panic::catch_unwind(
-                #p::std::panic::AssertUnwindSafe(|| -> #ret #block),
+            let __es_outcome = ::std::panic::catch_unwind(
+                ::std::panic::AssertUnwindSafe(|| -> #ret #block),
             );
             #p::end_command(self, __es_began, __es_outcome, |__es_result| {
                 __es_rollback.__es_failed(__es_result)
@@ -691,8 +691,8 @@ fn snapshot(entity: &Entity, p: &TokenStream) -> (TokenStream, TokenStream) {
     // `Serialize` is reported on the user's type, like the static check below.
     let p = &respan(p.clone(), self_ty.span());
     let codec = quote_spanned! {self_ty.span()=>
-        fn snapshot_codec() -> #p::std::option::Option<#p::SnapshotCodec<Self>> {
-            #p::std::option::Option::Some(#p::SnapshotCodec::json() #version #upcasters #every)
+        fn snapshot_codec() -> ::std::option::Option<#p::SnapshotCodec<Self>> {
+            ::std::option::Option::Some(#p::SnapshotCodec::json() #version #upcasters #every)
         }
     };
     // `SnapshotCodec::json` requires `Serialize + DeserializeOwned`; with the spans above a

@@ -57,15 +57,6 @@ fn u32_lit(value: u32) -> Literal {
     Literal::u32_unsuffixed(value)
 }
 
-/// A `const _: fn() = assert::<T>;` that fails on `ty`'s own tokens when the payload type
-/// cannot be serialised: the error reads "the trait `Serialize` is not implemented for `T`"
-/// and points at the user's field.
-pub(crate) fn assert_payload(ty: &Type) -> TokenStream {
-    quote_spanned! {ty.span()=>
-        const _: fn() = __es_assert_payload::<#ty>;
-    }
-}
-
 /// The `impl DomainEvent`, its helper types and the `inventory` submission, as items to go in
 /// a `const _: () = { ... };` block.
 /// Whether a payload must be written through helper structs: a `#[serde(flatten)]` field
@@ -99,8 +90,11 @@ pub(crate) fn domain_event_impl(
     let p = private(krate);
     let serde_crate = serde_crate(krate);
     let count = specs.len();
-    let type_name =
-        quote!(#p::std::concat!(#p::std::module_path!(), "::", #p::std::stringify!(#name)));
+    let type_name = quote!(::std::concat!(
+        ::std::module_path!(),
+        "::",
+        ::std::stringify!(#name)
+    ));
 
     // With `#[cfg]` on events, the index of a registration and their count are sums of
     // `cfg!(..)`s, so that they follow the events compiled in.
@@ -113,7 +107,7 @@ pub(crate) fn domain_event_impl(
                 syn::Meta::List(list) => Some(&list.tokens),
                 _ => None,
             });
-            quote!((#p::std::cfg!(all(#(#preds),*)) as usize))
+            quote!((::std::cfg!(all(#(#preds),*)) as usize))
         }
     };
     let count = if any_cfg {
@@ -173,23 +167,12 @@ pub(crate) fn domain_event_impl(
     });
 
     let mut helpers = Vec::new();
-    let mut checks = Vec::new();
     let mut encode_arms = Vec::new();
     let mut decode_slice_arms = Vec::new();
     let mut decode_value_arms = Vec::new();
-    for spec in specs.iter().filter(|_| serde_enum) {
-        if let PayloadShape::Named(fields) = &spec.shape {
-            let cfgs = spec.cfgs;
-            checks.extend(fields.iter().map(|f| {
-                let check = assert_payload(&f.ty);
-                quote!(#(#cfgs)* #check)
-            }));
-        }
-    }
     for spec in specs.iter().filter(|_| !serde_enum) {
         let cfgs = spec.cfgs;
-        let (arms_before, checks_before, helpers_before) =
-            (encode_arms.len(), checks.len(), helpers.len());
+        let (arms_before, helpers_before) = (encode_arms.len(), helpers.len());
         let topic = &spec.topic.topic;
         let (pattern, constructor) = match spec.variant {
             Some(v) => (quote!(Self::#v), quote!(Self::#v)),
@@ -214,7 +197,7 @@ pub(crate) fn domain_event_impl(
                     struct #de {}
                 });
                 encode_arms.push(quote! {
-                    #pattern { .. } => #p::std::result::Result::Ok(#p::std::vec::Vec::from(&b"{}"[..])),
+                    #pattern { .. } => ::std::result::Result::Ok(::std::vec::Vec::from(&b"{}"[..])),
                 });
                 decode_slice_arms.push(quote! {
                     #topic => #p::serde_json::from_slice::<#de>(__es_payload).map(|#de {}| #constructor {}),
@@ -224,7 +207,6 @@ pub(crate) fn domain_event_impl(
                 });
             }
             PayloadShape::Newtype(inner) => {
-                checks.push(assert_payload(inner));
                 encode_arms
                     .push(quote!(#pattern(__es_inner) => #p::serde_json::to_vec(__es_inner),));
                 decode_slice_arms.push(quote! {
@@ -246,9 +228,6 @@ pub(crate) fn domain_event_impl(
                     let (ident, ty, attrs) = (&f.ident, &f.ty, &f.attrs);
                     quote!(#(#attrs)* #ident: #ty,)
                 });
-                for f in fields.iter() {
-                    checks.push(assert_payload(&f.ty));
-                }
                 helpers.push(quote! {
                     #[derive(#p::serde::Serialize)]
                     #[serde(crate = #serde_crate)]
@@ -277,56 +256,46 @@ pub(crate) fn domain_event_impl(
             encode_arms[arms_before..].iter_mut().for_each(wrap);
             decode_slice_arms[arms_before..].iter_mut().for_each(wrap);
             decode_value_arms[arms_before..].iter_mut().for_each(wrap);
-            checks[checks_before..].iter_mut().for_each(wrap);
             helpers[helpers_before..].iter_mut().for_each(wrap);
         }
     }
 
-    let assert_fn = if checks.is_empty() {
-        quote!()
-    } else {
-        quote! {
-            fn __es_assert_payload<T: #p::serde::Serialize + #p::serde::de::DeserializeOwned>() {}
-            #(#checks)*
-        }
-    };
-
     let codec = if serde_enum {
         quote! {
-            fn encode(&self) -> #p::std::result::Result<#p::std::vec::Vec<u8>, #p::DomainError> {
+            fn encode(&self) -> ::std::result::Result<::std::vec::Vec<u8>, #p::DomainError> {
                 #p::encode_variant(self)
             }
 
-            fn decode(__es_topic: &str, __es_payload: &[u8]) -> #p::std::result::Result<Self, #p::DomainError> {
+            fn decode(__es_topic: &str, __es_payload: &[u8]) -> ::std::result::Result<Self, #p::DomainError> {
                 #p::decode_variant::<Self>(__es_topic, __es_payload)
             }
 
             fn decode_value(
                 __es_topic: &str,
                 __es_value: #p::serde_json::Value,
-            ) -> #p::std::result::Result<Self, #p::DomainError> {
+            ) -> ::std::result::Result<Self, #p::DomainError> {
                 #p::decode_variant_value::<Self>(__es_topic, __es_value)
             }
         }
     } else {
         quote! {
-            fn encode(&self) -> #p::std::result::Result<#p::std::vec::Vec<u8>, #p::DomainError> {
+            fn encode(&self) -> ::std::result::Result<::std::vec::Vec<u8>, #p::DomainError> {
                 let __es_encoded = match self {
                     #(#encode_arms)*
                 };
                 __es_encoded.map_err(|__es_source| #p::DomainError::Encode {
-                    topic: #p::std::borrow::ToOwned::to_owned(#p::DomainEvent::topic(self)),
+                    topic: ::std::borrow::ToOwned::to_owned(#p::DomainEvent::topic(self)),
                     source: __es_source,
                 })
             }
 
-            fn decode(__es_topic: &str, __es_payload: &[u8]) -> #p::std::result::Result<Self, #p::DomainError> {
+            fn decode(__es_topic: &str, __es_payload: &[u8]) -> ::std::result::Result<Self, #p::DomainError> {
                 let __es_decoded = match __es_topic {
                     #(#decode_slice_arms)*
-                    _ => return #p::std::result::Result::Err(#p::unknown_topic::<Self>(__es_topic)),
+                    _ => return ::std::result::Result::Err(#p::unknown_topic::<Self>(__es_topic)),
                 };
                 __es_decoded.map_err(|__es_source| #p::DomainError::Payload {
-                    topic: #p::std::borrow::ToOwned::to_owned(__es_topic),
+                    topic: ::std::borrow::ToOwned::to_owned(__es_topic),
                     source: __es_source,
                 })
             }
@@ -334,13 +303,13 @@ pub(crate) fn domain_event_impl(
             fn decode_value(
                 __es_topic: &str,
                 __es_value: #p::serde_json::Value,
-            ) -> #p::std::result::Result<Self, #p::DomainError> {
+            ) -> ::std::result::Result<Self, #p::DomainError> {
                 let __es_decoded = match __es_topic {
                     #(#decode_value_arms)*
-                    _ => return #p::std::result::Result::Err(#p::unknown_topic::<Self>(__es_topic)),
+                    _ => return ::std::result::Result::Err(#p::unknown_topic::<Self>(__es_topic)),
                 };
                 __es_decoded.map_err(|__es_source| #p::DomainError::Payload {
-                    topic: #p::std::borrow::ToOwned::to_owned(__es_topic),
+                    topic: ::std::borrow::ToOwned::to_owned(__es_topic),
                     source: __es_source,
                 })
             }
@@ -348,7 +317,6 @@ pub(crate) fn domain_event_impl(
     };
 
     quote! {
-        #assert_fn
         #(#helpers)*
 
         #[automatically_derived]

@@ -45,6 +45,9 @@ pub(crate) struct Event {
     /// The method, with `#[event]` and parameter `#[serde]` attributes removed.
     pub(crate) func: ImplItemFn,
     pub(crate) docs: Vec<Attribute>,
+    /// The method's `#[cfg(..)]` attributes, repeated on the variant, its registration, its
+    /// arms, its factory or command.
+    pub(crate) cfgs: Vec<Attribute>,
     pub(crate) fields: Vec<Field>,
     /// For a creation event returning `Result<Self, E>` (or an alias): that return type.
     pub(crate) fallible: Option<Type>,
@@ -173,13 +176,6 @@ impl Entity {
             .clone()
             .unwrap_or_else(|| quote::format_ident!("{}Event", self.ident))
     }
-
-    pub(crate) fn commands_trait(&self) -> Ident {
-        self.options
-            .commands
-            .clone()
-            .unwrap_or_else(|| quote::format_ident!("{}Commands", self.ident))
-    }
 }
 
 fn classify(cx: &Ctxt, impl_item: ImplItem, self_ident: &Ident, self_ty: &Type) -> EntityItem {
@@ -221,14 +217,13 @@ fn classify(cx: &Ctxt, impl_item: ImplItem, self_ident: &Ident, self_ty: &Type) 
     let attr = event_attrs[0].clone();
     let (name, options) = attr::event_attr(cx, &attr);
     let docs: Vec<Attribute> = func.attrs.iter().filter(|a| is_doc(a)).cloned().collect();
-    for cfg in func.attrs.iter().filter(|a| a.path() == CFG) {
-        cx.error_spanned_by(
-            cfg,
-            "`#[cfg]` on an `#[event]` method is not supported: stored events outlive builds, so \
-             every build must know every event; keep the event and put the `#[cfg]` on the \
-             commands that record it",
-        );
-    }
+    // `#[cfg]` stays on the method (so on its mutator) and goes on every generated piece.
+    let cfgs: Vec<Attribute> = func
+        .attrs
+        .iter()
+        .filter(|a| a.path() == CFG)
+        .cloned()
+        .collect();
     let kind = event_kind(cx, &func, self_ident);
     check_signature(cx, &func);
     let mut fields = Vec::new();
@@ -283,6 +278,7 @@ fn classify(cx: &Ctxt, impl_item: ImplItem, self_ident: &Ident, self_ty: &Type) 
             kind,
             func,
             docs,
+            cfgs,
             fields,
         })),
         _ => EntityItem::Keep(Box::new(ImplItem::Fn(func))),
@@ -298,7 +294,8 @@ fn event_kind(cx: &Ctxt, func: &ImplItemFn, self_ident: &Ident) -> Option<EventK
         if !returns_self {
             let msg = "a creation event (an `#[event]` fn without `self`) must return `Self` (its \
                        body builds the new state) or `Result<Self, E>` (it may refuse, and the \
-                       factory then returns `Result<Aggregate<Self>, E>`)";
+                       factory then returns `Result<Aggregate<Self>, E>`; an `Option<Self>` \
+                       would refuse without saying why)";
             match &func.sig.output {
                 ReturnType::Type(_, ty) => cx.error_spanned_by(ty, msg),
                 ReturnType::Default => cx.error_spanned_by(&func.sig.ident, msg),
@@ -451,6 +448,10 @@ pub(crate) fn fallible_self(ty: &Type, self_ident: &Ident) -> bool {
     let Some(last) = tp.path.segments.last() else {
         return false;
     };
+    // `Option<Self>` has no error to return: such a creation is rejected, not fallible.
+    if last.ident == "Option" {
+        return false;
+    }
     let syn::PathArguments::AngleBracketed(args) = &last.arguments else {
         return false;
     };

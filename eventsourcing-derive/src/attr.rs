@@ -12,8 +12,9 @@ use syn::{Attribute, Ident, LitBool, LitInt, LitStr, Path, Token, Visibility};
 
 use crate::ctxt::Ctxt;
 use crate::symbol::{
-    one_of, Symbol, ALIASES, COMMANDS, CRATE, CREATES, DERIVE, ENTITY, EVENT_ENUM, NAME, SNAPSHOTS,
-    SNAPSHOT_EVERY, SNAPSHOT_UPCAST, SNAPSHOT_VERSION, TOPIC, UPCAST, VERSION, VIS,
+    one_of, Symbol, ALIASES, COMMANDS, CRATE, CRATE_COMMANDS, CREATES, DERIVE, ENTITY, EVENT_ENUM,
+    NAME, PRIVATE_COMMANDS, SNAPSHOTS, SNAPSHOT_EVERY, SNAPSHOT_UPCAST, SNAPSHOT_VERSION,
+    SUPER_COMMANDS, TOPIC, UPCAST, VERSION, VIS,
 };
 
 /// One option value, remembering where it was written so that duplicates are reported.
@@ -106,7 +107,7 @@ impl<'c> EventOptionsBuilder<'c> {
         allow_creates: bool,
     ) -> syn::Result<bool> {
         if meta.path == TOPIC {
-            let lit: LitStr = meta.value()?.parse()?;
+            let lit: LitStr = value(meta)?.parse()?;
             if lit.value().trim().is_empty() {
                 cx.error_spanned_by(&lit, "a topic cannot be empty");
             }
@@ -140,7 +141,7 @@ impl<'c> EventOptionsBuilder<'c> {
 }
 
 fn parse_version(cx: &Ctxt, meta: &ParseNestedMeta<'_>) -> syn::Result<Version> {
-    let lit: LitInt = meta.value()?.parse()?;
+    let lit: LitInt = value(meta)?.parse()?;
     let value: u32 = lit.base10_parse()?;
     if value == 0 {
         cx.error_spanned_by(&lit, "versions start at 1: `version = 0` is not allowed");
@@ -149,7 +150,7 @@ fn parse_version(cx: &Ctxt, meta: &ParseNestedMeta<'_>) -> syn::Result<Version> 
 }
 
 fn parse_str_list(meta: &ParseNestedMeta<'_>) -> syn::Result<Vec<LitStr>> {
-    let value = meta.value()?;
+    let value = value(meta)?;
     let content;
     syn::bracketed!(content in value);
     let list = Punctuated::<LitStr, Token![,]>::parse_terminated(&content)?;
@@ -189,8 +190,21 @@ fn parse_upcast(cx: &Ctxt, meta: &ParseNestedMeta<'_>) -> syn::Result<Upcast> {
     })
 }
 
+/// `meta.value()`, with an error at the option's name when the `= value` is missing.
+fn value<'a>(meta: &'a ParseNestedMeta<'_>) -> syn::Result<ParseStream<'a>> {
+    if meta.input.peek(Token![=]) {
+        meta.value()
+    } else {
+        let name = meta.path.to_token_stream().to_string().replace(' ', "");
+        Err(syn::Error::new_spanned(
+            &meta.path,
+            format!("`{name}` needs a value: `{name} = ...`"),
+        ))
+    }
+}
+
 fn parse_lit_str(meta: &ParseNestedMeta<'_>) -> syn::Result<LitStr> {
-    meta.value()?.parse()
+    value(meta)?.parse()
 }
 
 fn parse_ident_str(cx: &Ctxt, meta: &ParseNestedMeta<'_>) -> syn::Result<Option<Ident>> {
@@ -306,6 +320,9 @@ pub(crate) struct EntityOptions {
     pub(crate) name: Option<LitStr>,
     pub(crate) event_enum: Option<Ident>,
     pub(crate) commands: Option<Ident>,
+    pub(crate) private_commands: Option<Ident>,
+    pub(crate) crate_commands: Option<Ident>,
+    pub(crate) super_commands: Option<Ident>,
     pub(crate) snapshots: Option<LitBool>,
     pub(crate) snapshot_every: Option<(u64, LitInt)>,
     pub(crate) snapshot_version: Option<Version>,
@@ -320,6 +337,9 @@ const ENTITY_OPTIONS: &[Symbol] = &[
     NAME,
     EVENT_ENUM,
     COMMANDS,
+    PRIVATE_COMMANDS,
+    CRATE_COMMANDS,
+    SUPER_COMMANDS,
     SNAPSHOTS,
     SNAPSHOT_EVERY,
     SNAPSHOT_VERSION,
@@ -337,6 +357,9 @@ pub(crate) fn entity_options(cx: &Ctxt, args: TokenStream) -> EntityOptions {
     let mut name = Attr::none(cx, NAME);
     let mut event_enum = Attr::none(cx, EVENT_ENUM);
     let mut commands = Attr::none(cx, COMMANDS);
+    let mut private_commands = Attr::none(cx, PRIVATE_COMMANDS);
+    let mut crate_commands = Attr::none(cx, CRATE_COMMANDS);
+    let mut super_commands = Attr::none(cx, SUPER_COMMANDS);
     let mut snapshots = Attr::none(cx, SNAPSHOTS);
     let mut snapshot_every = Attr::none(cx, SNAPSHOT_EVERY);
     let mut snapshot_version = Attr::none(cx, SNAPSHOT_VERSION);
@@ -364,11 +387,23 @@ pub(crate) fn entity_options(cx: &Ctxt, args: TokenStream) -> EntityOptions {
             if let Some(ident) = parse_ident_str(cx, &meta)? {
                 commands.set(&meta.path, ident);
             }
+        } else if meta.path == PRIVATE_COMMANDS {
+            if let Some(ident) = parse_ident_str(cx, &meta)? {
+                private_commands.set(&meta.path, ident);
+            }
+        } else if meta.path == CRATE_COMMANDS {
+            if let Some(ident) = parse_ident_str(cx, &meta)? {
+                crate_commands.set(&meta.path, ident);
+            }
+        } else if meta.path == SUPER_COMMANDS {
+            if let Some(ident) = parse_ident_str(cx, &meta)? {
+                super_commands.set(&meta.path, ident);
+            }
         } else if meta.path == SNAPSHOTS {
-            let lit: LitBool = meta.value()?.parse()?;
+            let lit: LitBool = value(&meta)?.parse()?;
             snapshots.set(&meta.path, lit);
         } else if meta.path == SNAPSHOT_EVERY {
-            let lit: LitInt = meta.value()?.parse()?;
+            let lit: LitInt = value(&meta)?.parse()?;
             let value: u64 = lit.base10_parse()?;
             if value == 0 {
                 cx.error_spanned_by(&lit, "`snapshot_every` must be at least 1");
@@ -421,6 +456,9 @@ pub(crate) fn entity_options(cx: &Ctxt, args: TokenStream) -> EntityOptions {
         name: name.get(),
         event_enum: event_enum.get(),
         commands: commands.get(),
+        private_commands: private_commands.get(),
+        crate_commands: crate_commands.get(),
+        super_commands: super_commands.get(),
         snapshots: snapshots.get(),
         snapshot_every: snapshot_every.get(),
         snapshot_version: snapshot_version.get(),

@@ -7,12 +7,14 @@
 
 use proc_macro2::TokenStream;
 use quote::{format_ident, quote};
+use syn::spanned::Spanned;
 use syn::{FnArg, ImplItem, ItemImpl, ReceiverKind, Type, Visibility};
 
 use crate::ast::strip_attrs;
 use crate::attr;
 use crate::ctxt::Ctxt;
 use crate::expand::entity::{decl_sig, CommandGroup};
+use crate::expand::names;
 use crate::symbol::EVENT;
 
 pub(crate) fn entity(args: TokenStream, mut item: ItemImpl) -> TokenStream {
@@ -46,10 +48,11 @@ pub(crate) fn entity(args: TokenStream, mut item: ItemImpl) -> TokenStream {
         .event_enum
         .clone()
         .unwrap_or_else(|| format_ident!("{}Event", ident));
-    let main_name = options
-        .commands
-        .clone()
-        .unwrap_or_else(|| format_ident!("{}Commands", ident));
+    let methods = item.items.iter().filter_map(|i| match i {
+        ImplItem::Fn(f) => Some(&f.sig.ident),
+        _ => None,
+    });
+    let (content, module) = names::modules_of(&ident, item.self_ty.span(), methods);
     let vis = options
         .vis
         .clone()
@@ -59,7 +62,7 @@ pub(crate) fn entity(args: TokenStream, mut item: ItemImpl) -> TokenStream {
         .as_ref()
         .map_or_else(|| ident.to_string(), syn::LitStr::value);
     let self_ty = (*item.self_ty).clone();
-    let unreachable = quote!(#p::std::unreachable!("`#[entity]` failed to expand"));
+    let unreachable = quote!(::std::unreachable!("`#[entity]` failed to expand"));
 
     let mut kept = Vec::new();
     let mut groups: Vec<(CommandGroup, Vec<TokenStream>, Vec<TokenStream>)> = Vec::new();
@@ -97,8 +100,11 @@ pub(crate) fn entity(args: TokenStream, mut item: ItemImpl) -> TokenStream {
             });
         } else if is_mut_method {
             // A command on `Aggregate<T>`.
-            let decl = decl_sig(&func.sig);
-            let mut imp = decl.clone();
+            // Trait methods cannot be `const` (the error for it was reported already).
+            let mut sig = func.sig.clone();
+            sig.constness = None;
+            let decl = names::rebase_sig(decl_sig(&sig));
+            let mut imp = decl_sig(&sig);
             for input in &mut imp.inputs {
                 if let FnArg::Typed(pat) = input {
                     *pat.pat = syn::parse_quote!(_);
@@ -122,20 +128,27 @@ pub(crate) fn entity(args: TokenStream, mut item: ItemImpl) -> TokenStream {
     }
     groups.sort_by_key(|(g, _, _)| *g);
     let traits = groups.iter().map(|(group, decls, impls)| {
-        let (trait_ident, trait_vis, _, _) = group.describe(&ident, &main_name, &vis);
+        let (trait_ident, trait_vis, _, _) =
+            group.describe(&ident, names::group_trait(&ident, &options, *group), &vis);
+        let trait_vis = names::inner_vis_tokens(&trait_vis);
         let decls = decls.iter();
-        quote! {
+        let decl = quote! {
             /// Not generated: `#[entity]` failed (see the errors above).
             #[allow(private_interfaces, dead_code)]
             #trait_vis trait #trait_ident {
                 #(#decls)*
             }
+        };
+        let imp = quote! {
             #[allow(unused_variables)]
-            impl #trait_ident for #p::Aggregate<#self_ty> {
+            impl #content::#trait_ident for #p::Aggregate<#self_ty> {
                 #(#impls)*
             }
-        }
+        };
+        (decl, imp)
     });
+    let (trait_decls, trait_impls): (Vec<_>, Vec<_>) = traits.unzip();
+    let inner_vis = names::inner_vis(&vis);
     item.items = kept;
     let extra = &options.derive;
     let extra_derives = if extra.is_empty() {
@@ -146,45 +159,61 @@ pub(crate) fn entity(args: TokenStream, mut item: ItemImpl) -> TokenStream {
     quote! {
         #item
 
-        /// Not generated: `#[entity]` failed (see the errors above).
-        #[derive(Debug, Clone)]
-        #extra_derives
-        #[allow(private_interfaces)]
-        #vis enum #enum_ident {}
+        #[doc(hidden)]
+        #[allow(non_snake_case)]
+        mod #content {
+            #[allow(unused_imports)]
+            use super::*;
 
-        impl #p::DomainEvent for #enum_ident {
+            /// Not generated: `#[entity]` failed (see the errors above).
+            #[derive(Debug, Clone)]
+            #extra_derives
+            #[allow(private_interfaces)]
+            #inner_vis enum #enum_ident {}
+
+            #(#trait_decls)*
+        }
+        #[doc(hidden)]
+        #[allow(non_snake_case)]
+        mod #module {
+            pub use super::#content::*;
+        }
+        #[allow(unused_imports)]
+        pub use self::#module::*;
+
+        impl #p::DomainEvent for #content::#enum_ident {
             fn registrations() -> &'static [#p::TopicRegistration] {
                 &[]
             }
             fn registration(&self) -> &'static #p::TopicRegistration {
                 match *self {}
             }
-            fn encode(&self) -> #p::std::result::Result<#p::std::vec::Vec<u8>, #p::DomainError> {
+            fn encode(&self) -> ::std::result::Result<::std::vec::Vec<u8>, #p::DomainError> {
                 match *self {}
             }
-            fn decode(_: &str, _: &[u8]) -> #p::std::result::Result<Self, #p::DomainError> {
+            fn decode(_: &str, _: &[u8]) -> ::std::result::Result<Self, #p::DomainError> {
                 #unreachable
             }
             fn decode_value(
                 _: &str,
                 _: #p::serde_json::Value,
-            ) -> #p::std::result::Result<Self, #p::DomainError> {
+            ) -> ::std::result::Result<Self, #p::DomainError> {
                 #unreachable
             }
         }
 
         impl #p::Entity for #self_ty {
-            type Event = #enum_ident;
+            type Event = #content::#enum_ident;
             const NAME: &'static str = #name;
             fn mutate(
-                _: #p::std::option::Option<Self>,
-                event: #enum_ident,
-            ) -> #p::std::result::Result<Self, #p::DomainError> {
+                _: ::std::option::Option<Self>,
+                event: #content::#enum_ident,
+            ) -> ::std::result::Result<Self, #p::DomainError> {
                 match event {}
             }
         }
 
-        #(#traits)*
+        #(#trait_impls)*
     }
 }
 pub(crate) fn derive(input: &syn::DeriveInput) -> TokenStream {

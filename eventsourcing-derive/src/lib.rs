@@ -78,10 +78,15 @@ use proc_macro2::TokenStream as TokenStream2;
 ///   `pub(super)` ones to `pub(super) trait DogSuperCommands`, so that no command becomes more
 ///   visible than written (`pub(in path)` is rejected); import the trait where you call them.
 /// - Generated locals are all prefixed `__es_`: do not start your own names with it.
+/// - The enum and the traits live in hidden modules and are glob re-exported into the
+///   entity's module: an item of yours with the same name takes precedence and is reported
+///   once, with the option that renames the generated one. One `#[entity]` block per type.
+/// - `#[cfg(..)]` on an event method is repeated on everything generated for the event.
 ///
 /// # Grammar
 /// ```text
 /// #[entity(crate = "path", name = "Dog", event_enum = "DogEvent", commands = "DogCommands",
+///          private_commands = "..", crate_commands = "..", super_commands = "..",
 ///          vis = "pub(crate)", snapshots = false, snapshot_every = N, snapshot_version = N,
 ///          snapshot_upcast(1 => path, ..), derive(Trait, ..))]
 /// #[event(Name, topic = "Dog.Name", version = N, aliases = ["Old.Name", ..], upcast(1 => path, ..))]

@@ -799,3 +799,189 @@ pub mod state_copies {
         assert_eq!(ledger.pending_events().len(), 1);
     }
 }
+
+/// A lamp whose events depend on the build's `cfg`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Lamp {
+    on: bool,
+    level: u8,
+}
+
+#[entity]
+impl Lamp {
+    #[event(Installed)]
+    fn install() -> Self {
+        Lamp {
+            on: false,
+            level: 0,
+        }
+    }
+
+    #[cfg(not(test))]
+    #[event(Switched)]
+    pub fn switch(&mut self, on: bool) {
+        self.on = on;
+    }
+
+    #[cfg(test)]
+    #[event(Dimmed)]
+    pub fn dim(&mut self, level: u8) {
+        self.level = level;
+    }
+
+    #[event(Removed)]
+    pub fn remove(&mut self) {
+        self.on = false;
+    }
+}
+
+#[test]
+fn cfg_on_an_event_method_leaves_it_out_of_every_generated_piece() {
+    assert_eq!(
+        LampEvent::topics(),
+        ["Lamp.Installed", "Lamp.Dimmed", "Lamp.Removed"]
+    );
+    let mut lamp = Lamp::install();
+    lamp.dim(3);
+    lamp.remove();
+    // Each event finds its own registration although one before it is compiled out.
+    let topics: Vec<&str> = lamp
+        .pending_events()
+        .iter()
+        .map(|e| e.event.topic())
+        .collect();
+    assert_eq!(topics, ["Lamp.Installed", "Lamp.Dimmed", "Lamp.Removed"]);
+    assert_eq!(lamp.level, 3);
+    assert!(matches!(
+        LampEvent::decode("Lamp.Switched", b"{\"on\":true}"),
+        Err(DomainError::UnknownTopic { .. })
+    ));
+}
+
+/// A parcel, whose events use serde's field attributes.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Parcel {
+    to: String,
+    note: Option<String>,
+    extra: Extra,
+}
+
+/// Fields flattened into an event's payload.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Extra {
+    /// A tracking code.
+    code: u32,
+}
+
+#[entity]
+impl Parcel {
+    #[event(Sent)]
+    fn send(
+        #[serde(rename = "recipient")] to: String,
+        #[serde(skip_serializing_if = "Option::is_none", default)] note: Option<String>,
+    ) -> Self {
+        Parcel {
+            to,
+            note,
+            extra: Extra::default(),
+        }
+    }
+
+    #[event(Tracked)]
+    pub fn track(&mut self, #[serde(flatten)] extra: Extra) {
+        self.extra = extra;
+    }
+}
+
+#[test]
+fn field_attributes_shape_the_payload() {
+    let sent = ParcelEvent::Sent {
+        to: "Ada".into(),
+        note: None,
+    };
+    assert_eq!(sent.encode().expect("encode"), br#"{"recipient":"Ada"}"#);
+    let back = ParcelEvent::decode("Parcel.Sent", br#"{"recipient":"Bo"}"#).expect("decode");
+    assert!(matches!(back, ParcelEvent::Sent { to, note: None } if to == "Bo"));
+    let value = serde_json::json!({ "recipient": "Cy", "note": "fragile" });
+    let back = ParcelEvent::decode_value("Parcel.Sent", value).expect("decode");
+    assert!(matches!(back, ParcelEvent::Sent { note: Some(n), .. } if n == "fragile"));
+    // `flatten` goes through helper types: the fields sit in the payload itself.
+    let tracked = ParcelEvent::Tracked {
+        extra: Extra { code: 7 },
+    };
+    assert_eq!(tracked.encode().expect("encode"), br#"{"code":7}"#);
+    let back = ParcelEvent::decode("Parcel.Tracked", br#"{"code":8}"#).expect("decode");
+    assert!(matches!(back, ParcelEvent::Tracked { extra } if extra.code == 8));
+    let mut parcel = Parcel::send("Di".into(), None);
+    parcel.track(Extra { code: 9 });
+    assert_eq!(parcel.extra.code, 9);
+    assert_eq!(parcel.to, "Di");
+    assert!(parcel.note.is_none());
+}
+
+#[test]
+fn payloads_with_trailing_bytes_or_the_wrong_shape_are_refused() {
+    assert!(matches!(
+        DogEvent::decode("Dog.TrickAdded", br#"{"trick":"sit"} x"#),
+        Err(DomainError::Payload { .. })
+    ));
+    assert!(matches!(
+        DogEvent::decode("Dog.Forgotten", b"7"),
+        Err(DomainError::Payload { .. })
+    ));
+    assert!(matches!(
+        DogEvent::decode_value("Dog.Forgotten", serde_json::json!("x")),
+        Err(DomainError::Payload { .. })
+    ));
+}
+
+/// A reading whose type has no serde impls: `#[serde(with = ..)]` writes it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Celsius(i32);
+
+mod as_text {
+    use super::Celsius;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub(crate) fn serialize<S: Serializer>(c: &Celsius, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&format!("{}C", c.0))
+    }
+
+    pub(crate) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Celsius, D::Error> {
+        let text = String::deserialize(d)?;
+        text.trim_end_matches('C')
+            .parse()
+            .map(Celsius)
+            .map_err(serde::de::Error::custom)
+    }
+}
+
+/// A thermometer.
+#[derive(Debug, Clone)]
+pub struct Thermometer {
+    last: Celsius,
+}
+
+#[entity(snapshots = false)]
+impl Thermometer {
+    #[event(Mounted)]
+    fn mount() -> Self {
+        Thermometer { last: Celsius(0) }
+    }
+
+    #[event(Read)]
+    pub fn read(&mut self, #[serde(with = "as_text")] value: Celsius) {
+        self.last = value;
+    }
+}
+
+#[test]
+fn a_field_written_with_serde_with_needs_no_serde_impls_of_its_own() {
+    let event = ThermometerEvent::Read { value: Celsius(21) };
+    assert_eq!(event.encode().expect("encode"), br#"{"value":"21C"}"#);
+    let back = ThermometerEvent::decode("Thermometer.Read", br#"{"value":"-3C"}"#);
+    assert!(matches!(back, Ok(ThermometerEvent::Read { value }) if value == Celsius(-3)));
+    let mut t = Thermometer::mount();
+    t.read(Celsius(5));
+    assert_eq!(t.last, Celsius(5));
+}

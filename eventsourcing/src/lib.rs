@@ -24,6 +24,8 @@ pub mod system;
 pub mod testing;
 mod trace;
 
+mod payload;
+
 pub use application::{
     Application, ApplicationBuilder, ApplicationError, EventSourcedRepository, EventStore,
     LoadReport, Migration, NotificationLog, Repository, Saveable, Saved, SnapshotPolicy,
@@ -67,6 +69,8 @@ pub mod __private {
     pub use serde;
     pub use serde_json;
     pub use std;
+
+    pub use crate::payload::{decode_variant, decode_variant_value, encode_variant};
 
     pub use crate::domain::{
         Aggregate, Checkpoint, DomainError, DomainEvent, Entity, EventTypeRegistration,

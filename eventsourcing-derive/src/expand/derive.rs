@@ -26,6 +26,7 @@ pub(crate) fn expand(ty: &EventType) -> TokenStream {
             );
             vec![VariantSpec {
                 variant: None,
+                cfgs: &[],
                 topic: TopicSpec {
                     topic,
                     entity: entity.unwrap_or_else(|| type_name.clone()),
@@ -48,6 +49,7 @@ pub(crate) fn expand(ty: &EventType) -> TokenStream {
                 .iter()
                 .map(|v| VariantSpec {
                     variant: Some(&v.ident),
+                    cfgs: &[],
                     topic: TopicSpec {
                         topic: v
                             .options
@@ -75,7 +77,8 @@ pub(crate) fn expand(ty: &EventType) -> TokenStream {
                 .collect()
         }
     };
-    let body = domain_event_impl(&krate, &ty.ident, &specs);
+    let ident = &ty.ident;
+    let body = domain_event_impl(&krate, &quote!(#ident), ident, &specs, false);
     quote! {
         const _: () = {
             #body

@@ -36,6 +36,8 @@ pub(crate) enum PayloadShape<'a> {
 /// One topic of an event type: a variant (or the whole struct, `variant: None`).
 pub(crate) struct VariantSpec<'a> {
     pub(crate) variant: Option<&'a Ident>,
+    /// `#[cfg(..)]` attributes of the event: its registration and arms carry them.
+    pub(crate) cfgs: &'a [syn::Attribute],
     pub(crate) topic: TopicSpec,
     pub(crate) shape: PayloadShape<'a>,
 }
@@ -55,29 +57,77 @@ fn u32_lit(value: u32) -> Literal {
     Literal::u32_unsuffixed(value)
 }
 
-/// A `const _: fn() = assert::<T>;` that fails on `ty`'s own tokens when the payload type
-/// cannot be serialised: the error reads "the trait `Serialize` is not implemented for `T`"
-/// and points at the user's field.
-pub(crate) fn assert_payload(ty: &Type) -> TokenStream {
-    quote_spanned! {ty.span()=>
-        const _: fn() = __es_assert_payload::<#ty>;
-    }
-}
-
 /// The `impl DomainEvent`, its helper types and the `inventory` submission, as items to go in
 /// a `const _: () = { ... };` block.
+/// Whether a payload must be written through helper structs: a `#[serde(flatten)]` field
+/// changes how serde drives a struct variant, which the runtime's adapters do not follow.
+pub(crate) fn needs_helpers(fields: &[Field]) -> bool {
+    fields.iter().flat_map(|f| &f.attrs).any(|attr| {
+        let mut flatten = false;
+        let _ = attr.parse_nested_meta(|meta| {
+            flatten |= meta.path.is_ident("flatten");
+            if meta.input.peek(syn::Token![=]) {
+                meta.value()?.parse::<syn::Expr>()?;
+            }
+            Ok(())
+        });
+        flatten
+    })
+}
+
+/// `ty` is the path to the type, `name` its name. `serde_enum` says that the type is an enum
+/// deriving serde's traits with our field attributes (the `#[entity]` enum, where each
+/// registration's `event` is its variant's name): its payloads are then written and read
+/// through those impls by the runtime's adapters (`encode_variant`, `decode_variant`), with no
+/// per-event code here.
 pub(crate) fn domain_event_impl(
     krate: &syn::Path,
-    ty: &Ident,
+    ty: &TokenStream,
+    name: &Ident,
     specs: &[VariantSpec<'_>],
+    serde_enum: bool,
 ) -> TokenStream {
     let p = private(krate);
     let serde_crate = serde_crate(krate);
     let count = specs.len();
-    let type_name =
-        quote!(#p::std::concat!(#p::std::module_path!(), "::", #p::std::stringify!(#ty)));
+    let type_name = quote!(::std::concat!(
+        ::std::module_path!(),
+        "::",
+        ::std::stringify!(#name)
+    ));
 
+    // With `#[cfg]` on events, the index of a registration and their count are sums of
+    // `cfg!(..)`s, so that they follow the events compiled in.
+    let any_cfg = specs.iter().any(|s| !s.cfgs.is_empty());
+    let present = |spec: &VariantSpec<'_>| -> TokenStream {
+        if spec.cfgs.is_empty() {
+            quote!(1usize)
+        } else {
+            let preds = spec.cfgs.iter().filter_map(|a| match &a.meta {
+                syn::Meta::List(list) => Some(&list.tokens),
+                _ => None,
+            });
+            quote!((::std::cfg!(all(#(#preds),*)) as usize))
+        }
+    };
+    let count = if any_cfg {
+        let terms = specs.iter().map(present);
+        quote!(0usize #(+ #terms)*)
+    } else {
+        let n = Literal::usize_unsuffixed(count);
+        quote!(#n)
+    };
+    let index_of = |index: usize| -> TokenStream {
+        if any_cfg {
+            let terms = specs[..index].iter().map(present);
+            quote!(0usize #(+ #terms)*)
+        } else {
+            let n = Literal::usize_unsuffixed(index);
+            quote!(#n)
+        }
+    };
     let registrations = specs.iter().map(|spec| {
+        let cfgs = spec.cfgs;
         let t = &spec.topic;
         let (topic, entity, event) = (&t.topic, &t.entity, &t.event);
         let version = u32_lit(t.version);
@@ -91,6 +141,7 @@ pub(crate) fn domain_event_impl(
             }
         });
         quote! {
+            #(#cfgs)*
             #p::TopicRegistration {
                 topic: #topic,
                 entity: #entity,
@@ -105,19 +156,23 @@ pub(crate) fn domain_event_impl(
     });
 
     let registration_arms = specs.iter().enumerate().map(|(index, spec)| {
-        let index = Literal::usize_unsuffixed(index);
+        let index = index_of(index);
+        let cfgs = spec.cfgs;
         match spec.variant {
-            Some(variant) => quote!(Self::#variant { .. } => &__es_registrations[#index],),
+            Some(variant) => {
+                quote!(#(#cfgs)* Self::#variant { .. } => &__es_registrations[#index],)
+            }
             None => quote!(_ => &__es_registrations[#index],),
         }
     });
 
     let mut helpers = Vec::new();
-    let mut checks = Vec::new();
     let mut encode_arms = Vec::new();
     let mut decode_slice_arms = Vec::new();
     let mut decode_value_arms = Vec::new();
-    for spec in specs {
+    for spec in specs.iter().filter(|_| !serde_enum) {
+        let cfgs = spec.cfgs;
+        let (arms_before, helpers_before) = (encode_arms.len(), helpers.len());
         let topic = &spec.topic.topic;
         let (pattern, constructor) = match spec.variant {
             Some(v) => (quote!(Self::#v), quote!(Self::#v)),
@@ -125,7 +180,7 @@ pub(crate) fn domain_event_impl(
         };
         let variant_name = spec
             .variant
-            .map_or_else(|| ty.to_string(), Ident::to_string);
+            .map_or_else(|| name.to_string(), Ident::to_string);
         match &spec.shape {
             PayloadShape::Whole => {
                 encode_arms.push(quote!(_ => #p::serde_json::to_vec(self),));
@@ -142,7 +197,7 @@ pub(crate) fn domain_event_impl(
                     struct #de {}
                 });
                 encode_arms.push(quote! {
-                    #pattern { .. } => #p::std::result::Result::Ok(#p::std::vec::Vec::from(&b"{}"[..])),
+                    #pattern { .. } => ::std::result::Result::Ok(::std::vec::Vec::from(&b"{}"[..])),
                 });
                 decode_slice_arms.push(quote! {
                     #topic => #p::serde_json::from_slice::<#de>(__es_payload).map(|#de {}| #constructor {}),
@@ -152,7 +207,6 @@ pub(crate) fn domain_event_impl(
                 });
             }
             PayloadShape::Newtype(inner) => {
-                checks.push(assert_payload(inner));
                 encode_arms
                     .push(quote!(#pattern(__es_inner) => #p::serde_json::to_vec(__es_inner),));
                 decode_slice_arms.push(quote! {
@@ -174,13 +228,12 @@ pub(crate) fn domain_event_impl(
                     let (ident, ty, attrs) = (&f.ident, &f.ty, &f.attrs);
                     quote!(#(#attrs)* #ident: #ty,)
                 });
-                for f in fields.iter() {
-                    checks.push(assert_payload(&f.ty));
-                }
                 helpers.push(quote! {
                     #[derive(#p::serde::Serialize)]
                     #[serde(crate = #serde_crate)]
                     struct #en<'__es> { #(#enc_fields)* }
+                });
+                helpers.push(quote! {
                     #[derive(#p::serde::Deserialize)]
                     #[serde(crate = #serde_crate)]
                     struct #de { #(#dec_fields)* }
@@ -198,18 +251,72 @@ pub(crate) fn domain_event_impl(
                 });
             }
         }
+        if !cfgs.is_empty() {
+            let wrap = |t: &mut TokenStream| *t = quote!(#(#cfgs)* #t);
+            encode_arms[arms_before..].iter_mut().for_each(wrap);
+            decode_slice_arms[arms_before..].iter_mut().for_each(wrap);
+            decode_value_arms[arms_before..].iter_mut().for_each(wrap);
+            helpers[helpers_before..].iter_mut().for_each(wrap);
+        }
     }
-    let assert_fn = if checks.is_empty() {
-        quote!()
+
+    let codec = if serde_enum {
+        quote! {
+            fn encode(&self) -> ::std::result::Result<::std::vec::Vec<u8>, #p::DomainError> {
+                #p::encode_variant(self)
+            }
+
+            fn decode(__es_topic: &str, __es_payload: &[u8]) -> ::std::result::Result<Self, #p::DomainError> {
+                #p::decode_variant::<Self>(__es_topic, __es_payload)
+            }
+
+            fn decode_value(
+                __es_topic: &str,
+                __es_value: #p::serde_json::Value,
+            ) -> ::std::result::Result<Self, #p::DomainError> {
+                #p::decode_variant_value::<Self>(__es_topic, __es_value)
+            }
+        }
     } else {
         quote! {
-            fn __es_assert_payload<T: #p::serde::Serialize + #p::serde::de::DeserializeOwned>() {}
-            #(#checks)*
+            fn encode(&self) -> ::std::result::Result<::std::vec::Vec<u8>, #p::DomainError> {
+                let __es_encoded = match self {
+                    #(#encode_arms)*
+                };
+                __es_encoded.map_err(|__es_source| #p::DomainError::Encode {
+                    topic: ::std::borrow::ToOwned::to_owned(#p::DomainEvent::topic(self)),
+                    source: __es_source,
+                })
+            }
+
+            fn decode(__es_topic: &str, __es_payload: &[u8]) -> ::std::result::Result<Self, #p::DomainError> {
+                let __es_decoded = match __es_topic {
+                    #(#decode_slice_arms)*
+                    _ => return ::std::result::Result::Err(#p::unknown_topic::<Self>(__es_topic)),
+                };
+                __es_decoded.map_err(|__es_source| #p::DomainError::Payload {
+                    topic: ::std::borrow::ToOwned::to_owned(__es_topic),
+                    source: __es_source,
+                })
+            }
+
+            fn decode_value(
+                __es_topic: &str,
+                __es_value: #p::serde_json::Value,
+            ) -> ::std::result::Result<Self, #p::DomainError> {
+                let __es_decoded = match __es_topic {
+                    #(#decode_value_arms)*
+                    _ => return ::std::result::Result::Err(#p::unknown_topic::<Self>(__es_topic)),
+                };
+                __es_decoded.map_err(|__es_source| #p::DomainError::Payload {
+                    topic: ::std::borrow::ToOwned::to_owned(__es_topic),
+                    source: __es_source,
+                })
+            }
         }
     };
 
     quote! {
-        #assert_fn
         #(#helpers)*
 
         #[automatically_derived]
@@ -226,40 +333,7 @@ pub(crate) fn domain_event_impl(
                 }
             }
 
-            fn encode(&self) -> #p::std::result::Result<#p::std::vec::Vec<u8>, #p::DomainError> {
-                let __es_encoded = match self {
-                    #(#encode_arms)*
-                };
-                __es_encoded.map_err(|__es_source| #p::DomainError::Encode {
-                    topic: #p::std::borrow::ToOwned::to_owned(#p::DomainEvent::topic(self)),
-                    source: __es_source,
-                })
-            }
-
-            fn decode(__es_topic: &str, __es_payload: &[u8]) -> #p::std::result::Result<Self, #p::DomainError> {
-                let __es_decoded = match __es_topic {
-                    #(#decode_slice_arms)*
-                    _ => return #p::std::result::Result::Err(#p::unknown_topic::<Self>(__es_topic)),
-                };
-                __es_decoded.map_err(|__es_source| #p::DomainError::Payload {
-                    topic: #p::std::borrow::ToOwned::to_owned(__es_topic),
-                    source: __es_source,
-                })
-            }
-
-            fn decode_value(
-                __es_topic: &str,
-                __es_value: #p::serde_json::Value,
-            ) -> #p::std::result::Result<Self, #p::DomainError> {
-                let __es_decoded = match __es_topic {
-                    #(#decode_value_arms)*
-                    _ => return #p::std::result::Result::Err(#p::unknown_topic::<Self>(__es_topic)),
-                };
-                __es_decoded.map_err(|__es_source| #p::DomainError::Payload {
-                    topic: #p::std::borrow::ToOwned::to_owned(__es_topic),
-                    source: __es_source,
-                })
-            }
+            #codec
         }
 
         #p::inventory::submit! {

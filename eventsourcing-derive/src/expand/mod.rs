@@ -11,6 +11,7 @@ use crate::ctxt::Ctxt;
 mod derive;
 pub(crate) mod entity;
 pub(crate) mod event;
+pub(crate) mod names;
 mod rollback;
 
 #[cfg(test)]

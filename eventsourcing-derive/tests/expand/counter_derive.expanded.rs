@@ -1,10 +1,4 @@
 const _: () = {
-    fn __es_assert_payload<
-        T: ::eventsourcing::__private::serde::Serialize
-            + ::eventsourcing::__private::serde::de::DeserializeOwned,
-    >() {}
-    const _: fn() = __es_assert_payload::<u32>;
-    const _: fn() = __es_assert_payload::<u32>;
     #[derive(::eventsourcing::__private::serde::Deserialize)]
     #[serde(crate = "::eventsourcing::__private::serde")]
     struct __EsDecodeStarted {}
@@ -21,14 +15,13 @@ const _: () = {
     #[automatically_derived]
     impl ::eventsourcing::__private::DomainEvent for CounterEvent {
         fn registrations() -> &'static [::eventsourcing::__private::TopicRegistration] {
-            static REGISTRATIONS: [::eventsourcing::__private::TopicRegistration; 3usize] = [
+            static REGISTRATIONS: [::eventsourcing::__private::TopicRegistration; 3] = [
                 ::eventsourcing::__private::TopicRegistration {
                     topic: "Counter.Started",
                     entity: "Counter",
                     event: "Started",
-                    type_name: ::eventsourcing::__private::std::concat!(
-                        ::eventsourcing::__private::std::module_path!(), "::",
-                        ::eventsourcing::__private::std::stringify!(CounterEvent)
+                    type_name: ::std::concat!(
+                        ::std::module_path!(), "::", ::std::stringify!(CounterEvent)
                     ),
                     version: 1,
                     aliases: &[],
@@ -39,9 +32,8 @@ const _: () = {
                     topic: "Counter.Incremented",
                     entity: "Counter",
                     event: "Incremented",
-                    type_name: ::eventsourcing::__private::std::concat!(
-                        ::eventsourcing::__private::std::module_path!(), "::",
-                        ::eventsourcing::__private::std::stringify!(CounterEvent)
+                    type_name: ::std::concat!(
+                        ::std::module_path!(), "::", ::std::stringify!(CounterEvent)
                     ),
                     version: 1,
                     aliases: &[],
@@ -52,9 +44,8 @@ const _: () = {
                     topic: "Counter.Reset",
                     entity: "Counter",
                     event: "Reset",
-                    type_name: ::eventsourcing::__private::std::concat!(
-                        ::eventsourcing::__private::std::module_path!(), "::",
-                        ::eventsourcing::__private::std::stringify!(CounterEvent)
+                    type_name: ::std::concat!(
+                        ::std::module_path!(), "::", ::std::stringify!(CounterEvent)
                     ),
                     version: 1,
                     aliases: &[],
@@ -76,15 +67,13 @@ const _: () = {
         }
         fn encode(
             &self,
-        ) -> ::eventsourcing::__private::std::result::Result<
-            ::eventsourcing::__private::std::vec::Vec<u8>,
+        ) -> ::std::result::Result<
+            ::std::vec::Vec<u8>,
             ::eventsourcing::__private::DomainError,
         > {
             let __es_encoded = match self {
                 Self::Started { .. } => {
-                    ::eventsourcing::__private::std::result::Result::Ok(
-                        ::eventsourcing::__private::std::vec::Vec::from(&b"{}"[..]),
-                    )
+                    ::std::result::Result::Ok(::std::vec::Vec::from(&b"{}"[..]))
                 }
                 Self::Incremented { by } => {
                     ::eventsourcing::__private::serde_json::to_vec(
@@ -97,7 +86,7 @@ const _: () = {
             };
             __es_encoded
                 .map_err(|__es_source| ::eventsourcing::__private::DomainError::Encode {
-                    topic: ::eventsourcing::__private::std::borrow::ToOwned::to_owned(
+                    topic: ::std::borrow::ToOwned::to_owned(
                         ::eventsourcing::__private::DomainEvent::topic(self),
                     ),
                     source: __es_source,
@@ -106,10 +95,7 @@ const _: () = {
         fn decode(
             __es_topic: &str,
             __es_payload: &[u8],
-        ) -> ::eventsourcing::__private::std::result::Result<
-            Self,
-            ::eventsourcing::__private::DomainError,
-        > {
+        ) -> ::std::result::Result<Self, ::eventsourcing::__private::DomainError> {
             let __es_decoded = match __es_topic {
                 "Counter.Started" => {
                     ::eventsourcing::__private::serde_json::from_slice::<
@@ -130,26 +116,21 @@ const _: () = {
                         .map(Self::Reset)
                 }
                 _ => {
-                    return ::eventsourcing::__private::std::result::Result::Err(
+                    return ::std::result::Result::Err(
                         ::eventsourcing::__private::unknown_topic::<Self>(__es_topic),
                     );
                 }
             };
             __es_decoded
                 .map_err(|__es_source| ::eventsourcing::__private::DomainError::Payload {
-                    topic: ::eventsourcing::__private::std::borrow::ToOwned::to_owned(
-                        __es_topic,
-                    ),
+                    topic: ::std::borrow::ToOwned::to_owned(__es_topic),
                     source: __es_source,
                 })
         }
         fn decode_value(
             __es_topic: &str,
             __es_value: ::eventsourcing::__private::serde_json::Value,
-        ) -> ::eventsourcing::__private::std::result::Result<
-            Self,
-            ::eventsourcing::__private::DomainError,
-        > {
+        ) -> ::std::result::Result<Self, ::eventsourcing::__private::DomainError> {
             let __es_decoded = match __es_topic {
                 "Counter.Started" => {
                     ::eventsourcing::__private::serde_json::from_value::<
@@ -168,24 +149,22 @@ const _: () = {
                         .map(Self::Reset)
                 }
                 _ => {
-                    return ::eventsourcing::__private::std::result::Result::Err(
+                    return ::std::result::Result::Err(
                         ::eventsourcing::__private::unknown_topic::<Self>(__es_topic),
                     );
                 }
             };
             __es_decoded
                 .map_err(|__es_source| ::eventsourcing::__private::DomainError::Payload {
-                    topic: ::eventsourcing::__private::std::borrow::ToOwned::to_owned(
-                        __es_topic,
-                    ),
+                    topic: ::std::borrow::ToOwned::to_owned(__es_topic),
                     source: __es_source,
                 })
         }
     }
     ::eventsourcing::__private::inventory::submit! {
         ::eventsourcing::__private::EventTypeRegistration { type_name :
-        ::eventsourcing::__private::std::concat!(::eventsourcing::__private::std::module_path!(),
-        "::", ::eventsourcing::__private::std::stringify!(CounterEvent)), topics : <
-        CounterEvent as ::eventsourcing::__private::DomainEvent > ::registrations, }
+        ::std::concat!(::std::module_path!(), "::", ::std::stringify!(CounterEvent)),
+        topics : < CounterEvent as ::eventsourcing::__private::DomainEvent >
+        ::registrations, }
     }
 };

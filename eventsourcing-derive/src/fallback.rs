@@ -7,7 +7,6 @@
 
 use proc_macro2::TokenStream;
 use quote::{format_ident, quote};
-use syn::spanned::Spanned;
 use syn::{FnArg, ImplItem, ItemImpl, ReceiverKind, Type, Visibility};
 
 use crate::ast::strip_attrs;
@@ -48,11 +47,6 @@ pub(crate) fn entity(args: TokenStream, mut item: ItemImpl) -> TokenStream {
         .event_enum
         .clone()
         .unwrap_or_else(|| format_ident!("{}Event", ident));
-    let methods = item.items.iter().filter_map(|i| match i {
-        ImplItem::Fn(f) => Some(&f.sig.ident),
-        _ => None,
-    });
-    let (content, module) = names::modules_of(&ident, item.self_ty.span(), methods);
     let vis = options
         .vis
         .clone()
@@ -141,7 +135,7 @@ pub(crate) fn entity(args: TokenStream, mut item: ItemImpl) -> TokenStream {
         };
         let imp = quote! {
             #[allow(unused_variables)]
-            impl #content::#trait_ident for #p::Aggregate<#self_ty> {
+            impl #trait_ident for #p::Aggregate<#self_ty> {
                 #(#impls)*
             }
         };
@@ -159,29 +153,15 @@ pub(crate) fn entity(args: TokenStream, mut item: ItemImpl) -> TokenStream {
     quote! {
         #item
 
-        #[doc(hidden)]
-        #[allow(non_snake_case)]
-        mod #content {
-            #[allow(unused_imports)]
-            use super::*;
-
-            /// Not generated: `#[entity]` failed (see the errors above).
+        /// Not generated: `#[entity]` failed (see the errors above).
             #[derive(Debug, Clone)]
             #extra_derives
             #[allow(private_interfaces)]
             #inner_vis enum #enum_ident {}
 
             #(#trait_decls)*
-        }
-        #[doc(hidden)]
-        #[allow(non_snake_case)]
-        mod #module {
-            pub use super::#content::*;
-        }
-        #[allow(unused_imports)]
-        pub use self::#module::*;
 
-        impl #p::DomainEvent for #content::#enum_ident {
+        impl #p::DomainEvent for #enum_ident {
             fn registrations() -> &'static [#p::TopicRegistration] {
                 &[]
             }
@@ -203,11 +183,11 @@ pub(crate) fn entity(args: TokenStream, mut item: ItemImpl) -> TokenStream {
         }
 
         impl #p::Entity for #self_ty {
-            type Event = #content::#enum_ident;
+            type Event = #enum_ident;
             const NAME: &'static str = #name;
             fn mutate(
                 _: ::std::option::Option<Self>,
-                event: #content::#enum_ident,
+                event: #enum_ident,
             ) -> ::std::result::Result<Self, #p::DomainError> {
                 match event {}
             }

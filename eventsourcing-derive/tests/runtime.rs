@@ -985,3 +985,31 @@ fn a_field_written_with_serde_with_needs_no_serde_impls_of_its_own() {
     t.read(Celsius(5));
     assert_eq!(t.last, Celsius(5));
 }
+
+/// An entity declared inside a function body (as in doctests and test functions): the
+/// generated items must see the function's items (a hidden module would not).
+#[test]
+fn an_entity_declared_in_a_function_body_works() {
+    #[derive(Debug, Clone, Serialize, Deserialize)]
+    struct Memo {
+        text: String,
+    }
+
+    #[entity]
+    impl Memo {
+        #[event(Written)]
+        fn write(text: String) -> Self {
+            Memo { text }
+        }
+
+        #[event(Edited)]
+        fn edit(&mut self, text: String) {
+            self.text = text;
+        }
+    }
+
+    let mut memo = Memo::write("draft".into());
+    memo.edit("final".into());
+    assert_eq!((memo.text.as_str(), memo.version()), ("final", 2));
+    assert_eq!(memo.pending_events()[1].topic(), "Memo.Edited");
+}

@@ -43,8 +43,7 @@ pub(crate) fn expand(entity: &Entity) -> TokenStream {
     // The enum and the command traits live in a hidden module, re-exported by a glob: a user
     // type or trait of the same name in the entity's module then shadows the glob instead of
     // clashing with it, and the checks below report that once, with the option to rename.
-    let (content, module) = names::modules(entity);
-    let enum_path = quote!(#content::#enum_ident);
+    let enum_path = quote!(#enum_ident);
 
     // The impl block: kept items, factories, hidden mutators.
     let mut impl_items: Vec<TokenStream> = Vec::new();
@@ -295,8 +294,6 @@ pub(crate) fn expand(entity: &Entity) -> TokenStream {
     groups.sort_by_key(|(g, _, _)| *g);
     let mut trait_decls = TokenStream::new();
     let mut trait_impls = TokenStream::new();
-    let mut checks = TokenStream::new();
-    let mut check_fns = TokenStream::new();
     for (group, decls, impls) in &groups {
         let (trait_ident, trait_vis, trait_doc, allow) = group.describe(
             ident,
@@ -313,40 +310,17 @@ pub(crate) fn expand(entity: &Entity) -> TokenStream {
         });
         trait_impls.extend(quote! {
             #[automatically_derived]
-            impl #content::#trait_ident for #p::Aggregate<#self_ty> {
+            impl #trait_ident for #p::Aggregate<#self_ty> {
                 #(#impls)*
             }
         });
-        let (check_fn, check) = names::trait_check(entity, *group, &module, &trait_ident);
-        check_fns.extend(check_fn);
-        checks.extend(check);
     }
-    let (enum_check_fn, enum_check) = names::enum_check(entity, &module, &enum_ident);
 
     quote! {
         #impl_block
 
-        #[doc(hidden)]
-        #[allow(non_snake_case)]
-        mod #content {
-            #[allow(unused_imports)]
-            use super::*;
-
-            #event_enum
-            #trait_decls
-        }
-        #[doc(hidden)]
-        #[allow(non_snake_case)]
-        mod #module {
-            pub use super::#content::*;
-
-            #enum_check_fn
-            #check_fns
-        }
-        #[allow(unused_imports)]
-        pub use self::#module::*;
-        #enum_check
-        #checks
+        #event_enum
+        #trait_decls
 
         #entity_impl
         #trait_impls

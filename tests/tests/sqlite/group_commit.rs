@@ -1,7 +1,7 @@
 //! Group commit: concurrent appends on one SQLite store share transactions (and so fsyncs),
 //! while each append is still checked and committed on its own terms: a conflict fails only
-//! its own append, and every acknowledged append is visible to another connection (it has
-//! committed) the moment it returns.
+//! its own append, every acknowledged append is visible to another connection (it has
+//! committed) the moment it returns, and so is what a conflicting append conflicted with.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Barrier};
@@ -59,7 +59,13 @@ fn concurrent_appends_share_commits_and_fail_only_on_their_own_conflicts() {
                         Ok(_) => {
                             contested_ok.fetch_add(1, Ordering::Relaxed);
                         }
-                        Err(PersistenceError::Conflict { .. }) => {}
+                        Err(PersistenceError::Conflict { actual, .. }) => {
+                            // What it conflicted with is committed: a retry reads it.
+                            assert!(
+                                version_of(&observer, &contested) >= actual,
+                                "a conflict with rows another connection cannot see yet"
+                            );
+                        }
                         Err(e) => panic!("contested stream: {e}"),
                     }
                 }

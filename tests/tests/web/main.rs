@@ -60,6 +60,10 @@ impl Drop for Server {
 fn client() -> ureq::Agent {
     ureq::Agent::config_builder()
         .http_status_as_error(false)
+        // A fresh connection per request: the server may close a kept-alive connection after
+        // an error response, and a request sent on it then fails with "peer disconnected"
+        // (seen once in CI), which is the connection pool's race, not the service's.
+        .max_idle_connections(0)
         .timeout_global(Some(Duration::from_secs(30)))
         .build()
         .into()

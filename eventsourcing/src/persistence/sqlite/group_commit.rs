@@ -149,12 +149,22 @@ impl GroupWriter {
         }
         let committed_here = self.settle(&mut state);
         drop(state);
-        let value = result?;
+        let value = match result {
+            Ok(value) => value,
+            Err(error) => {
+                // A conflict may come from rows of this group, not yet committed: report it
+                // once they are, so that the caller's next read sees what it conflicted with
+                // (a retry would otherwise read the old state and conflict again).
+                if !committed_here && error.is_conflict() {
+                    self.wait_finished(group.epoch);
+                }
+                return Err(error);
+            }
+        };
         if !committed_here {
-            self.wait_for(group.epoch)?;
-        } else {
-            self.outcome_of(group.epoch)?;
+            self.wait_finished(group.epoch);
         }
+        self.outcome_of(group.epoch)?;
         Ok(value)
     }
 
@@ -215,7 +225,7 @@ impl GroupWriter {
     }
 
     /// Waits until group `epoch` has finished, committing it here if it stays open too long.
-    fn wait_for(&self, epoch: u64) -> Result<(), PersistenceError> {
+    fn wait_finished(&self, epoch: u64) {
         let mut outcomes = self.lock_outcomes();
         while outcomes.finished < epoch {
             let (guard, timeout) = self
@@ -233,8 +243,6 @@ impl GroupWriter {
                 outcomes = self.lock_outcomes();
             }
         }
-        drop(outcomes);
-        self.outcome_of(epoch)
     }
 
     /// The outcome of finished group `epoch`, for one of its members.

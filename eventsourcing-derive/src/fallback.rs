@@ -97,7 +97,7 @@ pub(crate) fn entity(args: TokenStream, mut item: ItemImpl) -> TokenStream {
             // Trait methods cannot be `const` (the error for it was reported already).
             let mut sig = func.sig.clone();
             sig.constness = None;
-            let decl = names::rebase_sig(decl_sig(&sig));
+            let decl = decl_sig(&sig);
             let mut imp = decl_sig(&sig);
             for input in &mut imp.inputs {
                 if let FnArg::Typed(pat) = input {
@@ -124,7 +124,6 @@ pub(crate) fn entity(args: TokenStream, mut item: ItemImpl) -> TokenStream {
     let traits = groups.iter().map(|(group, decls, impls)| {
         let (trait_ident, trait_vis, _, _) =
             group.describe(&ident, names::group_trait(&ident, &options, *group), &vis);
-        let trait_vis = names::inner_vis_tokens(&trait_vis);
         let decls = decls.iter();
         let decl = quote! {
             /// Not generated: `#[entity]` failed (see the errors above).
@@ -142,7 +141,6 @@ pub(crate) fn entity(args: TokenStream, mut item: ItemImpl) -> TokenStream {
         (decl, imp)
     });
     let (trait_decls, trait_impls): (Vec<_>, Vec<_>) = traits.unzip();
-    let inner_vis = names::inner_vis(&vis);
     item.items = kept;
     let extra = &options.derive;
     let extra_derives = if extra.is_empty() {
@@ -157,7 +155,7 @@ pub(crate) fn entity(args: TokenStream, mut item: ItemImpl) -> TokenStream {
             #[derive(Debug, Clone)]
             #extra_derives
             #[allow(private_interfaces)]
-            #inner_vis enum #enum_ident {}
+            #vis enum #enum_ident {}
 
             #(#trait_decls)*
 

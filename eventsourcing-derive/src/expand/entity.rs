@@ -93,7 +93,6 @@ pub(crate) fn expand(entity: &Entity) -> TokenStream {
                     e.func.sig.ident
                 ),
             );
-            let ty = names::rebase_type(ty);
             quote!(#field_doc #(#attrs)* #fident: #ty,)
         });
         quote!(#variant_docs #(#cfgs)* #vname { #(#fields)* },)
@@ -107,7 +106,6 @@ pub(crate) fn expand(entity: &Entity) -> TokenStream {
     } else {
         quote!(#[derive(#(#extra),*)])
     };
-    let inner_vis = names::inner_vis(&vis);
     let event_enum = quote! {
         #enum_doc
         #[derive(::std::fmt::Debug, ::std::clone::Clone, #p::serde::Serialize, #p::serde::Deserialize)]
@@ -116,7 +114,7 @@ pub(crate) fn expand(entity: &Entity) -> TokenStream {
         // `pub` by default so that `impl Entity for Dog` may name it whatever the state's
         // visibility; a private state's field types are then "more private" than the enum.
         #[allow(private_interfaces)]
-        #inner_vis enum #enum_ident {
+        #vis enum #enum_ident {
             #(#variants)*
         }
     };
@@ -300,7 +298,6 @@ pub(crate) fn expand(entity: &Entity) -> TokenStream {
             names::group_trait(ident, &entity.options, *group),
             &vis,
         );
-        let trait_vis = names::inner_vis_tokens(&trait_vis);
         trait_decls.extend(quote! {
             #trait_doc
             #allow
@@ -516,7 +513,7 @@ fn event_command(
         ),
     );
     let decl_params = e.fields.iter().map(|f| {
-        let (ident, ty) = (&f.ident, names::rebase_type(&f.ty));
+        let (ident, ty) = (&f.ident, &f.ty);
         quote!(#ident: #ty)
     });
     let cfgs = &e.cfgs;
@@ -565,7 +562,7 @@ fn command(
     } else {
         quote!(#(#docs)*)
     };
-    let decl_sig = names::rebase_sig(decl_sig(&func.sig));
+    let decl_sig = decl_sig(&func.sig);
     let sig = &func.sig;
     let block = &func.block;
     // A command with a return value runs in a closure, so that `return` and `?` behave as

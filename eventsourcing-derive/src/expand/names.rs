@@ -8,9 +8,7 @@
 //! user's name; the options `event_enum`, `commands`, `private_commands`, `crate_commands` and
 //! `super_commands` rename the generated items.
 
-use proc_macro2::TokenStream;
-use quote::{format_ident, ToTokens};
-use syn::Visibility;
+use quote::format_ident;
 
 use super::entity::CommandGroup;
 use crate::attr::EntityOptions;
@@ -31,24 +29,4 @@ pub(crate) fn group_trait(
     option
         .clone()
         .unwrap_or_else(|| format_ident!("{}{}", ident, suffix))
-}
-
-/// The visibility of a generated item: as written (the items live in the entity's module).
-pub(crate) fn inner_vis(vis: &Visibility) -> TokenStream {
-    vis.to_token_stream()
-}
-
-/// As [`inner_vis`], for a visibility already in tokens.
-pub(crate) fn inner_vis_tokens(vis: &TokenStream) -> TokenStream {
-    vis.clone()
-}
-
-/// A type written in the entity's module, where the generated items are: unchanged.
-pub(crate) fn rebase_type(ty: &syn::Type) -> syn::Type {
-    ty.clone()
-}
-
-/// As [`rebase_type`], for a command's signature in its trait.
-pub(crate) fn rebase_sig(sig: syn::Signature) -> syn::Signature {
-    sig
 }

@@ -163,6 +163,14 @@ impl ApplicationRecorder for Gated {
     ) -> Result<Vec<StoredEvent>, PersistenceError> {
         self.inner.select_notifications(query)
     }
+    // Forwarded too, so that paging takes the inner store's own path, not the default.
+    fn select_notifications_into(
+        &self,
+        query: &NotificationQuery,
+        into: &mut Vec<StoredEvent>,
+    ) -> Result<(), PersistenceError> {
+        self.inner.select_notifications_into(query, into)
+    }
     fn max_position(&self) -> Result<u64, PersistenceError> {
         self.inner.max_position()
     }

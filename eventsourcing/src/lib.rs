@@ -37,9 +37,9 @@ pub use domain::{
 };
 pub use eventsourcing_derive::{entity, DomainEvent};
 pub use persistence::{
-    AggregateRecorder, ApplicationRecorder, EventQuery, Mapper, MemoryRecorder, NotificationQuery,
-    PersistenceError, ProcessRecorder, SnapshotRecorder, Storage, StoredEvent, StoredEventRef,
-    StoredSnapshot, StreamAppend, Tracking, Transcoder,
+    AdminRecorder, AggregateRecorder, ApplicationRecorder, EventQuery, Mapper, MemoryRecorder,
+    NotificationQuery, PersistenceError, ProcessRecorder, SnapshotRecorder, Storage, StoredEvent,
+    StoredEventRef, StoredSnapshot, StreamAppend, Tracking, Transcoder,
 };
 /// The JSON library payloads are written with; upcasters take and return
 /// [`serde_json::Value`].

@@ -105,7 +105,9 @@ fn all_notifications(store: &Store) -> Vec<StoredEvent> {
 pub fn append_and_select(store: &Store) {
     let stream = new_stream();
     let batch = append(&stream, 0, 3);
-    let positions = store.append(std::slice::from_ref(&batch)).expect("append");
+    let positions = store
+        .append(std::slice::from_ref(&batch), None)
+        .expect("append");
     if !has_global_log(store) {
         assert!(positions.is_empty(), "no log, no positions: {positions:?}");
         let stored = store
@@ -144,7 +146,9 @@ pub fn append_and_select(store: &Store) {
 /// Version ranges, descending order and limits.
 pub fn select_ranges(store: &Store) {
     let stream = new_stream();
-    store.append(&[append(&stream, 0, 10)]).expect("append");
+    store
+        .append(&[append(&stream, 0, 10)], None)
+        .expect("append");
     let select = |q: EventQuery| versions(&store.select_events(&stream, &q).expect("select"));
     assert_eq!(select(EventQuery::all().from_version(8)), vec![8, 9, 10]);
     assert_eq!(select(EventQuery::all().to_version(2)), vec![1, 2]);
@@ -175,10 +179,12 @@ pub fn select_ranges(store: &Store) {
 /// writes nothing.
 pub fn conflict_writes_nothing(store: &Store) {
     let stream = new_stream();
-    store.append(&[append(&stream, 0, 2)]).expect("append");
+    store
+        .append(&[append(&stream, 0, 2)], None)
+        .expect("append");
     let before = max_position_or_zero(store);
     let error = store
-        .append(&[append(&stream, 1, 1)])
+        .append(&[append(&stream, 1, 1)], None)
         .expect_err("stale append must fail");
     match error {
         PersistenceError::Conflict {
@@ -193,12 +199,12 @@ pub fn conflict_writes_nothing(store: &Store) {
         other => panic!("expected a conflict, got {other:?}"),
     }
     let error = store
-        .append(&[append(&new_stream(), 3, 1)])
+        .append(&[append(&new_stream(), 3, 1)], None)
         .expect_err("missing stream");
     assert!(error.is_conflict(), "{error:?}");
     // Behind: the stream holds 2 events and the writer expects 5; writing version 6 would
     // leave a gap.
-    match store.append(&[append(&stream, 5, 1)]) {
+    match store.append(&[append(&stream, 5, 1)], None) {
         Err(PersistenceError::Conflict {
             expected, actual, ..
         }) => assert_eq!((expected, actual), (5, 2)),
@@ -217,11 +223,14 @@ pub fn conflict_writes_nothing(store: &Store) {
 /// A batch over several streams is atomic: one conflicting stream means no stream is written.
 pub fn multi_stream_batch_is_atomic(store: &Store) {
     let (a, b, c) = (new_stream(), new_stream(), new_stream());
-    store.append(&[append(&b, 0, 1)]).expect("append");
+    store.append(&[append(&b, 0, 1)], None).expect("append");
     if !has_global_log(store) {
         // Without cross-partition transactions the store refuses the whole batch.
         assert_unsupported(
-            store.append(&[append(&a, 0, 2), append(&b, 1, 1), append(&c, 0, 1)]),
+            store.append(
+                &[append(&a, 0, 2), append(&b, 1, 1), append(&c, 0, 1)],
+                None,
+            ),
             "an append to several streams",
         );
         for (stream, version) in [(&a, 0), (&b, 1), (&c, 0)] {
@@ -234,7 +243,10 @@ pub fn multi_stream_batch_is_atomic(store: &Store) {
     }
     let before = store.max_position().expect("max");
     let error = store
-        .append(&[append(&a, 0, 2), append(&b, 0, 1), append(&c, 0, 1)])
+        .append(
+            &[append(&a, 0, 2), append(&b, 0, 1), append(&c, 0, 1)],
+            None,
+        )
         .expect_err("b is at version 1");
     assert!(error.is_conflict(), "{error:?}");
     assert!(store
@@ -247,7 +259,10 @@ pub fn multi_stream_batch_is_atomic(store: &Store) {
         .is_empty());
     assert_eq!(store.max_position().expect("max"), before);
     let positions = store
-        .append(&[append(&a, 0, 2), append(&b, 1, 1), append(&c, 0, 1)])
+        .append(
+            &[append(&a, 0, 2), append(&b, 1, 1), append(&c, 0, 1)],
+            None,
+        )
         .expect("append");
     assert_eq!(positions.len(), 4);
     let log = all_notifications(store);
@@ -270,7 +285,7 @@ pub fn invalid_batches_are_rejected(store: &Store) {
     let empty_id = append("", 0, 1);
     let twice = [append(&stream, 0, 1), append(&stream, 0, 1)];
     for batch in [vec![gap], vec![empty_id], twice.to_vec()] {
-        let error = store.append(&batch).expect_err("invalid batch");
+        let error = store.append(&batch, None).expect_err("invalid batch");
         assert!(
             matches!(error, PersistenceError::InvalidBatch { .. }),
             "{error:?}"
@@ -280,15 +295,18 @@ pub fn invalid_batches_are_rejected(store: &Store) {
         .select_events(&stream, &EventQuery::all())
         .expect("select")
         .is_empty());
-    assert_eq!(store.append(&[]).expect("empty batch"), Vec::<u64>::new());
+    assert_eq!(
+        store.append(&[], None).expect("empty batch"),
+        Vec::<u64>::new()
+    );
     // A stream with no new events still has its expected version checked.
     let error = store
-        .append(&[append(&stream, 1, 0)])
+        .append(&[append(&stream, 1, 0)], None)
         .expect_err("stream is at 0");
     assert!(error.is_conflict(), "{error:?}");
     assert_eq!(
         store
-            .append(&[append(&stream, 0, 0)])
+            .append(&[append(&stream, 0, 0)], None)
             .expect("version asserted"),
         Vec::<u64>::new()
     );
@@ -316,8 +334,8 @@ pub fn notifications(store: &Store) {
     let (a, b) = (new_stream(), new_stream());
     let mut first = append(&a, 0, 2);
     first.events[1].topic = "Test.Other".into();
-    let positions = store.append(&[first]).expect("append");
-    let more = store.append(&[append(&b, 0, 3)]).expect("append");
+    let positions = store.append(&[first], None).expect("append");
+    let more = store.append(&[append(&b, 0, 3)], None).expect("append");
     let all = all_notifications(store);
     assert_eq!(all.len(), 5);
     let all_positions: Vec<u64> = all.iter().map(|e| e.position.expect("position")).collect();
@@ -359,7 +377,7 @@ pub fn event_by_id(store: &Store) {
     let stream = new_stream();
     let batch = append(&stream, 0, 2);
     let id = batch.events[1].metadata.event_id;
-    store.append(&[batch]).expect("append");
+    store.append(&[batch], None).expect("append");
     let found = store.event_by_id(id).expect("by id").expect("found");
     assert_eq!(
         (found.stream_id.as_str(), found.version),
@@ -378,8 +396,8 @@ pub fn event_by_id(store: &Store) {
 /// Deleting a stream removes its events (and snapshots) only; the stream can start again.
 pub fn delete_stream(store: &Store) {
     let (a, b) = (new_stream(), new_stream());
-    store.append(&[append(&a, 0, 3)]).expect("append");
-    store.append(&[append(&b, 0, 1)]).expect("append");
+    store.append(&[append(&a, 0, 3)], None).expect("append");
+    store.append(&[append(&b, 0, 1)], None).expect("append");
     store.put_snapshot(&snapshot(&a, 2)).expect("snapshot");
     let id = store.select_events(&a, &EventQuery::all()).expect("select")[0]
         .metadata
@@ -404,14 +422,16 @@ pub fn delete_stream(store: &Store) {
     );
     assert_eq!(store.delete_stream(&a).expect("delete again"), 0);
     store
-        .append(&[append(&a, 0, 1)])
+        .append(&[append(&a, 0, 1)], None)
         .expect("a deleted stream starts again at version 1");
 }
 
 /// Stored events can be rewritten in place (schema migration); positions stay.
 pub fn update_in_place(store: &Store) {
     let stream = new_stream();
-    store.append(&[append(&stream, 0, 3)]).expect("append");
+    store
+        .append(&[append(&stream, 0, 3)], None)
+        .expect("append");
     let mut events = store
         .select_events(&stream, &EventQuery::all())
         .expect("select");
@@ -479,8 +499,8 @@ pub fn tracking(store: &Store) {
         let stream = new_stream();
         let t = Tracking::new(upstream.clone(), 5);
         assert_unsupported(
-            store.append_tracked(&[append(&stream, 0, 1)], &t),
-            "append_tracked",
+            store.append(&[append(&stream, 0, 1)], Some(&t)),
+            "append with a tracking record",
         );
         assert_unsupported(
             store.max_tracking_position(&upstream),
@@ -502,10 +522,10 @@ pub fn tracking(store: &Store) {
     let stream = new_stream();
     let t = |position| Tracking::new(upstream.clone(), position);
     store
-        .append_tracked(&[append(&stream, 0, 1)], &t(5))
+        .append(&[append(&stream, 0, 1)], Some(&t(5)))
         .expect("tracked");
     store
-        .append_tracked(&[], &t(6))
+        .append(&[], Some(&t(6)))
         .expect("tracking with no events");
     assert_eq!(
         store.max_tracking_position(&upstream).expect("tracking"),
@@ -513,9 +533,9 @@ pub fn tracking(store: &Store) {
     );
     // A page reaching back to a tracked position (another instance processed part of it).
     let error = store
-        .append_tracked(
+        .append(
             &[append(&stream, 1, 1)],
-            &Tracking::page(upstream.clone(), 3, 8),
+            Some(&Tracking::page(upstream.clone(), 3, 8)),
         )
         .expect_err("position 6 is inside the page");
     assert!(
@@ -529,7 +549,7 @@ pub fn tracking(store: &Store) {
     );
     let before = store.max_position().expect("max");
     let error = store
-        .append_tracked(&[append(&stream, 1, 1)], &t(5))
+        .append(&[append(&stream, 1, 1)], Some(&t(5)))
         .expect_err("position 5 was processed");
     assert!(
         matches!(error, PersistenceError::AlreadyTracked { position: 5, .. }),
@@ -541,7 +561,7 @@ pub fn tracking(store: &Store) {
         "nothing written"
     );
     let error = store
-        .append_tracked(&[append(&stream, 0, 1)], &t(7))
+        .append(&[append(&stream, 0, 1)], Some(&t(7)))
         .expect_err("conflict");
     assert!(error.is_conflict());
     assert_eq!(
@@ -558,7 +578,7 @@ pub fn tracking(store: &Store) {
     for upstream in ["", "nul\0name"] {
         let bad = Tracking::new(upstream, 1);
         let error = store
-            .append_tracked(&[append(&stream, 1, 1)], &bad)
+            .append(&[append(&stream, 1, 1)], Some(&bad))
             .expect_err("invalid upstream name");
         assert!(
             matches!(error, PersistenceError::InvalidBatch { .. }),
@@ -589,11 +609,14 @@ pub fn round_trips_exactly(store: &Store) {
         ]),
     };
     store
-        .append(&[StreamAppend {
-            stream_id: stream.clone(),
-            expected_version: 0,
-            events: vec![e.clone()],
-        }])
+        .append(
+            &[StreamAppend {
+                stream_id: stream.clone(),
+                expected_version: 0,
+                events: vec![e.clone()],
+            }],
+            None,
+        )
         .expect("append");
     let mut read = store
         .select_events(&stream, &EventQuery::all())
@@ -611,12 +634,12 @@ pub fn oversized_identifiers_are_rejected(store: &Store) {
     let long = "x".repeat(MAX_IDENTIFIER_BYTES + 1);
     let at_limit = "y".repeat(MAX_IDENTIFIER_BYTES);
     store
-        .append(&[append(&at_limit, 0, 1)])
+        .append(&[append(&at_limit, 0, 1)], None)
         .expect("an id at the limit is fine");
     let mut long_topic = append(&new_stream(), 0, 1);
     long_topic.events[0].topic.clone_from(&long);
     for batch in [append(&long, 0, 1), long_topic.clone()] {
-        let error = store.append(&[batch]).expect_err("too long");
+        let error = store.append(&[batch], None).expect_err("too long");
         assert!(
             matches!(
                 error,
@@ -632,7 +655,9 @@ pub fn oversized_identifiers_are_rejected(store: &Store) {
     let mut edge = append(&new_stream(), u64::MAX - 1, 0);
     edge.events = vec![event(&edge.stream_id, u64::MAX, "Test.Happened")];
     edge.events.push(event(&edge.stream_id, 0, "Test.Happened"));
-    let error = store.append(&[edge]).expect_err("versions past u64::MAX");
+    let error = store
+        .append(&[edge], None)
+        .expect_err("versions past u64::MAX");
     assert!(
         matches!(error, PersistenceError::InvalidBatch { .. }),
         "{error:?}"
@@ -652,7 +677,7 @@ pub fn hostile_identifiers(store: &Store) {
     for id in &ids {
         let mut batch = append(id, 0, 2);
         batch.events[0].topic = format!("{id}%_'\"");
-        store.append(&[batch]).expect("append hostile");
+        store.append(&[batch], None).expect("append hostile");
     }
     for id in &ids {
         let read = store.select_events(id, &EventQuery::all()).expect("select");
@@ -746,7 +771,7 @@ pub fn concurrent_writers_one_stream(store: &Store) {
                     (Arc::clone(store), stream.clone(), Arc::clone(&barrier));
                 thread::spawn(move || {
                     barrier.wait();
-                    store.append(&[append(&stream, round, 1)])
+                    store.append(&[append(&stream, round, 1)], None)
                 })
             })
             .collect();
@@ -812,7 +837,7 @@ pub fn concurrent_writers_gap_free(store: &Store) {
                 let stream = new_stream();
                 for batch in 0..BATCHES {
                     store
-                        .append(&[append(&stream, batch * 2, 2)])
+                        .append(&[append(&stream, batch * 2, 2)], None)
                         .expect("append");
                 }
                 stream
@@ -878,7 +903,9 @@ fn concurrent_writers_whole_appends(store: &Store, writers: usize, batches: u64)
             let store = Arc::clone(store);
             thread::spawn(move || {
                 for b in 0..batches {
-                    store.append(&[append(&stream, b * 2, 2)]).expect("append");
+                    store
+                        .append(&[append(&stream, b * 2, 2)], None)
+                        .expect("append");
                 }
             })
         })

@@ -190,7 +190,7 @@ pub fn run_writer(store: &dyn Storage) {
         };
         match mode {
             WriterMode::Correct => {
-                store.append(&batch).expect("append");
+                store.append(&batch, None).expect("append");
                 ack(&mut out);
             }
             WriterMode::HalfBatch => {
@@ -205,7 +205,7 @@ pub fn run_writer(store: &dyn Storage) {
                             expected_version: expected,
                             events: events.to_vec(),
                         };
-                        store.append(&[append]).expect("append");
+                        store.append(&[append], None).expect("append");
                         expected += events.len() as u64;
                     }
                 }
@@ -213,7 +213,7 @@ pub fn run_writer(store: &dyn Storage) {
             }
             WriterMode::AckFirst => {
                 ack(&mut out);
-                store.append(&batch).expect("append");
+                store.append(&batch, None).expect("append");
             }
         }
         for (&s, &count) in chosen.iter().zip(&counts) {

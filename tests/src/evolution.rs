@@ -19,7 +19,7 @@ use eventsourcing::application::{Application, ApplicationError, Migration};
 use eventsourcing::domain::{Aggregate, Metadata, Timestamp};
 use eventsourcing::persistence::{
     AggregateRecorder, CipherKey, Compression, Encryption, EventQuery, Mapper, PersistenceError,
-    ProcessRecorder, SnapshotRecorder, Storage, StoredEvent, StoredSnapshot, StreamAppend,
+    SnapshotRecorder, Storage, StoredEvent, StoredSnapshot, StreamAppend,
 };
 use uuid::Uuid;
 
@@ -174,7 +174,7 @@ pub fn automatic_snapshots(store: Store) {
 
     // An event-only application never snapshots, and says so when asked to.
     let events_only = Application::builder()
-        .recorder(Arc::clone(&store) as Arc<dyn ProcessRecorder>)
+        .recorder(Arc::clone(&store) as Store)
         .snapshot_every::<Ledger>(1)
         .build()
         .expect("build");
@@ -197,7 +197,7 @@ pub fn snapshots_bound_replay(store: Store) {
         .build()
         .expect("build");
     let without = Application::builder()
-        .recorder(Arc::clone(&counting) as Arc<dyn ProcessRecorder>)
+        .recorder(Arc::clone(&counting) as Store)
         .build()
         .expect("build");
     let mut read = Vec::new();
@@ -341,11 +341,14 @@ fn old_history(store: &Store) -> Uuid {
         stored(id, 7, "Ledger.Debited", 1, r#"{"amount":25}"#),
     ];
     store
-        .append(&[StreamAppend {
-            stream_id: id.to_string(),
-            expected_version: 0,
-            events,
-        }])
+        .append(
+            &[StreamAppend {
+                stream_id: id.to_string(),
+                expected_version: 0,
+                events,
+            }],
+            None,
+        )
         .expect("append old events");
     id
 }
@@ -433,14 +436,17 @@ pub fn upcast_events_across_three_versions(store: Store) {
     // A version newer than the code is a typed error, never a guess.
     let future = Uuid::now_v7();
     store
-        .append(&[StreamAppend {
-            stream_id: future.to_string(),
-            expected_version: 0,
-            events: vec![
-                stored(future, 1, "Ledger.Opened", 1, r#"{"owner":"bob"}"#),
-                stored(future, 2, "Ledger.Deposited", 4, r#"{"amount":1}"#),
-            ],
-        }])
+        .append(
+            &[StreamAppend {
+                stream_id: future.to_string(),
+                expected_version: 0,
+                events: vec![
+                    stored(future, 1, "Ledger.Opened", 1, r#"{"owner":"bob"}"#),
+                    stored(future, 2, "Ledger.Deposited", 4, r#"{"amount":1}"#),
+                ],
+            }],
+            None,
+        )
         .expect("append");
     let error = app
         .repository::<Ledger>()
@@ -580,15 +586,18 @@ pub fn aliases_resolve_on_read(store: Store) {
     let app = app(&store);
     let id = Uuid::now_v7();
     store
-        .append(&[StreamAppend {
-            stream_id: id.to_string(),
-            expected_version: 0,
-            events: vec![
-                stored(id, 1, "Account.Opened", 1, r#"{"owner":"cy"}"#),
-                stored(id, 2, "Ledger.Debited", 1, r#"{"amount":5}"#),
-                stored(id, 3, "Account.Debited", 1, r#"{"amount":6}"#),
-            ],
-        }])
+        .append(
+            &[StreamAppend {
+                stream_id: id.to_string(),
+                expected_version: 0,
+                events: vec![
+                    stored(id, 1, "Account.Opened", 1, r#"{"owner":"cy"}"#),
+                    stored(id, 2, "Ledger.Debited", 1, r#"{"amount":5}"#),
+                    stored(id, 3, "Account.Debited", 1, r#"{"amount":6}"#),
+                ],
+            }],
+            None,
+        )
         .expect("append");
     let ledger = app.repository::<Ledger>().get(id).expect("get");
     assert_eq!((ledger.owner.as_str(), ledger.balance), ("cy", -11));
@@ -831,11 +840,14 @@ fn racing_memo(mut event: StoredEvent) -> Option<StoredEvent> {
             })
             .collect();
         store
-            .append(&[StreamAppend {
-                stream_id: stream,
-                expected_version: 0,
-                events,
-            }])
+            .append(
+                &[StreamAppend {
+                    stream_id: stream,
+                    expected_version: 0,
+                    events,
+                }],
+                None,
+            )
             .expect("the concurrent writer");
     }
     if event.topic != "Ledger.Deposited" {

@@ -89,14 +89,14 @@ fn check(store: &Store, names: &[String], ops: &[Op]) -> Result<(), TestCaseErro
                 if !log && batch.len() > 1 {
                     prop_assert!(
                         matches!(
-                            store.append(&batch),
+                            store.append(&batch, None),
                             Err(PersistenceError::Unsupported { .. })
                         ),
                         "a multi-stream append without a log is refused"
                     );
                     continue;
                 }
-                match store.append(&batch) {
+                match store.append(&batch, None) {
                     Ok(positions) if !log => {
                         prop_assert!(!conflict, "a stale append succeeded: {batch:?}");
                         prop_assert!(positions.is_empty(), "positions without a log");

@@ -7,9 +7,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use eventsourcing::persistence::{
-    AggregateRecorder, ApplicationRecorder, EventQuery, NotificationQuery, PersistenceError,
-    ProcessRecorder, SnapshotRecorder, Storage, StoredEvent, StoredEventRef, StoredSnapshot,
-    StreamAppend, Tracking,
+    AggregateRecorder, EventQuery, Layered, PersistenceError, RecorderLayer, SnapshotRecorder,
+    Storage, StoredEventRef, StoredSnapshot, StreamAppend, Tracking,
 };
 use uuid::Uuid;
 
@@ -53,80 +52,21 @@ pub struct Guarded<G> {
 impl<G: Send + Sync + 'static> Guarded<G> {
     /// Wraps `store`; `guard` drops after it.
     pub fn store(store: Arc<dyn Storage>, guard: G) -> Arc<dyn Storage> {
-        Arc::new(Self {
+        Arc::new(Layered(Self {
             store,
             _guard: guard,
-        })
+        }))
     }
 }
 
-impl<G: Send + Sync> AggregateRecorder for Guarded<G> {
-    fn append(&self, batch: &[StreamAppend]) -> Result<Vec<u64>, PersistenceError> {
-        self.store.append(batch)
-    }
-    fn for_each_event(
-        &self,
-        stream_id: &str,
-        query: &EventQuery,
-        visit: &mut dyn FnMut(StoredEventRef<'_>) -> ControlFlow<()>,
-    ) -> Result<(), PersistenceError> {
-        self.store.for_each_event(stream_id, query, visit)
-    }
-    fn event_by_id(&self, event_id: Uuid) -> Result<Option<StoredEvent>, PersistenceError> {
-        self.store.event_by_id(event_id)
-    }
-    fn delete_stream(&self, stream_id: &str) -> Result<u64, PersistenceError> {
-        self.store.delete_stream(stream_id)
-    }
-    fn update_events(&self, events: &[StoredEvent]) -> Result<(), PersistenceError> {
-        self.store.update_events(events)
-    }
-}
-
-impl<G: Send + Sync> ApplicationRecorder for Guarded<G> {
-    fn select_notifications(
-        &self,
-        query: &NotificationQuery,
-    ) -> Result<Vec<StoredEvent>, PersistenceError> {
-        self.store.select_notifications(query)
-    }
-    fn max_position(&self) -> Result<u64, PersistenceError> {
-        self.store.max_position()
-    }
-}
-
-impl<G: Send + Sync> ProcessRecorder for Guarded<G> {
-    fn append_tracked(
-        &self,
-        batch: &[StreamAppend],
-        tracking: &Tracking,
-    ) -> Result<Vec<u64>, PersistenceError> {
-        self.store.append_tracked(batch, tracking)
-    }
-    fn max_tracking_position(&self, upstream: &str) -> Result<Option<u64>, PersistenceError> {
-        self.store.max_tracking_position(upstream)
-    }
-}
-
-impl<G: Send + Sync> SnapshotRecorder for Guarded<G> {
-    fn put_snapshot(&self, snapshot: &StoredSnapshot) -> Result<(), PersistenceError> {
-        self.store.put_snapshot(snapshot)
-    }
-    fn latest_snapshot(
-        &self,
-        stream_id: &str,
-        at_most_version: Option<u64>,
-    ) -> Result<Option<StoredSnapshot>, PersistenceError> {
-        self.store.latest_snapshot(stream_id, at_most_version)
-    }
-    fn delete_snapshots(&self, stream_id: &str) -> Result<u64, PersistenceError> {
-        self.store.delete_snapshots(stream_id)
+impl<G: Send + Sync> RecorderLayer for Guarded<G> {
+    fn inner(&self) -> &dyn Storage {
+        &*self.store
     }
 }
 
 /// Wraps a store and counts what goes through it, to show what an operation costs without
-/// timing it: events and snapshots read, and transactions with a tracking record
-/// (`append_tracked` calls).
+/// timing it: events and snapshots read, and transactions with a tracking record.
 pub struct CountingStorage {
     inner: Arc<dyn Storage>,
     events_read: AtomicU64,
@@ -135,18 +75,19 @@ pub struct CountingStorage {
 }
 
 impl CountingStorage {
-    /// Counts reads of `inner`.
+    /// Counts reads of `inner`: a [`Storage`] whose counters are reached through `Deref`.
     #[must_use]
-    pub fn new(inner: Arc<dyn Storage>) -> Self {
-        Self {
+    pub fn new(inner: Arc<dyn Storage>) -> Layered<Self> {
+        Layered(Self {
             inner,
             events_read: AtomicU64::new(0),
             snapshots_read: AtomicU64::new(0),
             tracked_appends: AtomicU64::new(0),
-        }
+        })
     }
 
-    /// Events returned by `select_events` since the last reset.
+    /// Events visited by `for_each_event` (so also returned by `select_events`) since the
+    /// last reset.
     #[must_use]
     pub fn events_read(&self) -> u64 {
         self.events_read.load(Ordering::SeqCst)
@@ -158,7 +99,7 @@ impl CountingStorage {
         self.snapshots_read.load(Ordering::SeqCst)
     }
 
-    /// `append_tracked` calls since the last reset (one transaction each).
+    /// Appends with a tracking record since the last reset (one transaction each).
     #[must_use]
     pub fn tracked_appends(&self) -> u64 {
         self.tracked_appends.load(Ordering::SeqCst)
@@ -172,9 +113,19 @@ impl CountingStorage {
     }
 }
 
-impl AggregateRecorder for CountingStorage {
-    fn append(&self, batch: &[StreamAppend]) -> Result<Vec<u64>, PersistenceError> {
-        self.inner.append(batch)
+impl RecorderLayer for CountingStorage {
+    fn inner(&self) -> &dyn Storage {
+        &*self.inner
+    }
+    fn append(
+        &self,
+        batch: &[StreamAppend],
+        tracking: Option<&Tracking>,
+    ) -> Result<Vec<u64>, PersistenceError> {
+        if tracking.is_some() {
+            self.tracked_appends.fetch_add(1, Ordering::SeqCst);
+        }
+        self.inner.append(batch, tracking)
     }
     fn for_each_event(
         &self,
@@ -187,55 +138,6 @@ impl AggregateRecorder for CountingStorage {
             visit(event)
         })
     }
-    fn event_by_id(&self, event_id: Uuid) -> Result<Option<StoredEvent>, PersistenceError> {
-        self.inner.event_by_id(event_id)
-    }
-    fn delete_stream(&self, stream_id: &str) -> Result<u64, PersistenceError> {
-        self.inner.delete_stream(stream_id)
-    }
-    fn update_events(&self, events: &[StoredEvent]) -> Result<(), PersistenceError> {
-        self.inner.update_events(events)
-    }
-}
-
-impl ApplicationRecorder for CountingStorage {
-    fn select_notifications(
-        &self,
-        query: &NotificationQuery,
-    ) -> Result<Vec<StoredEvent>, PersistenceError> {
-        self.inner.select_notifications(query)
-    }
-    // Forwarded too, so that paging takes the inner store's own path, not the default.
-    fn select_notifications_into(
-        &self,
-        query: &NotificationQuery,
-        into: &mut Vec<StoredEvent>,
-    ) -> Result<(), PersistenceError> {
-        self.inner.select_notifications_into(query, into)
-    }
-    fn max_position(&self) -> Result<u64, PersistenceError> {
-        self.inner.max_position()
-    }
-}
-
-impl ProcessRecorder for CountingStorage {
-    fn append_tracked(
-        &self,
-        batch: &[StreamAppend],
-        tracking: &Tracking,
-    ) -> Result<Vec<u64>, PersistenceError> {
-        self.tracked_appends.fetch_add(1, Ordering::SeqCst);
-        self.inner.append_tracked(batch, tracking)
-    }
-    fn max_tracking_position(&self, upstream: &str) -> Result<Option<u64>, PersistenceError> {
-        self.inner.max_tracking_position(upstream)
-    }
-}
-
-impl SnapshotRecorder for CountingStorage {
-    fn put_snapshot(&self, snapshot: &StoredSnapshot) -> Result<(), PersistenceError> {
-        self.inner.put_snapshot(snapshot)
-    }
     fn latest_snapshot(
         &self,
         stream_id: &str,
@@ -246,9 +148,6 @@ impl SnapshotRecorder for CountingStorage {
             self.snapshots_read.fetch_add(1, Ordering::SeqCst);
         }
         Ok(found)
-    }
-    fn delete_snapshots(&self, stream_id: &str) -> Result<u64, PersistenceError> {
-        self.inner.delete_snapshots(stream_id)
     }
 }
 

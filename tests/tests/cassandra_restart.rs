@@ -52,7 +52,7 @@ fn recorder_survives_a_server_kill_and_restart() {
     let mut version = 0;
     for _ in 0..20 {
         store
-            .append(&[append(&stream, version, 3)])
+            .append(&[append(&stream, version, 3)], None)
             .expect("append");
         version += 3;
     }
@@ -66,7 +66,7 @@ fn recorder_survives_a_server_kill_and_restart() {
     std::thread::sleep(Duration::from_millis(500));
     let started = Instant::now();
     let error = store
-        .append(&[append(&stream, version, 1)])
+        .append(&[append(&stream, version, 1)], None)
         .expect_err("the server is down");
     assert!(error.is_transient(), "{error:?}");
     let error = store
@@ -104,7 +104,7 @@ fn recorder_survives_a_server_kill_and_restart() {
     // The failed append did not land: the stream goes on from where it was.
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
-        match store.append(&[append(&stream, version, 1)]) {
+        match store.append(&[append(&stream, version, 1)], None) {
             Ok(_) => break,
             Err(e) if e.is_transient() && Instant::now() < deadline => {
                 std::thread::sleep(Duration::from_millis(500));

@@ -16,7 +16,8 @@ use clap::Args;
 use eventsourcing::persistence::inspect::Inspect;
 use eventsourcing::persistence::Limits;
 use eventsourcing::{
-    EventStore, NotificationQuery, ProcessRecorder, StoredEvent, StreamAppend, Tracking, Uuid,
+    EventStore, NotificationQuery, ProcessRecorder, Storage, StoredEvent, StreamAppend, Tracking,
+    Uuid,
 };
 use serde::{Deserialize, Serialize};
 
@@ -186,7 +187,7 @@ struct Importer {
 impl Importer {
     fn new(target: Arc<dyn Inspect>, upstream: String) -> Result<Self, CliError> {
         let resume_after = target.max_tracking_position(&upstream)?.unwrap_or(0);
-        let recorder: Arc<dyn ProcessRecorder> = target;
+        let recorder: Arc<dyn Storage> = target;
         Ok(Self {
             store: EventStore::new(recorder).with_limits(Limits::unlimited()),
             upstream,

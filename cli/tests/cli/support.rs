@@ -150,21 +150,27 @@ pub(crate) fn seed(url: &str) -> Vec<Uuid> {
     if let Some(path) = url.strip_prefix("sqlite://") {
         let recorder = SqliteRecorder::open(SqliteConfig::new(path)).expect("open");
         recorder
-            .append(&[StreamAppend {
-                stream_id,
-                expected_version: 0,
-                events: vec![event],
-            }])
+            .append(
+                &[StreamAppend {
+                    stream_id,
+                    expected_version: 0,
+                    events: vec![event],
+                }],
+                None,
+            )
             .expect("append");
     } else {
         let recorder =
             eventsourcing::StoreUrl::open_recorder(&url.parse().expect("url")).expect("open");
         recorder
-            .append(&[StreamAppend {
-                stream_id,
-                expected_version: 0,
-                events: vec![event],
-            }])
+            .append(
+                &[StreamAppend {
+                    stream_id,
+                    expected_version: 0,
+                    events: vec![event],
+                }],
+                None,
+            )
             .expect("append");
     }
     ids

@@ -8,7 +8,7 @@ use super::error::ApplicationError;
 use super::event_store::EventStore;
 use super::snapshots::SnapshotPolicy;
 use crate::domain::{validate_registry, Entity};
-use crate::persistence::{Limits, Mapper, ProcessRecorder, SnapshotRecorder, Storage, Transcoder};
+use crate::persistence::{Limits, Mapper, SnapshotRecorder, Storage, Transcoder};
 use crate::system::EventBus;
 
 /// Whether an entity type has a snapshot codec.
@@ -18,7 +18,7 @@ type HasCodec = fn() -> bool;
 #[derive(Default)]
 pub struct ApplicationBuilder {
     url: Option<StoreUrl>,
-    recorder: Option<Arc<dyn ProcessRecorder>>,
+    recorder: Option<Arc<dyn Storage>>,
     snapshots: Option<Arc<dyn SnapshotRecorder>>,
     mapper: Mapper,
     bus: Option<EventBus>,
@@ -56,11 +56,11 @@ impl ApplicationBuilder {
         Ok(self)
     }
 
-    /// Stores events in an event-only recorder built by the caller; snapshots are kept only if
-    /// [`ApplicationBuilder::snapshot_recorder`] is given too, after this call (this call
-    /// forgets any snapshot store given before).
+    /// Stores events in a recorder built by the caller, without keeping snapshots there;
+    /// snapshots are kept only if [`ApplicationBuilder::snapshot_recorder`] is given too,
+    /// after this call (this call forgets any snapshot store given before).
     #[must_use]
-    pub fn recorder(mut self, recorder: Arc<dyn ProcessRecorder>) -> Self {
+    pub fn recorder(mut self, recorder: Arc<dyn Storage>) -> Self {
         self.recorder = Some(recorder);
         self.snapshots = None;
         self

@@ -9,8 +9,7 @@ use super::snapshots::{SnapshotCounters, SnapshotPolicy, SnapshotStats};
 use crate::domain::{DomainEvent, EventEnvelope};
 use crate::persistence::{
     EventQuery, Limits, Mapper, MemoryRecorder, NotificationQuery, PersistenceError,
-    ProcessRecorder, SnapshotRecorder, Storage, StoredEvent, StoredSnapshot, StreamAppend,
-    Tracking,
+    SnapshotRecorder, Storage, StoredEvent, StoredSnapshot, StreamAppend, Tracking,
 };
 use crate::trace::Timed;
 
@@ -38,7 +37,7 @@ impl Saved {
 /// Cheap to clone: clones share the recorders and the snapshot counters.
 #[derive(Clone)]
 pub struct EventStore {
-    recorder: Arc<dyn ProcessRecorder>,
+    recorder: Arc<dyn Storage>,
     snapshots: Option<Arc<dyn SnapshotRecorder>>,
     mapper: Mapper,
     policy: SnapshotPolicy,
@@ -58,13 +57,13 @@ impl std::fmt::Debug for EventStore {
 }
 
 impl EventStore {
-    /// An event store over an event-only `recorder`, storing plain JSON, without snapshots.
-    pub fn new(recorder: Arc<dyn ProcessRecorder>) -> Self {
+    /// An event store over `recorder`, storing plain JSON, without snapshots.
+    pub fn new(recorder: Arc<dyn Storage>) -> Self {
         Self::with_mapper(recorder, Mapper::new())
     }
 
     /// An event store with a custom mapper (transcoders), without snapshots.
-    pub fn with_mapper(recorder: Arc<dyn ProcessRecorder>, mapper: Mapper) -> Self {
+    pub fn with_mapper(recorder: Arc<dyn Storage>, mapper: Mapper) -> Self {
         Self {
             recorder,
             snapshots: None,
@@ -78,9 +77,8 @@ impl EventStore {
     /// An event store over a [`Storage`] (what a store URL opens): events and snapshots in
     /// one backend, so deleting a stream deletes its snapshots in the same transaction.
     pub fn with_storage(storage: Arc<dyn Storage>, mapper: Mapper) -> Self {
-        let recorder: Arc<dyn ProcessRecorder> = storage.clone();
-        let snapshots: Arc<dyn SnapshotRecorder> = storage;
-        Self::with_mapper(recorder, mapper).with_snapshot_recorder(snapshots)
+        let snapshots: Arc<dyn SnapshotRecorder> = storage.clone();
+        Self::with_mapper(storage, mapper).with_snapshot_recorder(snapshots)
     }
 
     /// Keeps snapshots in `snapshots` (possibly another backend than the events').
@@ -148,10 +146,7 @@ impl EventStore {
         }
         let positions = span.in_scope(|| {
             self.limits.check(batch)?;
-            match tracking {
-                Some(tracking) => self.recorder.append_tracked(batch, tracking),
-                None => self.recorder.append(batch),
-            }
+            self.recorder.append(batch, tracking)
         });
         span.finish(&positions);
         Ok(Saved {
@@ -231,7 +226,7 @@ impl EventStore {
 
     /// The recorder.
     #[must_use]
-    pub fn recorder(&self) -> &Arc<dyn ProcessRecorder> {
+    pub fn recorder(&self) -> &Arc<dyn Storage> {
         &self.recorder
     }
 

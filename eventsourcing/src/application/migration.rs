@@ -28,7 +28,7 @@ enum Transform {
 /// Rewrites stored events in place, in bounded batches of the notification log.
 ///
 /// Each batch is read by position, transformed, and written with
-/// [`AggregateRecorder::update_events`](crate::AggregateRecorder::update_events): atomically,
+/// [`AdminRecorder::update_events`](crate::AdminRecorder::update_events): atomically,
 /// so a crash leaves every batch either fully migrated or untouched. [`Migration::run`]
 /// returns a [`MigrationProgress`] whose `next_position` is the cursor to resume from; keep it
 /// where you like (the default transform is idempotent, so resuming from an earlier cursor,

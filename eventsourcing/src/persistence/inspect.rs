@@ -342,28 +342,31 @@ mod tests {
     }
 
     fn fill(store: &dyn Inspect) -> Result<(), PersistenceError> {
-        store.append(&[
-            StreamAppend {
-                stream_id: "a-1".into(),
-                expected_version: 0,
-                events: vec![
-                    event("a-1", 1, "A.Made", 10),
-                    event("a-1", 2, "A.Changed", 20),
-                ],
-            },
-            StreamAppend {
-                stream_id: "b-1".into(),
-                expected_version: 0,
-                events: vec![event("b-1", 1, "A.Made", 5)],
-            },
-        ])?;
-        store.append_tracked(
+        store.append(
+            &[
+                StreamAppend {
+                    stream_id: "a-1".into(),
+                    expected_version: 0,
+                    events: vec![
+                        event("a-1", 1, "A.Made", 10),
+                        event("a-1", 2, "A.Changed", 20),
+                    ],
+                },
+                StreamAppend {
+                    stream_id: "b-1".into(),
+                    expected_version: 0,
+                    events: vec![event("b-1", 1, "A.Made", 5)],
+                },
+            ],
+            None,
+        )?;
+        store.append(
             &[StreamAppend {
                 stream_id: "a-2".into(),
                 expected_version: 0,
                 events: vec![event("a-2", 1, "A.Made", 30)],
             }],
-            &Tracking::new("up", 7),
+            Some(&Tracking::new("up", 7)),
         )?;
         store.put_snapshot(&StoredSnapshot {
             stream_id: "a-1".into(),

@@ -8,7 +8,7 @@ use uuid::Uuid;
 
 use super::error::PersistenceError;
 use super::recorder::{
-    check_not_tracked, validate_batch, validate_text, validate_tracking, AggregateRecorder,
+    check_not_tracked, validate_append, validate_text, AdminRecorder, AggregateRecorder,
     ApplicationRecorder, ProcessRecorder, SnapshotRecorder,
 };
 use super::stored_event::{
@@ -78,7 +78,7 @@ impl Inner {
         batch: &[StreamAppend],
         tracking: Option<&Tracking>,
     ) -> Result<(), PersistenceError> {
-        validate_batch(batch)?;
+        validate_append(batch, tracking)?;
         for append in batch {
             let actual = self.stream(&append.stream_id).len() as u64;
             if actual != append.expected_version {
@@ -158,8 +158,12 @@ impl Inner {
 }
 
 impl AggregateRecorder for MemoryRecorder {
-    fn append(&self, batch: &[StreamAppend]) -> Result<Vec<u64>, PersistenceError> {
-        self.write().append(batch, None)
+    fn append(
+        &self,
+        batch: &[StreamAppend],
+        tracking: Option<&Tracking>,
+    ) -> Result<Vec<u64>, PersistenceError> {
+        self.write().append(batch, tracking)
     }
 
     fn for_each_event(
@@ -182,7 +186,9 @@ impl AggregateRecorder for MemoryRecorder {
         };
         Ok(())
     }
+}
 
+impl AdminRecorder for MemoryRecorder {
     fn event_by_id(&self, event_id: Uuid) -> Result<Option<StoredEvent>, PersistenceError> {
         let inner = self.read();
         Ok(inner
@@ -253,23 +259,26 @@ impl AggregateRecorder for MemoryRecorder {
 }
 
 impl ApplicationRecorder for MemoryRecorder {
-    fn select_notifications(
+    fn select_notifications_into(
         &self,
         query: &NotificationQuery,
-    ) -> Result<Vec<StoredEvent>, PersistenceError> {
+        into: &mut Vec<StoredEvent>,
+    ) -> Result<(), PersistenceError> {
         let inner = self.read();
         let upper = query.to_position.unwrap_or(u64::MAX);
         if query.from_position > upper {
-            return Ok(Vec::new());
+            return Ok(());
         }
-        Ok(inner
-            .log
-            .range(query.from_position..=upper)
-            .filter_map(|(_, &(slot, index))| inner.slots.get(slot)?.get(index))
-            .filter(|e| query.topics.is_empty() || query.topics.contains(&e.topic))
-            .take(query.limit)
-            .cloned()
-            .collect())
+        into.extend(
+            inner
+                .log
+                .range(query.from_position..=upper)
+                .filter_map(|(_, &(slot, index))| inner.slots.get(slot)?.get(index))
+                .filter(|e| query.topics.is_empty() || query.topics.contains(&e.topic))
+                .take(query.limit)
+                .cloned(),
+        );
+        Ok(())
     }
 
     fn max_position(&self) -> Result<u64, PersistenceError> {
@@ -278,15 +287,6 @@ impl ApplicationRecorder for MemoryRecorder {
 }
 
 impl ProcessRecorder for MemoryRecorder {
-    fn append_tracked(
-        &self,
-        batch: &[StreamAppend],
-        tracking: &Tracking,
-    ) -> Result<Vec<u64>, PersistenceError> {
-        validate_tracking(tracking)?;
-        self.write().append(batch, Some(tracking))
-    }
-
     fn max_tracking_position(&self, upstream: &str) -> Result<Option<u64>, PersistenceError> {
         Ok(self
             .read()

@@ -24,8 +24,9 @@ pub use memory::MemoryRecorder;
 #[cfg(feature = "postgres")]
 pub use postgres::{PostgresConfig, PostgresRecorder};
 pub use recorder::{
-    check_not_tracked, validate_batch, validate_text, validate_tracking, AggregateRecorder,
-    ApplicationRecorder, ProcessRecorder, SnapshotRecorder, Storage, MAX_IDENTIFIER_BYTES,
+    check_not_tracked, validate_append, validate_batch, validate_text, validate_tracking,
+    AdminRecorder, AggregateRecorder, ApplicationRecorder, Layered, ProcessRecorder, RecorderLayer,
+    SnapshotRecorder, Storage, MAX_IDENTIFIER_BYTES,
 };
 #[cfg(feature = "sqlite")]
 pub use sqlite::{SqliteConfig, SqliteRecorder, Synchronous};

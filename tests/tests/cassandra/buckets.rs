@@ -23,12 +23,12 @@ fn streams_cross_bucket_boundaries() {
     let mut version = 0;
     for size in sizes {
         store
-            .append(&[append(&stream, version, size)])
+            .append(&[append(&stream, version, size)], None)
             .expect("append");
         // A stale writer at every step: a conflict naming the true version.
         if version > 0 {
             let error = store
-                .append(&[append(&stream, version, 1)])
+                .append(&[append(&stream, version, 1)], None)
                 .expect_err("stale");
             assert!(
                 matches!(error, PersistenceError::Conflict { actual, .. } if actual == version + size),
@@ -121,7 +121,7 @@ fn streams_cross_bucket_boundaries() {
         .expect("select")
         .is_empty());
     store
-        .append(&[append(&stream, 0, BUCKET)])
+        .append(&[append(&stream, 0, BUCKET)], None)
         .expect("starts again");
     assert_eq!(
         versions(
@@ -136,7 +136,7 @@ fn streams_cross_bucket_boundaries() {
     // open that bucket (it would leave a hole in the stream).
     for expected in [BUCKET + 2, 2 * BUCKET, 3 * BUCKET] {
         let error = store
-            .append(&[append(&stream, expected, 1)])
+            .append(&[append(&stream, expected, 1)], None)
             .expect_err("the stream is not there yet");
         assert!(
             matches!(error, PersistenceError::Conflict { actual, .. } if actual == BUCKET),
@@ -144,16 +144,16 @@ fn streams_cross_bucket_boundaries() {
         );
     }
     let short = uuid::Uuid::now_v7().to_string();
-    store.append(&[append(&short, 0, 2)]).expect("append");
+    store.append(&[append(&short, 0, 2)], None).expect("append");
     let error = store
-        .append(&[append(&short, BUCKET, 1)])
+        .append(&[append(&short, BUCKET, 1)], None)
         .expect_err("at 2, not 4");
     assert!(
         matches!(error, PersistenceError::Conflict { actual: 2, .. }),
         "{error:?}"
     );
     let error = store
-        .append(&[append(&stream, BUCKET, BUCKET + 1)])
+        .append(&[append(&stream, BUCKET, BUCKET + 1)], None)
         .expect_err("more than a bucket at once");
     assert!(
         matches!(error, PersistenceError::InvalidBatch { .. }),

@@ -93,7 +93,7 @@ fn gap_check(writers: Vec<Store>, reader: &Store, batches: u64) {
                 let stream = uuid::Uuid::now_v7().to_string();
                 for batch in 0..batches {
                     store
-                        .append(&[append(&stream, batch * 2, 2)])
+                        .append(&[append(&stream, batch * 2, 2)], None)
                         .expect("append");
                 }
             })
@@ -202,11 +202,11 @@ fn slow_writer_then_fast_writer(config: &PostgresConfig) -> (Vec<u64>, Vec<u64>)
             .hold_in_transaction_for_testing(Duration::from_millis(400)),
     );
     let start = fast.max_position().expect("max") + 1;
-    let a = thread::spawn(move || slow.append(&[append("slow", 0, 1)]).expect("slow"));
+    let a = thread::spawn(move || slow.append(&[append("slow", 0, 1)], None).expect("slow"));
     thread::sleep(Duration::from_millis(100));
     let b = {
         let fast = Arc::clone(&fast);
-        thread::spawn(move || fast.append(&[append("fast", 0, 1)]).expect("fast"))
+        thread::spawn(move || fast.append(&[append("fast", 0, 1)], None).expect("fast"))
     };
     thread::sleep(Duration::from_millis(100));
     let mut seen = Vec::new();
@@ -295,9 +295,9 @@ fn follower_waits_for_the_slow_writer_and_lag_names_it() {
             .hold_in_transaction_for_testing(Duration::from_millis(600)),
     );
     let fast = open(config.clone());
-    let a = thread::spawn(move || slow.append(&[append("slow", 0, 1)]).expect("slow")[0]);
+    let a = thread::spawn(move || slow.append(&[append("slow", 0, 1)], None).expect("slow")[0]);
     thread::sleep(Duration::from_millis(150));
-    let b = fast.append(&[append("fast", 0, 1)]).expect("fast")[0];
+    let b = fast.append(&[append("fast", 0, 1)], None).expect("fast")[0];
     let early = follower
         .select_notifications(&NotificationQuery::new(1, 10))
         .expect("follow");
@@ -337,7 +337,7 @@ fn ordering_mode_is_pinned_by_the_schema() {
     };
     let xid = config.clone().ordering(OrderingMode::TransactionId);
     let store = open(xid.clone());
-    store.append(&[append("s", 0, 1)]).expect("append");
+    store.append(&[append("s", 0, 1)], None).expect("append");
     drop(store);
     let error = PostgresRecorder::open(config.clone().ordering(OrderingMode::TableLock))
         .expect_err("mixing modes would break the order");
@@ -357,7 +357,7 @@ fn oversized_xid_append_is_a_typed_error() {
     let config = config.ordering(OrderingMode::TransactionId);
     let store = open(config.clone());
     let batch = append("big", 0, postgres_mod::MAX_EVENTS_PER_XID_APPEND + 1);
-    let error = store.append(&[batch]).expect_err("too many");
+    let error = store.append(&[batch], None).expect_err("too many");
     assert!(
         matches!(error, PersistenceError::LimitExceeded { .. }),
         "{error:?}"
@@ -396,7 +396,7 @@ fn same_stream_race(store: &Store) {
                     (Arc::clone(store), stream.clone(), Arc::clone(&barrier));
                 thread::spawn(move || {
                     barrier.wait();
-                    store.append(&[append(&stream, round, 1)])
+                    store.append(&[append(&stream, round, 1)], None)
                 })
             })
             .collect::<Vec<_>>()
@@ -482,7 +482,7 @@ fn killed_connection_is_a_typed_error_then_recovers() {
     let name = format!("es_kill_{}", std::process::id());
     let config = config.pool_size(1).application_name(name.clone());
     let store = open(config.clone());
-    let first = store.append(&[append("s", 0, 1)]).expect("append")[0];
+    let first = store.append(&[append("s", 0, 1)], None).expect("append")[0];
     let killed: i64 = client()
         .query_one(
             "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity \
@@ -494,7 +494,7 @@ fn killed_connection_is_a_typed_error_then_recovers() {
     assert_eq!(killed, 1, "the pool's one connection was terminated");
     thread::sleep(Duration::from_millis(200));
     let error = store
-        .append(&[append("s", 1, 1)])
+        .append(&[append("s", 1, 1)], None)
         .expect_err("the connection is gone");
     assert!(
         matches!(error, PersistenceError::Unavailable { .. }),
@@ -502,7 +502,7 @@ fn killed_connection_is_a_typed_error_then_recovers() {
     );
     assert!(error.is_transient());
     let second = store
-        .append(&[append("s", 1, 1)])
+        .append(&[append("s", 1, 1)], None)
         .expect("the pool reconnects")[0];
     assert!(second > first);
     assert_eq!(store.max_position().expect("max"), second);
@@ -526,14 +526,16 @@ fn lock_timeout_is_busy_then_recovers() {
     .expect("lock");
     let started = Instant::now();
     let error = store
-        .append(&[append("s", 0, 1)])
+        .append(&[append("s", 0, 1)], None)
         .expect_err("the table is locked");
     assert!(matches!(error, PersistenceError::Busy { .. }), "{error:?}");
     assert!(started.elapsed() < Duration::from_secs(5));
     let error = store.max_position().expect_err("reads wait too");
     assert!(matches!(error, PersistenceError::Busy { .. }), "{error:?}");
     tx.rollback().expect("release");
-    store.append(&[append("s", 0, 1)]).expect("append after");
+    store
+        .append(&[append("s", 0, 1)], None)
+        .expect("append after");
     drop(store);
     drop_schema(&config);
 }
@@ -544,7 +546,9 @@ fn ten_thousand_events_in_one_append() {
         return;
     };
     let store = open(config.clone());
-    let positions = store.append(&[append("big", 0, 10_000)]).expect("append");
+    let positions = store
+        .append(&[append("big", 0, 10_000)], None)
+        .expect("append");
     assert_eq!(positions.len(), 10_000);
     assert!(positions.windows(2).all(|w| w[0] < w[1]));
     let read = store
@@ -601,8 +605,11 @@ fn opening_a_current_store_does_not_wait_for_writers() {
     let writer = {
         let slow = Arc::clone(&slow);
         std::thread::spawn(move || {
-            slow.append(&[eventsourcing_tests::conformance::append("slow", 0, 1)])
-                .expect("slow append")
+            slow.append(
+                &[eventsourcing_tests::conformance::append("slow", 0, 1)],
+                None,
+            )
+            .expect("slow append")
         })
     };
     // Let the slow writer insert and start holding its transaction.
@@ -611,7 +618,10 @@ fn opening_a_current_store_does_not_wait_for_writers() {
     let other = open(config.clone());
     let opened = started.elapsed();
     other
-        .append(&[eventsourcing_tests::conformance::append("fast", 0, 1)])
+        .append(
+            &[eventsourcing_tests::conformance::append("fast", 0, 1)],
+            None,
+        )
         .expect("append beside the slow writer");
     let appended = started.elapsed();
     writer.join().expect("writer");
@@ -693,7 +703,7 @@ fn throughput(config: &PostgresConfig, seconds: u64) -> (f64, f64) {
                 while !stop.load(Ordering::Relaxed) {
                     let mut batch = append(&stream, version, 1);
                     batch.events[0].payload.clone_from(&payload);
-                    store.append(&[batch]).expect("append");
+                    store.append(&[batch], None).expect("append");
                     version += 1;
                     count.fetch_add(1, Ordering::Relaxed);
                 }
@@ -847,7 +857,7 @@ fn a_read_only_role_reads_and_gets_a_typed_error_on_write() {
     };
     let store = open(config.clone());
     store
-        .append(&[eventsourcing_tests::conformance::append("s", 0, 2)])
+        .append(&[eventsourcing_tests::conformance::append("s", 0, 2)], None)
         .expect("append");
     let schema = config.schema_name().to_owned();
     let role = format!(
@@ -867,7 +877,7 @@ fn a_read_only_role_reads_and_gets_a_typed_error_on_write() {
         let read = reader
             .select_events("s", &EventQuery::all())
             .map(|events| events.len());
-        let write = reader.append(&[eventsourcing_tests::conformance::append("s", 2, 1)]);
+        let write = reader.append(&[eventsourcing_tests::conformance::append("s", 2, 1)], None);
         (read, write.map(|_| ()))
     });
     client()

@@ -38,7 +38,9 @@ fn acknowledged_appends_survive_a_crash_of_a_server_with_synchronous_commit_off(
         let stream = uuid::Uuid::now_v7().to_string();
         let acked = 30;
         for v in 0..acked {
-            store.append(&[append(&stream, v, 1)]).expect("append");
+            store
+                .append(&[append(&stream, v, 1)], None)
+                .expect("append");
         }
         drop(store);
         assert!(cluster.ctl_mode("stop", "immediate"), "crash the server");
@@ -86,7 +88,7 @@ fn positions_keep_increasing_across_dump_and_restore() {
     let store = PostgresRecorder::open(config(old.url())).expect("open the old store");
     for i in 0..5 {
         store
-            .append(&[append(&format!("stream-{i}"), 0, 2)])
+            .append(&[append(&format!("stream-{i}"), 0, 2)], None)
             .expect("append");
     }
     let caught_up = store.max_position().expect("max");
@@ -124,7 +126,7 @@ fn positions_keep_increasing_across_dump_and_restore() {
         "the restored events are readable, positions kept"
     );
     let positions = store
-        .append(&[append("stream-0", 2, 1)])
+        .append(&[append("stream-0", 2, 1)], None)
         .expect("append after the restore");
     assert!(
         positions[0] > caught_up,
@@ -145,7 +147,9 @@ fn positions_keep_increasing_across_dump_and_restore() {
     // Another process opening the store later changes nothing, and keeps the order.
     drop(store);
     let again = PostgresRecorder::open(config(new.url())).expect("reopen");
-    let next = again.append(&[append("stream-1", 2, 1)]).expect("append");
+    let next = again
+        .append(&[append("stream-1", 2, 1)], None)
+        .expect("append");
     assert!(next[0] > positions[0]);
 }
 
@@ -173,7 +177,7 @@ fn positions_that_would_overflow_fail_before_commit() {
     let store =
         PostgresRecorder::open(PostgresConfig::new(cluster.url()).schema("old")).expect("open");
     let error = store
-        .append(&[append("s", 0, 1)])
+        .append(&[append("s", 0, 1)], None)
         .expect_err("positions overflow");
     assert!(
         matches!(error, PersistenceError::PositionOverflow { .. }),
@@ -210,7 +214,7 @@ fn read_your_writes_waits_at_most_once_behind_a_stuck_horizon() {
         .expect("take an xid");
     let mut waits = Vec::new();
     for v in 0..4 {
-        store.append(&[append("s", v, 1)]).expect("append");
+        store.append(&[append("s", v, 1)], None).expect("append");
         let started = Instant::now();
         store
             .select_notifications(&NotificationQuery::new(1, 10))
@@ -254,7 +258,7 @@ fn a_hot_standby_opens_and_reads_and_refuses_writes() {
     };
     let config = |url: String| PostgresConfig::new(url).schema("replicated");
     let store = PostgresRecorder::open(config(primary.url())).expect("open the primary");
-    store.append(&[append("s", 0, 3)]).expect("append");
+    store.append(&[append("s", 0, 3)], None).expect("append");
     let Some(standby) = PgCluster::standby_of(&primary) else {
         assert!(
             std::env::var_os(eventsourcing_tests::REQUIRE_POSTGRES_ENV).is_none(),
@@ -263,7 +267,7 @@ fn a_hot_standby_opens_and_reads_and_refuses_writes() {
         return;
     };
     store
-        .append(&[append("s", 3, 1)])
+        .append(&[append("s", 3, 1)], None)
         .expect("append after the base backup");
     let replica = PostgresRecorder::open(config(standby.url())).expect("open on the standby");
     // Streaming replication is asynchronous: wait (bounded) for the last append.
@@ -286,7 +290,7 @@ fn a_hot_standby_opens_and_reads_and_refuses_writes() {
         4
     );
     let error = replica
-        .append(&[append("s", 4, 1)])
+        .append(&[append("s", 4, 1)], None)
         .expect_err("a standby is read-only");
     assert!(
         matches!(error, PersistenceError::ReadOnly { .. }),
@@ -309,7 +313,7 @@ fn follower_lag_names_a_prepared_transaction() {
     client
         .batch_execute("BEGIN; SELECT pg_current_xact_id(); PREPARE TRANSACTION 'stuck-2pc'")
         .expect("prepare");
-    store.append(&[append("s", 0, 1)]).expect("append");
+    store.append(&[append("s", 0, 1)], None).expect("append");
     let lag = store.follower_lag().expect("lag");
     assert!(lag.is_behind(), "{lag:?}");
     let blocker = lag.blocker.expect("a blocker");

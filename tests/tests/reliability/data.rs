@@ -136,14 +136,17 @@ fn corrupt_events_are_typed_errors_at_the_exact_event_on_every_backend() {
             app.save(&mut dog).expect("save");
             let id = dog.id().to_string();
             let positions = storage
-                .append(&[StreamAppend {
-                    stream_id: id.clone(),
-                    expected_version: 2,
-                    events: vec![
-                        stored(&id, 3, &topic, schema, &payload),
-                        stored(&id, 4, "Dog.TrickAdded", 1, br#"{"trick":"beg"}"#),
-                    ],
-                }])
+                .append(
+                    &[StreamAppend {
+                        stream_id: id.clone(),
+                        expected_version: 2,
+                        events: vec![
+                            stored(&id, 3, &topic, schema, &payload),
+                            stored(&id, 4, "Dog.TrickAdded", 1, br#"{"trick":"beg"}"#),
+                        ],
+                    }],
+                    None,
+                )
                 .expect("raw append");
             inputs += 1;
             let error = app.get::<Dog>(dog.id()).expect_err(what);
@@ -283,11 +286,14 @@ fn hostile_stream_ids_topics_metadata_and_payloads_round_trip_exactly() {
     for (backend, storage) in backends("hostile") {
         let victim = "victim-stream";
         storage
-            .append(&[StreamAppend {
-                stream_id: victim.into(),
-                expected_version: 0,
-                events: vec![stored(victim, 1, "Victim.Event", 1, b"{}")],
-            }])
+            .append(
+                &[StreamAppend {
+                    stream_id: victim.into(),
+                    expected_version: 0,
+                    events: vec![stored(victim, 1, "Victim.Event", 1, b"{}")],
+                }],
+                None,
+            )
             .expect("victim");
         let mut written: BTreeMap<String, StoredEvent> = BTreeMap::new();
         for (i, s) in hostile_strings().into_iter().enumerate() {
@@ -296,11 +302,14 @@ fn hostile_stream_ids_topics_metadata_and_payloads_round_trip_exactly() {
             let long = s.len() > eventsourcing::persistence::MAX_IDENTIFIER_BYTES;
             if long {
                 let error = storage
-                    .append(&[StreamAppend {
-                        stream_id: s.clone(),
-                        expected_version: 0,
-                        events: vec![stored(&s, 1, "T", 1, b"{}")],
-                    }])
+                    .append(
+                        &[StreamAppend {
+                            stream_id: s.clone(),
+                            expected_version: 0,
+                            events: vec![stored(&s, 1, "T", 1, b"{}")],
+                        }],
+                        None,
+                    )
                     .expect_err("an id above the limit");
                 assert!(
                     matches!(error, PersistenceError::LimitExceeded { .. }),
@@ -324,11 +333,14 @@ fn hostile_stream_ids_topics_metadata_and_payloads_round_trip_exactly() {
                 continue;
             }
             storage
-                .append(&[StreamAppend {
-                    stream_id: stream.clone(),
-                    expected_version: 0,
-                    events: vec![event.clone()],
-                }])
+                .append(
+                    &[StreamAppend {
+                        stream_id: stream.clone(),
+                        expected_version: 0,
+                        events: vec![event.clone()],
+                    }],
+                    None,
+                )
                 .unwrap_or_else(|e| panic!("{backend} input {i}: {e}"));
             inputs += 1;
             written.insert(stream, event);
@@ -422,7 +434,7 @@ fn nul_is_refused_before_any_io_on_every_backend() {
             ),
         ];
         for (what, append) in cases {
-            let error = storage.append(&[append]).expect_err(what);
+            let error = storage.append(&[append], None).expect_err(what);
             assert!(
                 matches!(error, PersistenceError::InvalidBatch { ref reason, .. } if reason.contains("NUL")),
                 "{backend} {what}: {error:?}"

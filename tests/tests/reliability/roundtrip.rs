@@ -76,11 +76,14 @@ fn stored_events_round_trip_exactly_through_sqlite() {
                 position: None,
             };
             store
-                .append(&[StreamAppend {
-                    stream_id: stream.clone(),
-                    expected_version: 0,
-                    events: vec![event.clone()],
-                }])
+                .append(
+                    &[StreamAppend {
+                        stream_id: stream.clone(),
+                        expected_version: 0,
+                        events: vec![event.clone()],
+                    }],
+                    None,
+                )
                 .map_err(|e| TestCaseError::fail(e.to_string()))?;
             let mut read = store
                 .select_events(&stream, &EventQuery::all())

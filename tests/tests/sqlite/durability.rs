@@ -12,9 +12,9 @@ use std::thread;
 
 use eventsourcing::persistence::sqlite::SCHEMA_VERSION;
 use eventsourcing::persistence::{
-    AggregateRecorder, ApplicationRecorder, EventQuery, NotificationQuery, PersistenceError,
-    ProcessRecorder, SnapshotRecorder, SqliteConfig, SqliteRecorder, Storage, StoredEvent,
-    StoredSnapshot, StreamAppend, Synchronous, Tracking,
+    AdminRecorder, AggregateRecorder, ApplicationRecorder, EventQuery, Layered, NotificationQuery,
+    PersistenceError, ProcessRecorder, RecorderLayer, SnapshotRecorder, SqliteConfig,
+    SqliteRecorder, Storage, StoredEvent, StoredSnapshot, Synchronous, Tracking,
 };
 use eventsourcing::{Application, ApplicationError, Timestamp};
 use eventsourcing_tests::conformance::{self, append};
@@ -53,7 +53,10 @@ fn state_survives_closing_and_reopening() {
         let recorder = open(file.path());
         let batch = append(&stream, 0, 3);
         let positions = recorder
-            .append_tracked(std::slice::from_ref(&batch), &Tracking::new(upstream, 42))
+            .append(
+                std::slice::from_ref(&batch),
+                Some(&Tracking::new(upstream, 42)),
+            )
             .expect("append");
         recorder
             .put_snapshot(&StoredSnapshot {
@@ -95,10 +98,12 @@ fn state_survives_closing_and_reopening() {
         Some(3)
     );
     let error = recorder
-        .append(&[append(&stream, 2, 1)])
+        .append(&[append(&stream, 2, 1)], None)
         .expect_err("the version survives too");
     assert!(error.is_conflict(), "{error:?}");
-    let more = recorder.append(&[append(&stream, 3, 1)]).expect("append");
+    let more = recorder
+        .append(&[append(&stream, 3, 1)], None)
+        .expect("append");
     assert!(more[0] > positions[2]);
 }
 
@@ -106,10 +111,10 @@ fn state_survives_closing_and_reopening() {
 fn positions_are_never_reused_after_deleting_the_last_rows() {
     let file = TempDb::new("sqlite-autoincrement");
     let recorder = open(file.path());
-    let first = recorder.append(&[append("a", 0, 3)]).expect("append");
+    let first = recorder.append(&[append("a", 0, 3)], None).expect("append");
     assert_eq!(recorder.delete_stream("a").expect("delete"), 3);
     assert_eq!(recorder.max_position().expect("max"), 0, "the log is empty");
-    let second = recorder.append(&[append("b", 0, 1)]).expect("append");
+    let second = recorder.append(&[append("b", 0, 1)], None).expect("append");
     assert!(
         second[0] > first[2],
         "position {} reused after {}",
@@ -119,7 +124,7 @@ fn positions_are_never_reused_after_deleting_the_last_rows() {
     recorder.delete_stream("b").expect("delete");
     drop(recorder);
     let recorder = open(file.path());
-    let third = recorder.append(&[append("c", 0, 1)]).expect("append");
+    let third = recorder.append(&[append("c", 0, 1)], None).expect("append");
     assert!(third[0] > second[0], "not reused across a reopen either");
 }
 
@@ -227,7 +232,7 @@ fn applications_open_sqlite_urls() {
     let positions = app
         .event_store()
         .recorder()
-        .append(&[append("s", 0, 2)])
+        .append(&[append("s", 0, 2)], None)
         .expect("append");
     drop(app);
     let app = Application::open(&url).expect("reopen app");
@@ -244,9 +249,9 @@ fn table_prefixes_keep_applications_apart_in_one_file() {
         .expect("orders");
     let billing = SqliteRecorder::open(SqliteConfig::new(file.path()).table_prefix("billing_"))
         .expect("billing");
-    orders.append(&[append("x", 0, 2)]).expect("append");
+    orders.append(&[append("x", 0, 2)], None).expect("append");
     billing
-        .append(&[append("x", 0, 1)])
+        .append(&[append("x", 0, 1)], None)
         .expect("same stream id, other tables");
     assert_eq!(orders.max_position().expect("max"), 2);
     assert_eq!(billing.max_position().expect("max"), 1);
@@ -327,7 +332,7 @@ fn two_connections_on_one_file_serialise_writers() {
                 let (stream, barrier) = (stream.clone(), Arc::clone(&barrier));
                 thread::spawn(move || {
                     barrier.wait();
-                    recorder.append(&[append(&stream, round, 1)])
+                    recorder.append(&[append(&stream, round, 1)], None)
                 })
             })
             .collect();
@@ -414,71 +419,18 @@ fn proof_the_unique_index_backs_the_check_but_does_not_replace_it() {
 /// from it) skips one event a page.
 struct ExclusiveCursor(Arc<dyn Storage>);
 
-impl AggregateRecorder for ExclusiveCursor {
-    fn append(&self, batch: &[StreamAppend]) -> Result<Vec<u64>, PersistenceError> {
-        self.0.append(batch)
+impl RecorderLayer for ExclusiveCursor {
+    fn inner(&self) -> &dyn Storage {
+        &*self.0
     }
-    fn for_each_event(
-        &self,
-        stream_id: &str,
-        query: &EventQuery,
-        visit: &mut dyn FnMut(
-            eventsourcing::persistence::StoredEventRef<'_>,
-        ) -> std::ops::ControlFlow<()>,
-    ) -> Result<(), PersistenceError> {
-        self.0.for_each_event(stream_id, query, visit)
-    }
-    fn event_by_id(&self, event_id: Uuid) -> Result<Option<StoredEvent>, PersistenceError> {
-        self.0.event_by_id(event_id)
-    }
-    fn delete_stream(&self, stream_id: &str) -> Result<u64, PersistenceError> {
-        self.0.delete_stream(stream_id)
-    }
-    fn update_events(&self, events: &[StoredEvent]) -> Result<(), PersistenceError> {
-        self.0.update_events(events)
-    }
-}
-
-impl ApplicationRecorder for ExclusiveCursor {
-    fn select_notifications(
+    fn select_notifications_into(
         &self,
         query: &NotificationQuery,
-    ) -> Result<Vec<StoredEvent>, PersistenceError> {
+        into: &mut Vec<StoredEvent>,
+    ) -> Result<(), PersistenceError> {
         let mut wrong = query.clone();
         wrong.from_position += 1;
-        self.0.select_notifications(&wrong)
-    }
-    fn max_position(&self) -> Result<u64, PersistenceError> {
-        self.0.max_position()
-    }
-}
-
-impl ProcessRecorder for ExclusiveCursor {
-    fn append_tracked(
-        &self,
-        batch: &[StreamAppend],
-        tracking: &Tracking,
-    ) -> Result<Vec<u64>, PersistenceError> {
-        self.0.append_tracked(batch, tracking)
-    }
-    fn max_tracking_position(&self, upstream: &str) -> Result<Option<u64>, PersistenceError> {
-        self.0.max_tracking_position(upstream)
-    }
-}
-
-impl SnapshotRecorder for ExclusiveCursor {
-    fn put_snapshot(&self, snapshot: &StoredSnapshot) -> Result<(), PersistenceError> {
-        self.0.put_snapshot(snapshot)
-    }
-    fn latest_snapshot(
-        &self,
-        stream_id: &str,
-        at_most_version: Option<u64>,
-    ) -> Result<Option<StoredSnapshot>, PersistenceError> {
-        self.0.latest_snapshot(stream_id, at_most_version)
-    }
-    fn delete_snapshots(&self, stream_id: &str) -> Result<u64, PersistenceError> {
-        self.0.delete_snapshots(stream_id)
+        self.0.select_notifications_into(&wrong, into)
     }
 }
 
@@ -487,7 +439,7 @@ impl SnapshotRecorder for ExclusiveCursor {
 fn proof_concurrent_writers_gap_free_catches_a_wrong_cursor() {
     let file = TempDb::new("sqlite-broken-cursor");
     let recorder = store(open(file.path()), file);
-    let broken: Arc<dyn Storage> = Arc::new(ExclusiveCursor(Arc::clone(&recorder)));
+    let broken: Arc<dyn Storage> = Arc::new(Layered(ExclusiveCursor(Arc::clone(&recorder))));
     assert!(
         !passes(conformance::concurrent_writers_gap_free, &broken),
         "the check must fail on a follower that skips events"

@@ -46,7 +46,7 @@ fn concurrent_appends_share_commits_and_fail_only_on_their_own_conflicts() {
                     // Its own stream: never contested, so it must never fail, whatever the
                     // other members of its group do.
                     recorder
-                        .append(&[append(&own, round, 1)])
+                        .append(&[append(&own, round, 1)], None)
                         .unwrap_or_else(|e| panic!("own stream, round {round}: {e}"));
                     assert_eq!(
                         version_of(&observer, &own),
@@ -55,7 +55,7 @@ fn concurrent_appends_share_commits_and_fail_only_on_their_own_conflicts() {
                     );
                     // The contested stream: a racy expected version, often stale.
                     let seen = version_of(&recorder, &contested);
-                    match recorder.append(&[append(&contested, seen, 1)]) {
+                    match recorder.append(&[append(&contested, seen, 1)], None) {
                         Ok(_) => {
                             contested_ok.fetch_add(1, Ordering::Relaxed);
                         }

@@ -1,19 +1,18 @@
 //! The async facade: the same core behind `async fn`s, bounded, and what a dropped save means.
 
 use std::future::IntoFuture;
-use std::ops::ControlFlow;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc, Mutex};
 use std::time::Duration;
 
 use eventsourcing::asynchronous::{AsyncApplication, AsyncFollower, SaveOutcome};
 use eventsourcing::persistence::BoxError;
+use eventsourcing::persistence::RecorderLayer;
 use eventsourcing::prelude::*;
 use eventsourcing::system::{Notification, Projection, Projector, Upstream};
 use eventsourcing::{
-    AggregateRecorder, ApplicationRecorder, EventQuery, MemoryRecorder, NotificationQuery,
-    PersistenceError, ProcessRecorder, SnapshotRecorder, Storage, StoredEvent, StoredEventRef,
-    StoredSnapshot, StreamAppend, Tracking,
+    AggregateRecorder, MemoryRecorder, PersistenceError, Storage,
+    StreamAppend, Tracking,
 };
 use eventsourcing_examples::bank::{transfer, Account, AccountCommands};
 
@@ -131,88 +130,29 @@ struct Gated {
     gate: Mutex<mpsc::Receiver<()>>,
 }
 
-impl AggregateRecorder for Gated {
-    fn append(&self, batch: &[StreamAppend]) -> Result<Vec<u64>, PersistenceError> {
-        let _ = self.entered.lock().expect("lock").send(());
-        let _ = self.gate.lock().expect("lock").recv();
-        self.inner.append(batch)
+impl RecorderLayer for Gated {
+    fn inner(&self) -> &dyn Storage {
+        &self.inner
     }
-    fn for_each_event(
-        &self,
-        stream_id: &str,
-        query: &EventQuery,
-        visit: &mut dyn FnMut(StoredEventRef<'_>) -> ControlFlow<()>,
-    ) -> Result<(), PersistenceError> {
-        self.inner.for_each_event(stream_id, query, visit)
-    }
-    fn event_by_id(&self, event_id: Uuid) -> Result<Option<StoredEvent>, PersistenceError> {
-        self.inner.event_by_id(event_id)
-    }
-    fn delete_stream(&self, stream_id: &str) -> Result<u64, PersistenceError> {
-        self.inner.delete_stream(stream_id)
-    }
-    fn update_events(&self, events: &[StoredEvent]) -> Result<(), PersistenceError> {
-        self.inner.update_events(events)
-    }
-}
-
-impl ApplicationRecorder for Gated {
-    fn select_notifications(
-        &self,
-        query: &NotificationQuery,
-    ) -> Result<Vec<StoredEvent>, PersistenceError> {
-        self.inner.select_notifications(query)
-    }
-    // Forwarded too, so that paging takes the inner store's own path, not the default.
-    fn select_notifications_into(
-        &self,
-        query: &NotificationQuery,
-        into: &mut Vec<StoredEvent>,
-    ) -> Result<(), PersistenceError> {
-        self.inner.select_notifications_into(query, into)
-    }
-    fn max_position(&self) -> Result<u64, PersistenceError> {
-        self.inner.max_position()
-    }
-}
-
-impl ProcessRecorder for Gated {
-    fn append_tracked(
+    fn append(
         &self,
         batch: &[StreamAppend],
-        tracking: &Tracking,
+        tracking: Option<&Tracking>,
     ) -> Result<Vec<u64>, PersistenceError> {
-        self.inner.append_tracked(batch, tracking)
-    }
-    fn max_tracking_position(&self, upstream: &str) -> Result<Option<u64>, PersistenceError> {
-        self.inner.max_tracking_position(upstream)
-    }
-}
-
-impl SnapshotRecorder for Gated {
-    fn put_snapshot(&self, snapshot: &StoredSnapshot) -> Result<(), PersistenceError> {
-        self.inner.put_snapshot(snapshot)
-    }
-    fn latest_snapshot(
-        &self,
-        stream_id: &str,
-        at_most_version: Option<u64>,
-    ) -> Result<Option<StoredSnapshot>, PersistenceError> {
-        self.inner.latest_snapshot(stream_id, at_most_version)
-    }
-    fn delete_snapshots(&self, stream_id: &str) -> Result<u64, PersistenceError> {
-        self.inner.delete_snapshots(stream_id)
+        let _ = self.entered.lock().expect("lock").send(());
+        let _ = self.gate.lock().expect("lock").recv();
+        self.inner.append(batch, tracking)
     }
 }
 
 fn gated() -> (Application, mpsc::Receiver<()>, mpsc::Sender<()>) {
     let (entered_tx, entered) = mpsc::channel();
     let (open, gate_rx) = mpsc::channel();
-    let storage: Arc<dyn Storage> = Arc::new(Gated {
+    let storage: Arc<dyn Storage> = Arc::new(eventsourcing::persistence::Layered(Gated {
         inner: MemoryRecorder::new(),
         entered: Mutex::new(entered_tx),
         gate: Mutex::new(gate_rx),
-    });
+    }));
     let app = Application::builder()
         .storage(storage)
         .build()

@@ -60,11 +60,11 @@ pub use schema::SCHEMA_VERSION;
 use self::error::{classify, from_rows, outcome, signed, unsigned, Outcome, BACKEND};
 use self::rows::{event_ref, snapshot, EventRow, SnapshotRow};
 use self::schema::Statements;
-use super::recorder::{validate_batch, validate_text, validate_tracking};
+use super::recorder::{validate_append, validate_text};
 use super::{
-    AggregateRecorder, ApplicationRecorder, EventQuery, NotificationQuery, PersistenceError,
-    ProcessRecorder, SnapshotRecorder, StoredEvent, StoredEventRef, StoredSnapshot, StreamAppend,
-    Tracking,
+    AdminRecorder, AggregateRecorder, ApplicationRecorder, EventQuery, NotificationQuery,
+    PersistenceError, ProcessRecorder, SnapshotRecorder, StoredEvent, StoredEventRef,
+    StoredSnapshot, StreamAppend, Tracking,
 };
 
 /// An event store on Apache Cassandra or ScyllaDB. See the [module documentation](self).
@@ -601,8 +601,17 @@ fn lwt_outcome(
 }
 
 impl AggregateRecorder for CassandraRecorder {
-    fn append(&self, batch: &[StreamAppend]) -> Result<Vec<u64>, PersistenceError> {
-        validate_batch(batch)?;
+    /// A tracking record is [`PersistenceError::Unsupported`] (after checking the input): it
+    /// cannot commit atomically with events in another partition.
+    fn append(
+        &self,
+        batch: &[StreamAppend],
+        tracking: Option<&Tracking>,
+    ) -> Result<Vec<u64>, PersistenceError> {
+        validate_append(batch, tracking)?;
+        if tracking.is_some() {
+            return Err(unsupported("tracking records"));
+        }
         match batch {
             [] => Ok(Vec::new()),
             [append] => self.run(self.append_one(append)).map(|()| Vec::new()),
@@ -623,7 +632,9 @@ impl AggregateRecorder for CassandraRecorder {
     ) -> Result<(), PersistenceError> {
         self.run(self.visit(stream_id, query, visit))
     }
+}
 
+impl AdminRecorder for CassandraRecorder {
     fn event_by_id(&self, event_id: Uuid) -> Result<Option<StoredEvent>, PersistenceError> {
         self.run(async {
             // The index gives the row's key; the row itself is read as every other read is.
@@ -766,10 +777,11 @@ impl CassandraRecorder {
 
 impl ApplicationRecorder for CassandraRecorder {
     /// Always [`PersistenceError::Unsupported`]: Cassandra has no global order.
-    fn select_notifications(
+    fn select_notifications_into(
         &self,
         _query: &NotificationQuery,
-    ) -> Result<Vec<StoredEvent>, PersistenceError> {
+        _into: &mut Vec<StoredEvent>,
+    ) -> Result<(), PersistenceError> {
         Err(unsupported("the notification log"))
     }
 
@@ -780,18 +792,6 @@ impl ApplicationRecorder for CassandraRecorder {
 }
 
 impl ProcessRecorder for CassandraRecorder {
-    /// Always [`PersistenceError::Unsupported`] (after checking the input): a tracking record
-    /// cannot commit atomically with events in another partition.
-    fn append_tracked(
-        &self,
-        batch: &[StreamAppend],
-        tracking: &Tracking,
-    ) -> Result<Vec<u64>, PersistenceError> {
-        validate_batch(batch)?;
-        validate_tracking(tracking)?;
-        Err(unsupported("tracking records"))
-    }
-
     /// Always [`PersistenceError::Unsupported`].
     fn max_tracking_position(&self, _upstream: &str) -> Result<Option<u64>, PersistenceError> {
         Err(unsupported("tracking records"))

@@ -15,7 +15,7 @@ use super::error::{classify, is_unique_violation};
 use super::pool::Conn;
 use super::rows::{corrupt, extras_json, to_bigint, to_int, PgUuid};
 use super::{prepare, PostgresRecorder, MAX_EVENTS_PER_XID_APPEND};
-use crate::persistence::recorder::{validate_batch, validate_text};
+use crate::persistence::recorder::{validate_append, validate_text};
 use crate::persistence::{
     check_not_tracked, PersistenceError, StoredEvent, StreamAppend, Tracking,
 };
@@ -108,7 +108,7 @@ impl PostgresRecorder {
         batch: &[StreamAppend],
         tracking: Option<&Tracking>,
     ) -> Result<Vec<u64>, PersistenceError> {
-        validate_batch(batch)?;
+        validate_append(batch, tracking)?;
         let events: Vec<&StoredEvent> = batch.iter().flat_map(|a| &a.events).collect();
         let count = u64::try_from(events.len()).unwrap_or(u64::MAX);
         if self.config.ordering.uses_xid() && count > MAX_EVENTS_PER_XID_APPEND {

@@ -254,7 +254,7 @@ use self::pool::{Conn, Manager};
 use self::rows::corrupt;
 use self::sql::Sql;
 use super::error::PersistenceError;
-use super::recorder::{validate_tracking, AggregateRecorder, ApplicationRecorder, ProcessRecorder};
+use super::recorder::{AdminRecorder, AggregateRecorder, ApplicationRecorder, ProcessRecorder};
 use super::stored_event::{
     EventQuery, NotificationQuery, StoredEvent, StoredEventRef, StreamAppend, Tracking,
 };
@@ -586,8 +586,12 @@ impl Drop for PostgresRecorder {
 }
 
 impl AggregateRecorder for PostgresRecorder {
-    fn append(&self, batch: &[StreamAppend]) -> Result<Vec<u64>, PersistenceError> {
-        self.append_inner(batch, None)
+    fn append(
+        &self,
+        batch: &[StreamAppend],
+        tracking: Option<&Tracking>,
+    ) -> Result<Vec<u64>, PersistenceError> {
+        self.append_inner(batch, tracking)
     }
 
     /// Streams the rows (`query_raw`): each is decoded and visited as it arrives, while the
@@ -600,7 +604,9 @@ impl AggregateRecorder for PostgresRecorder {
     ) -> Result<(), PersistenceError> {
         self.load_stream(stream_id, query, visit)
     }
+}
 
+impl AdminRecorder for PostgresRecorder {
     fn event_by_id(&self, event_id: Uuid) -> Result<Option<StoredEvent>, PersistenceError> {
         self.load_event_by_id(event_id)
     }
@@ -615,11 +621,12 @@ impl AggregateRecorder for PostgresRecorder {
 }
 
 impl ApplicationRecorder for PostgresRecorder {
-    fn select_notifications(
+    fn select_notifications_into(
         &self,
         query: &NotificationQuery,
-    ) -> Result<Vec<StoredEvent>, PersistenceError> {
-        self.load_notifications(query)
+        into: &mut Vec<StoredEvent>,
+    ) -> Result<(), PersistenceError> {
+        self.load_notifications(query, into)
     }
 
     fn max_position(&self) -> Result<u64, PersistenceError> {
@@ -628,15 +635,6 @@ impl ApplicationRecorder for PostgresRecorder {
 }
 
 impl ProcessRecorder for PostgresRecorder {
-    fn append_tracked(
-        &self,
-        batch: &[StreamAppend],
-        tracking: &Tracking,
-    ) -> Result<Vec<u64>, PersistenceError> {
-        validate_tracking(tracking)?;
-        self.append_inner(batch, Some(tracking))
-    }
-
     fn max_tracking_position(&self, upstream: &str) -> Result<Option<u64>, PersistenceError> {
         self.load_max_tracking_position(upstream)
     }

@@ -221,12 +221,27 @@ impl PostgresRecorder {
             .transpose()
     }
 
+    /// Appends a page of the log to `into`, leaving `into` as it was on error.
     pub(super) fn load_notifications(
         &self,
         query: &NotificationQuery,
-    ) -> Result<Vec<StoredEvent>, PersistenceError> {
+        into: &mut Vec<StoredEvent>,
+    ) -> Result<(), PersistenceError> {
+        let start = into.len();
+        let result = self.load_notifications_unchecked(query, into);
+        if result.is_err() {
+            into.truncate(start);
+        }
+        result
+    }
+
+    fn load_notifications_unchecked(
+        &self,
+        query: &NotificationQuery,
+        events: &mut Vec<StoredEvent>,
+    ) -> Result<(), PersistenceError> {
         let Ok(from) = i64::try_from(query.from_position) else {
-            return Ok(Vec::new());
+            return Ok(());
         };
         let to = query
             .to_position
@@ -234,8 +249,7 @@ impl PostgresRecorder {
         let limit = i64::try_from(query.limit).unwrap_or(i64::MAX);
         let mut conn = self.conn()?;
         self.await_own_writes(&mut conn)?;
-        let capacity = query.limit.min(CHUNK_ROWS);
-        let mut events = Vec::with_capacity(capacity);
+        events.reserve(query.limit.min(CHUNK_ROWS));
         if query.topics.is_empty() {
             let (client, statement) = conn.prepared(&self.sql.notifications).map_err(classify)?;
             let params: [&(dyn ToSql + Sync); 3] = [&from, &to, &limit];
@@ -245,7 +259,7 @@ impl PostgresRecorder {
             while let Some(row) = rows.next().map_err(classify)? {
                 events.push(decode_event(&row)?);
             }
-            return Ok(events);
+            return Ok(());
         }
         let (client, statement) = conn
             .prepared(&self.sql.notifications_topics)
@@ -256,7 +270,7 @@ impl PostgresRecorder {
             while let Some(row) = rows.next().map_err(classify)? {
                 events.push(decode_event(&row)?);
             }
-            return Ok(events);
+            return Ok(());
         }
         // Which index serves a topic filter depends on the topics' frequencies, which only a
         // custom plan sees: the generic plan scans the log by position and filters (32 ms
@@ -271,8 +285,7 @@ impl PostgresRecorder {
                 events.push(decode_event(&row)?);
             }
         }
-        tx.commit().map_err(classify)?;
-        Ok(events)
+        tx.commit().map_err(classify)
     }
 
     pub(super) fn load_max_position(&self) -> Result<u64, PersistenceError> {

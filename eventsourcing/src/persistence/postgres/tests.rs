@@ -72,22 +72,28 @@ fn count(recorder: &PostgresRecorder, stream_id: &str) -> usize {
 #[test]
 fn conflicts_are_exact_and_first_in_batch_order() {
     for r in recorders("conflicts_are_exact_and_first_in_batch_order") {
-        r.append(&[append("a", 0, 2), append("b", 0, 3)])
+        r.append(&[append("a", 0, 2), append("b", 0, 3)], None)
             .expect("append");
         // Both b and a are stale: b comes first in the batch.
         let error = r
-            .append(&[append("c", 0, 1), append("b", 1, 1), append("a", 0, 1)])
+            .append(
+                &[append("c", 0, 1), append("b", 1, 1), append("a", 0, 1)],
+                None,
+            )
             .expect_err("stale");
         assert_eq!(conflict(error), ("b".to_owned(), 1, 3));
         assert_eq!(count(&r, "c"), 0, "nothing written on conflict");
         // A stream asserted without new events is checked too.
         let error = r
-            .append(&[append("c", 0, 1), append("a", 1, 0)])
+            .append(&[append("c", 0, 1), append("a", 1, 0)], None)
             .expect_err("a is at 2");
         assert_eq!(conflict(error), ("a".to_owned(), 1, 2));
         assert_eq!(count(&r, "c"), 0);
-        assert!(r.append(&[append("a", 2, 0)]).expect("assert").is_empty());
-        let error = r.append(&[append("a", 3, 0)]).expect_err("a is at 2");
+        assert!(r
+            .append(&[append("a", 2, 0)], None)
+            .expect("assert")
+            .is_empty());
+        let error = r.append(&[append("a", 3, 0)], None).expect_err("a is at 2");
         assert_eq!(conflict(error), ("a".to_owned(), 3, 2));
     }
 }
@@ -95,16 +101,16 @@ fn conflicts_are_exact_and_first_in_batch_order() {
 #[test]
 fn multi_chunk_appends_are_atomic_and_ordered() {
     for r in recorders("multi_chunk_appends_are_atomic_and_ordered") {
-        r.append(&[append("b", 0, 1)]).expect("append");
+        r.append(&[append("b", 0, 1)], None).expect("append");
         let rows = u64::try_from(CHUNK_ROWS).expect("chunk") * 2 + 500;
         // The conflicting stream comes after the big one: nothing of the big one is written.
         let error = r
-            .append(&[append("big", 0, rows), append("b", 0, 1)])
+            .append(&[append("big", 0, rows), append("b", 0, 1)], None)
             .expect_err("b is at 1");
         assert_eq!(conflict(error), ("b".to_owned(), 0, 1));
         assert_eq!(count(&r, "big"), 0);
         let positions = r
-            .append(&[append("big", 0, rows), append("b", 1, 1)])
+            .append(&[append("big", 0, rows), append("b", 1, 1)], None)
             .expect("append");
         assert_eq!(positions.len(), usize::try_from(rows + 1).expect("rows"));
         assert!(positions.windows(2).all(|w| w[0] < w[1]), "batch order");
@@ -118,14 +124,14 @@ fn multi_chunk_appends_are_atomic_and_ordered() {
 fn tracking_conflict_comes_before_already_tracked() {
     for r in recorders("tracking_conflict_comes_before_already_tracked") {
         let tracking = Tracking::new("up", 5);
-        r.append_tracked(&[append("a", 0, 1)], &tracking)
+        r.append(&[append("a", 0, 1)], Some(&tracking))
             .expect("append");
         let error = r
-            .append_tracked(&[append("a", 0, 1)], &tracking)
+            .append(&[append("a", 0, 1)], Some(&tracking))
             .expect_err("stale and tracked");
         assert_eq!(conflict(error), ("a".to_owned(), 0, 1));
         let error = r
-            .append_tracked(&[append("a", 1, 1)], &tracking)
+            .append(&[append("a", 1, 1)], Some(&tracking))
             .expect_err("tracked");
         assert!(
             matches!(error, PersistenceError::AlreadyTracked { position: 5, .. }),
@@ -142,7 +148,7 @@ fn streamed_reads_stop_early_and_keep_the_connection_usable() {
         let mut a = append("a", 0, 50);
         a.events[3].metadata.user.insert("k".into(), "v".into());
         a.events[3].metadata.causation_id = Some(Uuid::now_v7());
-        r.append(&[a.clone()]).expect("append");
+        r.append(&[a.clone()], None).expect("append");
         for _ in 0..20 {
             let mut seen = Vec::new();
             r.for_each_event("a", &EventQuery::all(), &mut |e| {

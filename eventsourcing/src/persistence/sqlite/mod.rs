@@ -120,7 +120,7 @@ use schema::Statements;
 
 use super::error::PersistenceError;
 use super::recorder::{
-    check_not_tracked, validate_batch, validate_text, validate_tracking, AggregateRecorder,
+    check_not_tracked, validate_append, validate_text, AdminRecorder, AggregateRecorder,
     ApplicationRecorder, ProcessRecorder, SnapshotRecorder,
 };
 use super::stored_event::{
@@ -386,7 +386,7 @@ impl SqliteRecorder {
         batch: &[StreamAppend],
         tracking: Option<&Tracking>,
     ) -> Result<Vec<u64>, PersistenceError> {
-        validate_batch(batch)?;
+        validate_append(batch, tracking)?;
         let encoded = batch
             .iter()
             .map(|a| {
@@ -493,8 +493,12 @@ impl SqliteRecorder {
 }
 
 impl AggregateRecorder for SqliteRecorder {
-    fn append(&self, batch: &[StreamAppend]) -> Result<Vec<u64>, PersistenceError> {
-        self.append_inner(batch, None)
+    fn append(
+        &self,
+        batch: &[StreamAppend],
+        tracking: Option<&Tracking>,
+    ) -> Result<Vec<u64>, PersistenceError> {
+        self.append_inner(batch, tracking)
     }
 
     fn for_each_event(
@@ -530,7 +534,9 @@ impl AggregateRecorder for SqliteRecorder {
             Ok(())
         })
     }
+}
 
+impl AdminRecorder for SqliteRecorder {
     fn event_by_id(&self, event_id: Uuid) -> Result<Option<StoredEvent>, PersistenceError> {
         self.read(|conn| {
             let mut events = Self::query_events(
@@ -605,15 +611,6 @@ impl AggregateRecorder for SqliteRecorder {
 }
 
 impl ApplicationRecorder for SqliteRecorder {
-    fn select_notifications(
-        &self,
-        query: &NotificationQuery,
-    ) -> Result<Vec<StoredEvent>, PersistenceError> {
-        let mut events = Vec::new();
-        self.select_notifications_into(query, &mut events)?;
-        Ok(events)
-    }
-
     fn select_notifications_into(
         &self,
         query: &NotificationQuery,
@@ -673,15 +670,6 @@ impl ApplicationRecorder for SqliteRecorder {
 }
 
 impl ProcessRecorder for SqliteRecorder {
-    fn append_tracked(
-        &self,
-        batch: &[StreamAppend],
-        tracking: &Tracking,
-    ) -> Result<Vec<u64>, PersistenceError> {
-        validate_tracking(tracking)?;
-        self.append_inner(batch, Some(tracking))
-    }
-
     fn max_tracking_position(&self, upstream: &str) -> Result<Option<u64>, PersistenceError> {
         self.read(|conn| {
             let max: Option<i64> = conn

@@ -6,6 +6,7 @@
 //! ```
 
 use eventsourcing::prelude::*;
+use eventsourcing::Conflict;
 use eventsourcing_examples::bank::{transfer, Account, AccountCommands, AccountError};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -39,9 +40,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut stale: Aggregate<Account> = app.repository().get_at(alice.id(), 1)?;
     stale.deposit(1)?;
     match app.save(&mut stale) {
-        Err(ApplicationError::Conflict {
+        Err(ApplicationError::Conflict(Conflict {
             expected, actual, ..
-        }) => {
+        })) => {
             println!("stale save rejected: expected version {expected}, stream is at {actual}");
         }
         other => println!("unexpected: {other:?}"),

@@ -138,7 +138,7 @@ fn store_exit_code(error: &PersistenceError) -> u8 {
         PersistenceError::Unavailable { .. } | PersistenceError::Busy { .. } => exit::UNAVAILABLE,
         PersistenceError::SchemaVersion { .. } => exit::TOO_NEW,
         PersistenceError::Unsupported { .. } => exit::UNSUPPORTED,
-        PersistenceError::Conflict { .. }
+        PersistenceError::Conflict(_)
         | PersistenceError::AlreadyTracked { .. }
         | PersistenceError::InvalidBatch { .. }
         | PersistenceError::LimitExceeded { .. }

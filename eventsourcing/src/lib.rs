@@ -27,9 +27,9 @@ mod trace;
 mod payload;
 
 pub use application::{
-    Application, ApplicationBuilder, ApplicationError, EventSourcedRepository, EventStore,
-    LoadReport, Migration, NotificationLog, Repository, Saveable, Saved, SnapshotPolicy,
-    SnapshotStats, StoreUrl,
+    Application, ApplicationBuilder, ApplicationError, EventBus, EventSourcedRepository,
+    EventStore, LoadReport, Migration, NotificationLog, Repository, Saveable, Saved,
+    SnapshotPolicy, SnapshotStats, StoreUrl,
 };
 pub use domain::{
     topic_of, Aggregate, Checkpoint, DomainError, DomainEvent, Entity, EventContext, EventEnvelope,
@@ -37,17 +37,16 @@ pub use domain::{
 };
 pub use eventsourcing_derive::{entity, DomainEvent};
 pub use persistence::{
-    AdminRecorder, AggregateRecorder, ApplicationRecorder, EventQuery, Mapper, MemoryRecorder,
-    NotificationQuery, PersistenceError, ProcessRecorder, SnapshotRecorder, Storage, StoredEvent,
-    StoredEventRef, StoredSnapshot, StreamAppend, Tracking, Transcoder,
+    AdminRecorder, AggregateRecorder, ApplicationRecorder, Conflict, EventQuery, Mapper,
+    MemoryRecorder, NotificationQuery, PersistenceError, ProcessRecorder, SnapshotRecorder,
+    Storage, StoredEvent, StoredEventRef, StoredSnapshot, StreamAppend, Tracking, Transcoder,
 };
 /// The JSON library payloads are written with; upcasters take and return
 /// [`serde_json::Value`].
 pub use serde_json;
 pub use system::{
-    DurableProjection, DurableProjector, EventBus, Follower, Notification, PersistenceSubscriber,
-    Policy, ProcessApplication, ProcessingContext, Projection, Projector, Runner, SystemError,
-    Upstream,
+    DurableProjection, DurableProjector, Follower, Notification, PersistenceSubscriber, Policy,
+    ProcessApplication, ProcessingContext, Projection, Projector, Runner, SystemError, Upstream,
 };
 pub use uuid::Uuid;
 

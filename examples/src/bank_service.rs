@@ -24,6 +24,7 @@
 //! `"expected_version": V` in its body (a closure: `?expected_version=V`) states a precondition instead: it is not retried, and
 //! answers 409 at once when the account is not at version `V`.
 
+use eventsourcing::Conflict;
 use std::convert::Infallible;
 use std::time::Duration;
 
@@ -130,11 +131,11 @@ impl From<ApplicationError> for ApiError {
             ApplicationError::NotFound { .. } | ApplicationError::Discarded { .. } => {
                 Self::new(StatusCode::NOT_FOUND, "not_found", error.to_string())
             }
-            ApplicationError::Conflict {
+            ApplicationError::Conflict(Conflict {
                 stream_id,
                 expected,
                 actual,
-            } => Self {
+            }) => Self {
                 status: StatusCode::CONFLICT,
                 body: json!({
                     "error": "conflict",
@@ -344,11 +345,11 @@ where
         let mut account: Aggregate<Account> = service.app.get(id).await?;
         if let Some(expected) = expected_version {
             if account.version() != expected {
-                return Err(ApplicationError::Conflict {
+                return Err(ApplicationError::Conflict(Conflict {
                     stream_id: id.to_string(),
                     expected,
                     actual: account.version(),
-                }
+                })
                 .into());
             }
         }

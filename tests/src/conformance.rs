@@ -11,6 +11,7 @@
 //! `None` from the constructor means the backend is unavailable here (a skip that the
 //! constructor has already reported loudly).
 
+use eventsourcing::Conflict;
 use std::collections::{BTreeMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Barrier};
@@ -187,11 +188,11 @@ pub fn conflict_writes_nothing(store: &Store) {
         .append(&[append(&stream, 1, 1)], None)
         .expect_err("stale append must fail");
     match error {
-        PersistenceError::Conflict {
+        PersistenceError::Conflict(Conflict {
             stream_id,
             expected,
             actual,
-        } => {
+        }) => {
             assert_eq!(stream_id, stream);
             assert_eq!(expected, 1);
             assert_eq!(actual, 2);
@@ -205,9 +206,9 @@ pub fn conflict_writes_nothing(store: &Store) {
     // Behind: the stream holds 2 events and the writer expects 5; writing version 6 would
     // leave a gap.
     match store.append(&[append(&stream, 5, 1)], None) {
-        Err(PersistenceError::Conflict {
+        Err(PersistenceError::Conflict(Conflict {
             expected, actual, ..
-        }) => assert_eq!((expected, actual), (5, 2)),
+        })) => assert_eq!((expected, actual), (5, 2)),
         other => panic!("expected a conflict for a stream behind, got {other:?}"),
     }
     assert_eq!(max_position_or_zero(store), before);

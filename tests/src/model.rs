@@ -129,7 +129,7 @@ fn check(store: &Store, names: &[String], ops: &[Op]) -> Result<(), TestCaseErro
                         }
                         prop_assert!(positions.next().is_none(), "extra positions");
                     }
-                    Err(PersistenceError::Conflict { .. }) => {
+                    Err(PersistenceError::Conflict(_)) => {
                         prop_assert!(conflict, "unexpected conflict")
                     }
                     Err(other) => {

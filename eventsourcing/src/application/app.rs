@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use uuid::Uuid;
 
-use super::builder::ApplicationBuilder;
+use super::bus::EventBus;
 use super::error::ApplicationError;
 use super::event_store::{EventStore, Saved};
 use super::notification_log::NotificationLog;
@@ -12,7 +12,6 @@ use super::repository::Repository;
 use super::saveable::Saveable;
 use crate::domain::{Aggregate, Entity};
 use crate::persistence::{Mapper, MemoryRecorder, StoredEvent};
-use crate::system::EventBus;
 use crate::trace::{metrics, Timed};
 
 /// An event-sourced application: an event store, repositories over it, a notification log and
@@ -34,36 +33,6 @@ impl Application {
             Arc::new(MemoryRecorder::new()),
             Mapper::new(),
         ))
-    }
-
-    /// Opens the store named by `EVENTSOURCING_URL`, or the default SQLite file
-    /// (`eventsourcing.db` in the working directory) when the variable is unset, with the
-    /// compression and encryption configured in the environment
-    /// (see [`ApplicationBuilder::transcoders_from_env`]).
-    ///
-    /// # Errors
-    /// Configuration or backend errors, or a registry problem (duplicate topic, missing
-    /// upcaster) found by [`validate_registry`](crate::domain::validate_registry).
-    pub fn open_default() -> Result<Self, ApplicationError> {
-        Self::builder()
-            .url_from_env()?
-            .transcoders_from_env()?
-            .build()
-    }
-
-    /// Opens the store named by `url`: `memory:`, `sqlite://PATH` or `postgres://...`, with
-    /// the compression and encryption configured in the environment.
-    ///
-    /// # Errors
-    /// As [`Application::open_default`].
-    pub fn open(url: &str) -> Result<Self, ApplicationError> {
-        Self::builder().url(url)?.transcoders_from_env()?.build()
-    }
-
-    /// A builder for custom configurations (transcoders, a given recorder, a shared bus).
-    #[must_use]
-    pub fn builder() -> ApplicationBuilder {
-        ApplicationBuilder::default()
     }
 
     /// An application over an existing event store.

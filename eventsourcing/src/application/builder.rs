@@ -3,13 +3,13 @@
 use std::sync::Arc;
 
 use super::app::Application;
+use super::bus::EventBus;
 use super::config::StoreUrl;
 use super::error::ApplicationError;
 use super::event_store::EventStore;
 use super::snapshots::SnapshotPolicy;
 use crate::domain::{validate_registry, Entity};
 use crate::persistence::{Limits, Mapper, SnapshotRecorder, Storage, Transcoder};
-use crate::system::EventBus;
 
 /// Whether an entity type has a snapshot codec.
 type HasCodec = fn() -> bool;
@@ -230,5 +230,38 @@ impl ApplicationBuilder {
                 .with_limits(self.limits),
             bus: self.bus.unwrap_or_default(),
         })
+    }
+}
+
+/// The constructors that go through the builder (here, so that `app.rs` need not know it).
+impl Application {
+    /// Opens the store named by `EVENTSOURCING_URL`, or the default SQLite file
+    /// (`eventsourcing.db` in the working directory) when the variable is unset, with the
+    /// compression and encryption configured in the environment
+    /// (see [`ApplicationBuilder::transcoders_from_env`]).
+    ///
+    /// # Errors
+    /// Configuration or backend errors, or a registry problem (duplicate topic, missing
+    /// upcaster) found by [`validate_registry`](crate::domain::validate_registry).
+    pub fn open_default() -> Result<Self, ApplicationError> {
+        Self::builder()
+            .url_from_env()?
+            .transcoders_from_env()?
+            .build()
+    }
+
+    /// Opens the store named by `url`: `memory:`, `sqlite://PATH` or `postgres://...`, with
+    /// the compression and encryption configured in the environment.
+    ///
+    /// # Errors
+    /// As [`Application::open_default`].
+    pub fn open(url: &str) -> Result<Self, ApplicationError> {
+        Self::builder().url(url)?.transcoders_from_env()?.build()
+    }
+
+    /// A builder for custom configurations (transcoders, a given recorder, a shared bus).
+    #[must_use]
+    pub fn builder() -> ApplicationBuilder {
+        ApplicationBuilder::default()
     }
 }

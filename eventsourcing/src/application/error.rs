@@ -3,9 +3,9 @@
 use thiserror::Error;
 use uuid::Uuid;
 
+use super::bus::BusError;
 use crate::domain::{DomainError, ReplayError};
-use crate::persistence::PersistenceError;
-use crate::system::BusError;
+use crate::persistence::{Conflict, PersistenceError};
 
 /// Everything that can go wrong when an application saves or loads aggregates.
 #[derive(Debug, Error)]
@@ -36,15 +36,8 @@ pub enum ApplicationError {
     },
     /// Another writer saved the stream first; nothing of this save was written. Reload the
     /// aggregate and retry the command.
-    #[error("conflict on stream `{stream_id}`: expected version {expected}, found {actual}; nothing was written")]
-    Conflict {
-        /// The stream that moved on.
-        stream_id: String,
-        /// The version this save expected.
-        expected: u64,
-        /// The version the stream has.
-        actual: u64,
-    },
+    #[error(transparent)]
+    Conflict(Conflict),
     /// A stored event could not be applied to the entity while loading it.
     #[error("loading aggregate failed: {0}")]
     Replay(#[from] ReplayError),
@@ -118,23 +111,49 @@ impl ApplicationError {
     /// True for [`ApplicationError::Conflict`].
     #[must_use]
     pub fn is_conflict(&self) -> bool {
-        matches!(self, Self::Conflict { .. })
+        matches!(self, Self::Conflict(_))
+    }
+
+    /// The conflict, for [`ApplicationError::Conflict`] (and a persistence error that is one).
+    #[must_use]
+    pub fn conflict(&self) -> Option<&Conflict> {
+        match self {
+            Self::Conflict(conflict) => Some(conflict),
+            Self::Persistence(error) => error.conflict(),
+            _ => None,
+        }
     }
 }
 
 impl From<PersistenceError> for ApplicationError {
     fn from(error: PersistenceError) -> Self {
         match error {
-            PersistenceError::Conflict {
-                stream_id,
-                expected,
-                actual,
-            } => Self::Conflict {
-                stream_id,
-                expected,
-                actual,
-            },
+            PersistenceError::Conflict(conflict) => Self::Conflict(conflict),
             other => Self::Persistence(other),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ApplicationError;
+    use crate::persistence::{Conflict, PersistenceError};
+
+    #[test]
+    fn a_conflict_reads_the_same_at_every_layer() {
+        let conflict = Conflict {
+            stream_id: "s".into(),
+            expected: 1,
+            actual: 2,
+        };
+        let persistence = PersistenceError::from(conflict.clone());
+        assert_eq!(persistence.conflict(), Some(&conflict));
+        let application = ApplicationError::from(persistence);
+        assert!(matches!(&application, ApplicationError::Conflict(c) if *c == conflict));
+        assert_eq!(application.conflict(), Some(&conflict));
+        assert_eq!(
+            application.to_string(),
+            "conflict on stream `s`: expected version 1, found 2; nothing was written"
+        );
     }
 }

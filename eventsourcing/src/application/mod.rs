@@ -1,8 +1,9 @@
-//! The application layer: the event store, repositories (the event player), the application
-//! object, the notification log and configuration.
+//! The application layer: the event store (the one door), repositories (the event player),
+//! the application object with its bus, the notification log and configuration.
 
 mod app;
 mod builder;
+mod bus;
 mod config;
 mod error;
 mod event_store;
@@ -14,6 +15,7 @@ mod snapshots;
 
 pub use app::Application;
 pub use builder::ApplicationBuilder;
+pub use bus::{BusError, EventBus, SubscriptionId};
 pub use config::{StoreUrl, DEFAULT_URL, URL_ENV};
 pub use error::ApplicationError;
 pub use event_store::{EventStore, Saved};

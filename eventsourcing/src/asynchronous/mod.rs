@@ -72,12 +72,12 @@ use uuid::Uuid;
 
 pub use follower::AsyncFollower;
 
+use crate::application::SubscriptionId;
 use crate::application::{Application, ApplicationError, LoadReport, Saveable, Saved};
 use crate::domain::{Aggregate, Entity};
 use crate::persistence::{NotificationQuery, StoredEvent};
 #[cfg(doc)]
 use crate::system::Follower;
-use crate::system::SubscriptionId;
 
 /// How many blocking calls run at once unless configured: PostgreSQL's default pool size.
 pub const DEFAULT_MAX_BLOCKING: usize = 8;

@@ -7,6 +7,22 @@ use crate::domain::DomainError;
 /// A boxed backend error.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
 
+/// Another writer got there first: a stream was not at the version a writer expected, and
+/// nothing was written. Reload and retry. One type carried by every layer's error
+/// ([`PersistenceError::Conflict`], [`ApplicationError::Conflict`](crate::ApplicationError::Conflict),
+/// [`SystemError::Conflict`](crate::SystemError::Conflict)), so that code handling conflicts
+/// reads the same fields wherever it meets one.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[error("conflict on stream `{stream_id}`: expected version {expected}, found {actual}; nothing was written")]
+pub struct Conflict {
+    /// The stream that moved on.
+    pub stream_id: String,
+    /// The version the writer expected.
+    pub expected: u64,
+    /// The version the stream has.
+    pub actual: u64,
+}
+
 /// Everything that can go wrong when storing or reading events.
 ///
 /// Conflicts are distinct from backend failures: a conflict means another writer got there
@@ -15,15 +31,8 @@ pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
 #[non_exhaustive]
 pub enum PersistenceError {
     /// The stream was not at the expected version; nothing of the batch was written.
-    #[error("conflict on stream `{stream_id}`: expected version {expected}, found {actual}")]
-    Conflict {
-        /// The stream that moved on.
-        stream_id: String,
-        /// The version the writer expected.
-        expected: u64,
-        /// The version the stream has.
-        actual: u64,
-    },
+    #[error(transparent)]
+    Conflict(#[from] Conflict),
     /// The upstream position was already recorded: the input was processed before.
     #[error("upstream `{upstream}` position {position} is already tracked")]
     AlreadyTracked {
@@ -182,7 +191,16 @@ impl PersistenceError {
     /// True for [`PersistenceError::Conflict`].
     #[must_use]
     pub fn is_conflict(&self) -> bool {
-        matches!(self, Self::Conflict { .. })
+        matches!(self, Self::Conflict(_))
+    }
+
+    /// The conflict, for [`PersistenceError::Conflict`].
+    #[must_use]
+    pub fn conflict(&self) -> Option<&Conflict> {
+        match self {
+            Self::Conflict(conflict) => Some(conflict),
+            _ => None,
+        }
     }
 
     /// True for errors that may go away on retry (unavailable or busy database).

@@ -1,5 +1,6 @@
 //! The in-memory recorder: thread-safe, always available, and the test double for the others.
 
+use crate::persistence::Conflict;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::ops::ControlFlow;
 use std::sync::{PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
@@ -82,11 +83,11 @@ impl Inner {
         for append in batch {
             let actual = self.stream(&append.stream_id).len() as u64;
             if actual != append.expected_version {
-                return Err(PersistenceError::Conflict {
+                return Err(PersistenceError::Conflict(Conflict {
                     stream_id: append.stream_id.clone(),
                     expected: append.expected_version,
                     actual,
-                });
+                }));
             }
             for event in &append.events {
                 if self.by_event_id.contains_key(&event.metadata.event_id) {

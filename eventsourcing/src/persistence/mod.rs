@@ -17,7 +17,7 @@ pub mod transcoders;
 
 #[cfg(feature = "cassandra")]
 pub use cassandra::{CassandraConfig, CassandraRecorder};
-pub use error::{BoxError, PersistenceError};
+pub use error::{BoxError, Conflict, PersistenceError};
 pub use limits::Limits;
 pub use mapper::{Mapper, PayloadContext, PayloadKind, Transcoder};
 pub use memory::MemoryRecorder;

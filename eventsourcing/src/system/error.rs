@@ -3,7 +3,7 @@
 use thiserror::Error;
 
 use crate::application::ApplicationError;
-use crate::persistence::{BoxError, PersistenceError};
+use crate::persistence::{BoxError, Conflict, PersistenceError};
 
 /// Everything that can go wrong while followers, process applications and projections run.
 ///
@@ -54,7 +54,9 @@ pub enum SystemError {
     },
     /// The new events of a policy conflicted with another writer; nothing was written and the
     /// next pull retries the upstream event.
-    #[error("`{process}` conflicted on stream `{stream_id}` while processing `{upstream}` position {position}; nothing was written")]
+    #[error(
+        "`{process}` conflicted while processing `{upstream}` position {position}: {conflict}"
+    )]
     Conflict {
         /// The process application.
         process: String,
@@ -62,8 +64,9 @@ pub enum SystemError {
         upstream: String,
         /// The upstream position being processed.
         position: u64,
-        /// The stream that moved on.
-        stream_id: String,
+        /// The stream that moved on, and its versions.
+        #[source]
+        conflict: Conflict,
     },
     /// A projection failed to apply events; its position did not move past them.
     #[error("projection `{projection}` failed at position {position}: {source}")]

@@ -1,22 +1,19 @@
-//! The system layer: the in-process bus, the persistence subscriber, and the pieces that
-//! follow an application's log by position: process applications (exactly-once effects),
-//! catch-up projections, and runners. `docs/SYSTEM.md` walks through them.
+//! The system layer: what runs beside applications. The persistence subscriber (the bus into
+//! another store), and the pieces that follow an application's log by position
+//! ([`follow`](self::follow): upstreams, followers, runners): process applications
+//! (exactly-once effects) and catch-up projections. `docs/SYSTEM.md` walks through them.
 
-mod bus;
 mod error;
+mod follow;
 mod persistence_subscriber;
 mod process;
 mod projection;
-mod runner;
-mod upstream;
 
-pub use bus::{BusError, EventBus, SubscriptionId};
 pub use error::SystemError;
+pub use follow::{Follower, Notification, Runner, RunnerHandle, Upstream, DEFAULT_PAGE_SIZE};
 pub use persistence_subscriber::PersistenceSubscriber;
-pub use process::{Policy, ProcessApplication, Processed, ProcessingContext, DEFAULT_PAGE_SIZE};
+pub use process::{Policy, ProcessApplication, Processed, ProcessingContext};
 pub use projection::{DurableProjection, DurableProjector, Projection, Projector};
-pub use runner::{Follower, Runner, RunnerHandle};
-pub use upstream::{Notification, Upstream};
 
 /// The examples of `docs/SYSTEM.md`, run as doc tests.
 #[cfg(doctest)]

@@ -3,7 +3,7 @@
 use crate::application::EventStore;
 use crate::persistence::{StoredEvent, StreamAppend};
 
-use super::bus::{EventBus, SubscriptionId};
+use crate::application::{EventBus, SubscriptionId};
 
 /// Subscribes to a bus and appends every published event that is not yet recorded (has no
 /// position) to an event store, one atomic append per published batch. A conflict or backend

@@ -2,6 +2,7 @@
 //! policy's new events together with the tracking record, so every upstream event takes
 //! effect exactly once.
 
+use crate::persistence::Conflict;
 use crate::trace::Timed;
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -15,11 +16,7 @@ use crate::persistence::{
 };
 
 use super::error::SystemError;
-use super::upstream::{Notification, Upstream};
-use super::Follower;
-
-/// The default number of upstream events read per page.
-pub const DEFAULT_PAGE_SIZE: usize = 100;
+use super::follow::{catch_up, Follower, Notification, Upstream, DEFAULT_PAGE_SIZE};
 
 /// What a process application does with each upstream event.
 ///
@@ -254,11 +251,11 @@ impl<'a> ProcessingContext<'a> {
         };
         let next = existing.expected_version + existing.events.len() as u64;
         if append.expected_version != next {
-            return Err(ApplicationError::Conflict {
+            return Err(ApplicationError::Conflict(Conflict {
                 stream_id: append.stream_id,
                 expected: append.expected_version,
                 actual: next,
-            });
+            }));
         }
         existing.events.extend(append.events);
         Ok(())
@@ -548,7 +545,7 @@ impl<P: Policy> ProcessApplication<P> {
     /// # Errors
     /// As [`ProcessApplication::pull`]; the events before the failing one stay committed.
     pub fn run_until_caught_up(&mut self) -> Result<u64, SystemError> {
-        super::projection::catch_up(self.page_size, || self.pull())
+        catch_up(self.page_size, || self.pull())
     }
 
     /// Runs the policy on one upstream event and commits its events with the tracking record
@@ -620,14 +617,14 @@ impl<P: Policy> ProcessApplication<P> {
             Err(PersistenceError::AlreadyTracked { .. }) => Ok(Processed::AlreadyTracked),
             // A competing instance may have committed this position meanwhile, and its
             // events are what this commit conflicted with.
-            Err(PersistenceError::Conflict { .. }) if self.position()? >= position => {
+            Err(PersistenceError::Conflict(_)) if self.position()? >= position => {
                 Ok(Processed::AlreadyTracked)
             }
-            Err(PersistenceError::Conflict { stream_id, .. }) => Err(SystemError::Conflict {
+            Err(PersistenceError::Conflict(conflict)) => Err(SystemError::Conflict {
                 process: self.name.clone(),
                 upstream: self.upstream.name().to_owned(),
                 position,
-                stream_id,
+                conflict,
             }),
             Err(error) => Err(self.store_error(error.into())),
         }

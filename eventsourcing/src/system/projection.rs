@@ -5,9 +5,7 @@ use crate::persistence::{BoxError, StoredEvent};
 use crate::trace::Timed;
 
 use super::error::SystemError;
-use super::process::DEFAULT_PAGE_SIZE;
-use super::upstream::{Notification, Upstream};
-use super::Follower;
+use super::follow::{catch_up, Follower, Notification, Upstream, DEFAULT_PAGE_SIZE};
 
 /// A read model kept in memory and rebuilt from the log at start, driven by a [`Projector`].
 ///
@@ -369,20 +367,5 @@ impl<P: DurableProjection> Follower for DurableProjector<P> {
 
     fn pull(&mut self) -> Result<usize, SystemError> {
         DurableProjector::pull(self)
-    }
-}
-
-/// Pulls pages until one is short; returns the total read.
-pub(crate) fn catch_up(
-    page_size: usize,
-    mut pull: impl FnMut() -> Result<usize, SystemError>,
-) -> Result<u64, SystemError> {
-    let mut total = 0u64;
-    loop {
-        let read = pull()?;
-        total += read as u64;
-        if read < page_size {
-            return Ok(total);
-        }
     }
 }

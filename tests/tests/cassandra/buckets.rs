@@ -4,6 +4,7 @@
 //! `EVENTSOURCING_TEST_CASSANDRA_URL`.
 
 use eventsourcing::persistence::{EventQuery, PersistenceError, StoredEvent};
+use eventsourcing::Conflict;
 use eventsourcing_tests::conformance::append;
 
 const BUCKET: u64 = 4;
@@ -31,7 +32,7 @@ fn streams_cross_bucket_boundaries() {
                 .append(&[append(&stream, version, 1)], None)
                 .expect_err("stale");
             assert!(
-                matches!(error, PersistenceError::Conflict { actual, .. } if actual == version + size),
+                matches!(error, PersistenceError::Conflict(Conflict { actual, .. }) if actual == version + size),
                 "{error:?}"
             );
         }
@@ -139,7 +140,7 @@ fn streams_cross_bucket_boundaries() {
             .append(&[append(&stream, expected, 1)], None)
             .expect_err("the stream is not there yet");
         assert!(
-            matches!(error, PersistenceError::Conflict { actual, .. } if actual == BUCKET),
+            matches!(error, PersistenceError::Conflict(Conflict { actual, .. }) if actual == BUCKET),
             "expected {expected}: {error:?}"
         );
     }
@@ -149,7 +150,10 @@ fn streams_cross_bucket_boundaries() {
         .append(&[append(&short, BUCKET, 1)], None)
         .expect_err("at 2, not 4");
     assert!(
-        matches!(error, PersistenceError::Conflict { actual: 2, .. }),
+        matches!(
+            error,
+            PersistenceError::Conflict(Conflict { actual: 2, .. })
+        ),
         "{error:?}"
     );
     let error = store

@@ -7,6 +7,7 @@
 //! (throughput of 8 writers with a follower, payload column types). Every test uses its own
 //! schema.
 
+use eventsourcing::Conflict;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Barrier};
@@ -411,11 +412,11 @@ fn same_stream_race(store: &Store) {
         for result in &results {
             match result {
                 Ok(_) => {}
-                Err(PersistenceError::Conflict {
+                Err(PersistenceError::Conflict(Conflict {
                     stream_id,
                     expected,
                     actual,
-                }) => {
+                })) => {
                     assert_eq!((stream_id, *expected, *actual), (&stream, round, round + 1));
                 }
                 Err(other) => panic!("expected a conflict, got {other:?}"),

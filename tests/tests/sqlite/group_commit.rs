@@ -3,6 +3,7 @@
 //! its own append, every acknowledged append is visible to another connection (it has
 //! committed) the moment it returns, and so is what a conflicting append conflicted with.
 
+use eventsourcing::Conflict;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Barrier};
 use std::thread;
@@ -59,7 +60,7 @@ fn concurrent_appends_share_commits_and_fail_only_on_their_own_conflicts() {
                         Ok(_) => {
                             contested_ok.fetch_add(1, Ordering::Relaxed);
                         }
-                        Err(PersistenceError::Conflict { actual, .. }) => {
+                        Err(PersistenceError::Conflict(Conflict { actual, .. })) => {
                             // What it conflicted with is committed: a retry reads it.
                             assert!(
                                 version_of(&observer, &contested) >= actual,

@@ -1,6 +1,7 @@
 //! Behaviour of `Application`: save and load, conflicts, atomic multi-aggregate saves, replay,
 //! time travel, the notification log and the bus.
 
+use eventsourcing::Conflict;
 use std::sync::{Arc, Mutex};
 
 use eventsourcing::prelude::*;
@@ -78,11 +79,11 @@ fn stale_writer_gets_conflict_and_writes_nothing() {
     let before = app.notification_log().max_position().expect("max");
     let error = app.save(&mut second).expect_err("second conflicts");
     match error {
-        ApplicationError::Conflict {
+        ApplicationError::Conflict(Conflict {
             stream_id,
             expected,
             actual,
-        } => {
+        }) => {
             assert_eq!(stream_id, dog.id().to_string());
             assert_eq!((expected, actual), (1, 2));
         }

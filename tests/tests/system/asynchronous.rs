@@ -11,8 +11,7 @@ use eventsourcing::persistence::RecorderLayer;
 use eventsourcing::prelude::*;
 use eventsourcing::system::{Notification, Projection, Projector, Upstream};
 use eventsourcing::{
-    AggregateRecorder, MemoryRecorder, PersistenceError, Storage,
-    StreamAppend, Tracking,
+    AggregateRecorder, MemoryRecorder, PersistenceError, Storage, StreamAppend, Tracking,
 };
 use eventsourcing_examples::bank::{transfer, Account, AccountCommands};
 

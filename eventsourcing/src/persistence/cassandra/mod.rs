@@ -43,6 +43,7 @@ mod error;
 mod rows;
 mod schema;
 
+use crate::persistence::Conflict;
 use std::collections::BTreeMap;
 use std::future::Future;
 use std::ops::ControlFlow;
@@ -557,11 +558,11 @@ fn block_on<F: Future>(runtime: &tokio::runtime::Runtime, future: F) -> F::Outpu
 }
 
 fn conflict(stream_id: &str, expected: u64, actual: u64) -> PersistenceError {
-    PersistenceError::Conflict {
+    PersistenceError::Conflict(Conflict {
         stream_id: stream_id.to_owned(),
         expected,
         actual,
-    }
+    })
 }
 
 fn unsupported(operation: &'static str) -> PersistenceError {

@@ -3,6 +3,7 @@
 //! conflict a racing writer causes, and the rewrites of stored events (update in place,
 //! delete a stream).
 
+use crate::persistence::Conflict;
 use std::collections::HashMap;
 use std::sync::atomic::Ordering;
 
@@ -223,11 +224,11 @@ impl PostgresRecorder {
             let actual = version(4, "version")?;
             let n: i64 = row.try_get(5).map_err(|e| bad("ordinal", &e))?;
             if conflict.as_ref().is_none_or(|(first, _)| n < *first) {
-                let error = PersistenceError::Conflict {
+                let error = PersistenceError::Conflict(Conflict {
                     stream_id,
                     expected,
                     actual,
-                };
+                });
                 conflict = Some((n, error));
             }
         }
@@ -309,12 +310,12 @@ impl PostgresRecorder {
         let (append, actual) = moved
             .or_else(|| batch.first().zip(current.first()))
             .map_or((None, 0), |(a, v)| (Some(a), *v));
-        PersistenceError::Conflict {
+        PersistenceError::Conflict(Conflict {
             stream_id: append.map(|a| a.stream_id.clone()).unwrap_or_default(),
             expected: append.map_or(0, |a| a.expected_version),
             // The racing writer may have rolled back since: report at least one past expected.
             actual: actual.max(append.map_or(0, |a| a.expected_version + 1)),
-        }
+        })
     }
 
     pub(super) fn delete_stream_and_snapshots(

@@ -2,6 +2,7 @@
 //! chunk) and of the streamed reads, in both ordering modes. Skipped without
 //! `EVENTSOURCING_TEST_POSTGRES_URL`; each test uses its own schema, dropped afterwards.
 
+use crate::persistence::Conflict;
 use std::ops::ControlFlow;
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -53,11 +54,11 @@ fn append(stream_id: &str, expected_version: u64, count: u64) -> StreamAppend {
 
 fn conflict(error: PersistenceError) -> (String, u64, u64) {
     match error {
-        PersistenceError::Conflict {
+        PersistenceError::Conflict(Conflict {
             stream_id,
             expected,
             actual,
-        } => (stream_id, expected, actual),
+        }) => (stream_id, expected, actual),
         other => panic!("expected a conflict, got {other:?}"),
     }
 }

@@ -22,7 +22,7 @@ use std::time::Duration;
 
 use rusqlite::Connection;
 
-use super::errors::from_sqlite;
+use super::error::from_sqlite;
 use crate::persistence::PersistenceError;
 
 /// Members of one group at most, so that a group's commit waits for a bounded amount of work.

@@ -4,7 +4,7 @@ use std::ops::ControlFlow;
 
 use rusqlite::{params, Connection, Row};
 
-use super::errors::{from_sqlite, BACKEND};
+use super::error::{from_sqlite, BACKEND};
 use super::rows::limit_i64;
 use super::SqliteRecorder;
 use crate::domain::Timestamp;

@@ -93,65 +93,44 @@
 //! constraint. Constraint violations are classified by SQLite's extended error code, never
 //! by message text.
 
+mod append;
 mod config;
-mod errors;
+mod error;
 mod group_commit;
 mod inspect;
+mod pool;
+mod read;
 mod rows;
-mod schema;
+mod snapshots;
+mod sql;
 
 use std::ops::ControlFlow;
 use std::path::PathBuf;
-use std::sync::{Mutex, PoisonError};
+use std::sync::Mutex;
 
-use rusqlite::{params, Connection, OpenFlags, Transaction, TransactionBehavior};
-
-use group_commit::{GroupWriter, WriterState};
+use rusqlite::{Connection, OpenFlags};
 use uuid::Uuid;
 
 pub use config::{SqliteConfig, Synchronous, IN_MEMORY};
-pub use schema::SCHEMA_VERSION;
+pub use sql::SCHEMA_VERSION;
 
-use errors::{from_sqlite, is_unique_violation};
-use rows::{
-    clamp_i64, count_u64, decode_event, decode_event_ref, decode_snapshot, encode_event, limit_i64,
-};
-use schema::Statements;
+use error::from_sqlite;
+use group_commit::GroupWriter;
+use pool::STATEMENT_CACHE;
+use sql::Statements;
 
 use super::error::PersistenceError;
-use super::recorder::{
-    check_not_tracked, validate_append, validate_text, AdminRecorder, AggregateRecorder,
-    ApplicationRecorder, ProcessRecorder, SnapshotRecorder,
-};
+use super::recorder::{AdminRecorder, AggregateRecorder, ApplicationRecorder, ProcessRecorder};
 use super::stored_event::{
-    EventQuery, NotificationQuery, StoredEvent, StoredEventRef, StoredSnapshot, StreamAppend,
-    Tracking,
+    EventQuery, NotificationQuery, StoredEvent, StoredEventRef, StreamAppend, Tracking,
 };
-
-/// The writer connection held for work outside the groups of appends.
-struct Writer<'a>(std::sync::MutexGuard<'a, WriterState>);
-
-impl std::ops::Deref for Writer<'_> {
-    type Target = Connection;
-    fn deref(&self) -> &Connection {
-        &self.0.conn
-    }
-}
-
-impl std::ops::DerefMut for Writer<'_> {
-    fn deref_mut(&mut self) -> &mut Connection {
-        &mut self.0.conn
-    }
-}
-
-/// Statements per connection kept compiled (the recorder runs 16 distinct ones).
-const STATEMENT_CACHE: usize = 32;
 
 /// A recorder keeping events, tracking records and snapshots in a SQLite database.
 ///
-/// Implements [`AggregateRecorder`], [`ApplicationRecorder`], [`ProcessRecorder`] and
-/// [`SnapshotRecorder`] (so it is a [`Storage`](super::Storage)). See the
-/// [module documentation](self) for durability, pragmas and the schema.
+/// Implements every recorder trait (so it is a [`Storage`](super::Storage)). See the
+/// [module documentation](self) for durability, pragmas and the schema; the code is laid out
+/// as the PostgreSQL recorder's: `append.rs`, `read.rs`, `snapshots.rs`, `rows.rs`, `sql.rs`,
+/// `error.rs`, `config.rs`, `pool.rs` (connections) and `group_commit.rs`.
 #[derive(Debug)]
 pub struct SqliteRecorder {
     /// The one write connection; concurrent appends commit on it in groups.
@@ -189,7 +168,7 @@ impl SqliteRecorder {
             .busy_timeout(config.busy_timeout)
             .map_err(from_sqlite)?;
         writer.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
-        schema::check_stored_version(&writer)?;
+        sql::check_stored_version(&writer)?;
         if !config.is_in_memory() {
             let mode: String = writer
                 .pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get(0))
@@ -204,7 +183,7 @@ impl SqliteRecorder {
         writer
             .pragma_update(None, "synchronous", config.synchronous.as_sql())
             .map_err(from_sqlite)?;
-        schema::create_or_check(&mut writer, &config.table_prefix)?;
+        sql::create_or_check(&mut writer, &config.table_prefix)?;
         if let Some(pages) = config.max_page_count {
             writer
                 .pragma_update(None, "max_page_count", pages)
@@ -269,15 +248,7 @@ impl SqliteRecorder {
     /// # Errors
     /// Backend errors.
     pub fn schema_version(&self) -> Result<i64, PersistenceError> {
-        schema::stored_version(&self.lock_writer())
-    }
-
-    /// The writer connection, with no group of appends open (an open one commits first).
-    fn lock_writer(&self) -> Writer<'_> {
-        // A panic while the writer was held cannot leave a half-written transaction behind:
-        // rusqlite rolls an unfinished transaction back when it drops, and `write` rolls back
-        // any transaction still open before it begins a new one.
-        Writer(self.writer.exclusive())
+        sql::stored_version(&self.lock_writer())
     }
 
     /// Transactions the writer has committed for groups of appends: each is one `fsync` with
@@ -286,209 +257,6 @@ impl SqliteRecorder {
     #[must_use]
     pub fn group_commits(&self) -> u64 {
         self.writer.commits()
-    }
-
-    /// Runs `f` in one `BEGIN IMMEDIATE` transaction on the writer, committing when it returns
-    /// `Ok` and rolling back otherwise.
-    fn write<T>(
-        &self,
-        f: impl FnOnce(&Transaction<'_>) -> Result<T, PersistenceError>,
-    ) -> Result<T, PersistenceError> {
-        let mut conn = self.lock_writer();
-        if !conn.is_autocommit() {
-            conn.execute_batch("ROLLBACK").map_err(from_sqlite)?;
-        }
-        let tx = conn
-            .transaction_with_behavior(TransactionBehavior::Immediate)
-            .map_err(from_sqlite)?;
-        let value = f(&tx)?;
-        tx.commit().map_err(from_sqlite)?;
-        Ok(value)
-    }
-
-    /// Runs `f` on a read connection (the writer for an in-memory database).
-    fn read<T>(
-        &self,
-        f: impl FnOnce(&Connection) -> Result<T, PersistenceError>,
-    ) -> Result<T, PersistenceError> {
-        let Some(pool) = &self.readers else {
-            return f(&self.lock_writer());
-        };
-        let idle = pool.lock().unwrap_or_else(PoisonError::into_inner).pop();
-        let conn = match idle {
-            Some(conn) => conn,
-            None => self.open_reader()?,
-        };
-        let result = f(&conn);
-        let mut idle = pool.lock().unwrap_or_else(PoisonError::into_inner);
-        if idle.len() < self.config.max_idle_readers {
-            idle.push(conn);
-        }
-        result
-    }
-
-    fn open_reader(&self) -> Result<Connection, PersistenceError> {
-        let conn = Connection::open_with_flags(
-            &self.config.path,
-            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-        )
-        .map_err(from_sqlite)?;
-        conn.busy_timeout(self.config.busy_timeout)
-            .map_err(from_sqlite)?;
-        conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
-        conn.pragma_update(None, "query_only", true)
-            .map_err(from_sqlite)?;
-        Ok(conn)
-    }
-
-    fn max_version(conn: &Connection, sql: &str, stream_id: &str) -> Result<u64, PersistenceError> {
-        let max: Option<i64> = conn
-            .prepare_cached(sql)
-            .and_then(|mut s| s.query_row([stream_id], |row| row.get(0)))
-            .map_err(from_sqlite)?;
-        max.map_or(Ok(0), |v| {
-            u64::try_from(v).map_err(|_| PersistenceError::Corrupt {
-                detail: format!("events of stream {stream_id:?} have a negative version {v}"),
-            })
-        })
-    }
-
-    /// Explains a unique violation on inserting `event` of `append`: a duplicate event id,
-    /// or (when the version check is bypassed) a version already taken.
-    fn insert_conflict(
-        &self,
-        tx: &Connection,
-        append: &StreamAppend,
-        event: &StoredEvent,
-    ) -> PersistenceError {
-        let id_taken = tx
-            .prepare_cached(&self.sql.event_id_exists)
-            .and_then(|mut s| s.exists([event.metadata.event_id.as_bytes().as_slice()]));
-        match id_taken {
-            Ok(true) => PersistenceError::InvalidBatch {
-                stream_id: append.stream_id.clone(),
-                reason: format!("event id {} is already stored", event.metadata.event_id),
-            },
-            Ok(false) => match Self::max_version(tx, &self.sql.max_version, &append.stream_id) {
-                Ok(actual) => PersistenceError::Conflict {
-                    stream_id: append.stream_id.clone(),
-                    expected: append.expected_version,
-                    actual,
-                },
-                Err(error) => error,
-            },
-            Err(error) => from_sqlite(error),
-        }
-    }
-
-    fn append_inner(
-        &self,
-        batch: &[StreamAppend],
-        tracking: Option<&Tracking>,
-    ) -> Result<Vec<u64>, PersistenceError> {
-        validate_append(batch, tracking)?;
-        let encoded = batch
-            .iter()
-            .map(|a| {
-                a.events
-                    .iter()
-                    .map(encode_event)
-                    .collect::<Result<Vec<_>, _>>()
-            })
-            .collect::<Result<Vec<_>, _>>()?;
-        let tracked = tracking
-            .map(|t| {
-                i64::try_from(t.position)
-                    .map(|position| (t, position))
-                    .map_err(|_| PersistenceError::Config(format!(
-                        "tracking position {} of upstream `{}` does not fit a 64-bit signed integer",
-                        t.position, t.upstream
-                    )))
-            })
-            .transpose()?;
-        if tracked.is_none() && batch.is_empty() {
-            return Ok(Vec::new());
-        }
-        self.writer.append(|tx| {
-            if !self.config.skip_version_check {
-                for append in batch {
-                    let actual = Self::max_version(tx, &self.sql.max_version, &append.stream_id)?;
-                    if actual != append.expected_version {
-                        return Err(PersistenceError::Conflict {
-                            stream_id: append.stream_id.clone(),
-                            expected: append.expected_version,
-                            actual,
-                        });
-                    }
-                }
-            }
-            if let Some((t, position)) = tracked {
-                // Under the write lock: no other writer can track meanwhile.
-                let max: Option<i64> = tx
-                    .prepare_cached(&self.sql.max_tracking)
-                    .and_then(|mut s| s.query_row([&t.upstream], |row| row.get(0)))
-                    .map_err(from_sqlite)?;
-                check_not_tracked(t, max.and_then(|m| u64::try_from(m).ok()))?;
-                let inserted = tx
-                    .prepare_cached(&self.sql.insert_tracking)
-                    .and_then(|mut s| s.execute(params![t.upstream, position]));
-                match inserted {
-                    Ok(_) => {}
-                    Err(e) if is_unique_violation(&e) => {
-                        return Err(PersistenceError::AlreadyTracked {
-                            upstream: t.upstream.clone(),
-                            position: t.position,
-                        })
-                    }
-                    Err(e) => return Err(from_sqlite(e)),
-                }
-            }
-            let mut positions = Vec::with_capacity(encoded.iter().map(Vec::len).sum());
-            let mut insert = tx
-                .prepare_cached(&self.sql.insert_event)
-                .map_err(from_sqlite)?;
-            for (append, encoded) in batch.iter().zip(&encoded) {
-                for (event, e) in append.events.iter().zip(encoded) {
-                    let row = insert.insert(params![
-                        append.stream_id,
-                        e.version,
-                        e.event_id.as_slice(),
-                        event.topic,
-                        e.schema_version,
-                        e.timestamp,
-                        event.payload,
-                        e.metadata,
-                    ]);
-                    let position = match row {
-                        Ok(position) => position,
-                        Err(error) if is_unique_violation(&error) => {
-                            return Err(self.insert_conflict(tx, append, event));
-                        }
-                        Err(error) => return Err(from_sqlite(error)),
-                    };
-                    positions.push(u64::try_from(position).map_err(|_| {
-                        PersistenceError::Corrupt {
-                            detail: format!("SQLite assigned a negative position {position}"),
-                        }
-                    })?);
-                }
-            }
-            Ok(positions)
-        })
-    }
-
-    fn query_events<P: rusqlite::Params>(
-        conn: &Connection,
-        sql: &str,
-        params: P,
-    ) -> Result<Vec<StoredEvent>, PersistenceError> {
-        let mut stmt = conn.prepare_cached(sql).map_err(from_sqlite)?;
-        let mut rows = stmt.query(params).map_err(from_sqlite)?;
-        let mut events = Vec::new();
-        while let Some(row) = rows.next().map_err(from_sqlite)? {
-            events.push(decode_event(row)?);
-        }
-        Ok(events)
     }
 }
 
@@ -507,106 +275,21 @@ impl AggregateRecorder for SqliteRecorder {
         query: &EventQuery,
         visit: &mut dyn FnMut(StoredEventRef<'_>) -> ControlFlow<()>,
     ) -> Result<(), PersistenceError> {
-        let from = query.from_version.unwrap_or(0);
-        if i64::try_from(from).is_err() {
-            return Ok(());
-        }
-        let (from, to) = (
-            clamp_i64(from),
-            query.to_version.map_or(i64::MAX, clamp_i64),
-        );
-        let limit = query.limit.map_or(-1, limit_i64);
-        let sql = if query.descending {
-            &self.sql.select_events_desc
-        } else {
-            &self.sql.select_events_asc
-        };
-        self.read(|conn| {
-            let mut stmt = conn.prepare_cached(sql).map_err(from_sqlite)?;
-            let mut rows = stmt
-                .query(params![stream_id, from, to, limit])
-                .map_err(from_sqlite)?;
-            while let Some(row) = rows.next().map_err(from_sqlite)? {
-                if visit(decode_event_ref(row)?).is_break() {
-                    break;
-                }
-            }
-            Ok(())
-        })
+        self.load_stream(stream_id, query, visit)
     }
 }
 
 impl AdminRecorder for SqliteRecorder {
     fn event_by_id(&self, event_id: Uuid) -> Result<Option<StoredEvent>, PersistenceError> {
-        self.read(|conn| {
-            let mut events = Self::query_events(
-                conn,
-                &self.sql.event_by_id,
-                [event_id.as_bytes().as_slice()],
-            )?;
-            Ok(events.pop())
-        })
+        self.load_event_by_id(event_id)
     }
 
     fn delete_stream(&self, stream_id: &str) -> Result<u64, PersistenceError> {
-        self.write(|tx| {
-            tx.prepare_cached(&self.sql.delete_snapshots)
-                .and_then(|mut s| s.execute([stream_id]))
-                .map_err(from_sqlite)?;
-            let deleted = tx
-                .prepare_cached(&self.sql.delete_events)
-                .and_then(|mut s| s.execute([stream_id]))
-                .map_err(from_sqlite)?;
-            Ok(count_u64(deleted))
-        })
+        self.delete_stream_and_snapshots(stream_id)
     }
 
     fn update_events(&self, events: &[StoredEvent]) -> Result<(), PersistenceError> {
-        if events.is_empty() {
-            return Ok(());
-        }
-        validate_text(events)?;
-        let not_found = |event: &StoredEvent| PersistenceError::EventNotFound {
-            stream_id: event.stream_id.clone(),
-            version: event.version,
-        };
-        let mut encoded = Vec::with_capacity(events.len());
-        for event in events {
-            // A version beyond SQLite's range cannot be stored, so it is not found.
-            encoded.push(encode_event(event).map_err(|_| not_found(event))?);
-        }
-        self.write(|tx| {
-            let mut update = tx
-                .prepare_cached(&self.sql.update_event)
-                .map_err(from_sqlite)?;
-            for (event, e) in events.iter().zip(&encoded) {
-                let changed = update.execute(params![
-                    event.stream_id,
-                    e.version,
-                    e.event_id.as_slice(),
-                    event.topic,
-                    e.schema_version,
-                    e.timestamp,
-                    event.payload,
-                    e.metadata,
-                ]);
-                match changed {
-                    Ok(0) => return Err(not_found(event)),
-                    Ok(_) => {}
-                    Err(error) if is_unique_violation(&error) => {
-                        return Err(PersistenceError::InvalidBatch {
-                            stream_id: event.stream_id.clone(),
-                            reason: format!(
-                                "event id {} is already stored for another event",
-                                event.metadata.event_id
-                            ),
-                        })
-                    }
-                    Err(error) => return Err(from_sqlite(error)),
-                }
-            }
-            Ok(())
-        })
+        self.update_in_place(events)
     }
 }
 
@@ -616,130 +299,16 @@ impl ApplicationRecorder for SqliteRecorder {
         query: &NotificationQuery,
         into: &mut Vec<StoredEvent>,
     ) -> Result<(), PersistenceError> {
-        let Ok(from) = i64::try_from(query.from_position) else {
-            return Ok(());
-        };
-        let to = query.to_position.map_or(i64::MAX, clamp_i64);
-        let start = into.len();
-        let result = if query.topics.is_empty() {
-            // The statement has no `LIMIT` (see `Statements::notifications`): take `limit`
-            // rows and stop.
-            self.read(|conn| {
-                let mut stmt = conn
-                    .prepare_cached(&self.sql.notifications)
-                    .map_err(from_sqlite)?;
-                let mut rows = stmt.query(params![from, to]).map_err(from_sqlite)?;
-                while into.len() - start < query.limit {
-                    let Some(row) = rows.next().map_err(from_sqlite)? else {
-                        break;
-                    };
-                    into.push(decode_event(row)?);
-                }
-                Ok(())
-            })
-        } else {
-            let limit = limit_i64(query.limit);
-            let topics = serde_json::to_string(&query.topics)
-                .map_err(|e| PersistenceError::Config(format!("topic filter: {e}")))?;
-            self.read(|conn| {
-                into.extend(Self::query_events(
-                    conn,
-                    &self.sql.notifications_by_topic,
-                    params![from, to, limit, topics],
-                )?);
-                Ok(())
-            })
-        };
-        if result.is_err() {
-            into.truncate(start);
-        }
-        result
+        self.load_notifications(query, into)
     }
 
     fn max_position(&self) -> Result<u64, PersistenceError> {
-        self.read(|conn| {
-            let max: i64 = conn
-                .prepare_cached(&self.sql.max_position)
-                .and_then(|mut s| s.query_row([], |row| row.get(0)))
-                .map_err(from_sqlite)?;
-            u64::try_from(max).map_err(|_| PersistenceError::Corrupt {
-                detail: format!("events row at negative position {max}"),
-            })
-        })
+        self.load_max_position()
     }
 }
 
 impl ProcessRecorder for SqliteRecorder {
     fn max_tracking_position(&self, upstream: &str) -> Result<Option<u64>, PersistenceError> {
-        self.read(|conn| {
-            let max: Option<i64> = conn
-                .prepare_cached(&self.sql.max_tracking)
-                .and_then(|mut s| s.query_row([upstream], |row| row.get(0)))
-                .map_err(from_sqlite)?;
-            max.map(|p| {
-                u64::try_from(p).map_err(|_| PersistenceError::Corrupt {
-                    detail: format!(
-                        "tracking row of upstream {upstream:?} at negative position {p}"
-                    ),
-                })
-            })
-            .transpose()
-        })
-    }
-}
-
-impl SnapshotRecorder for SqliteRecorder {
-    fn put_snapshot(&self, snapshot: &StoredSnapshot) -> Result<(), PersistenceError> {
-        let version = i64::try_from(snapshot.version).map_err(|_| {
-            PersistenceError::Config(format!(
-                "snapshot version {} of stream `{}` does not fit a 64-bit signed integer",
-                snapshot.version, snapshot.stream_id
-            ))
-        })?;
-        self.write(|tx| {
-            tx.prepare_cached(&self.sql.put_snapshot)
-                .and_then(|mut s| {
-                    s.execute(params![
-                        snapshot.stream_id,
-                        version,
-                        snapshot.topic,
-                        i64::from(snapshot.schema_version),
-                        snapshot.state,
-                        snapshot.created_on.as_micros(),
-                        snapshot.modified_on.as_micros(),
-                    ])
-                })
-                .map_err(from_sqlite)?;
-            Ok(())
-        })
-    }
-
-    fn latest_snapshot(
-        &self,
-        stream_id: &str,
-        at_most_version: Option<u64>,
-    ) -> Result<Option<StoredSnapshot>, PersistenceError> {
-        let at_most = at_most_version.map_or(i64::MAX, clamp_i64);
-        self.read(|conn| {
-            let mut stmt = conn
-                .prepare_cached(&self.sql.latest_snapshot)
-                .map_err(from_sqlite)?;
-            let mut rows = stmt
-                .query(params![stream_id, at_most])
-                .map_err(from_sqlite)?;
-            rows.next()
-                .map_err(from_sqlite)?
-                .map(decode_snapshot)
-                .transpose()
-        })
-    }
-
-    fn delete_snapshots(&self, stream_id: &str) -> Result<u64, PersistenceError> {
-        self.write(|tx| {
-            tx.prepare_cached(&self.sql.delete_snapshots)
-                .and_then(|mut s| s.execute([stream_id]))
-                .map(count_u64)
-                .map_err(from_sqlite)
-        })
+        self.load_max_tracking_position(upstream)
     }
 }

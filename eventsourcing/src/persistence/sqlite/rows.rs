@@ -9,7 +9,7 @@ use rusqlite::Row;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use super::errors::corrupt_row;
+use super::error::corrupt_row;
 use crate::domain::{Metadata, Timestamp};
 use crate::persistence::{PersistenceError, StoredEvent, StoredEventRef, StoredSnapshot};
 

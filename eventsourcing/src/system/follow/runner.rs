@@ -5,58 +5,9 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use super::bus::{EventBus, SubscriptionId};
-use super::error::SystemError;
-
-/// Something that follows an upstream log by position: a process application or a projector.
-///
-/// Object safe, so a [`Runner`] can hold different kinds together.
-pub trait Follower: Send {
-    /// The follower's name, in errors and reports.
-    fn name(&self) -> &str;
-
-    /// The last upstream position committed (0 when none).
-    ///
-    /// # Errors
-    /// Store failures.
-    fn position(&self) -> Result<u64, SystemError>;
-
-    /// Processes one page after the committed position; returns how many upstream events
-    /// were read (0 when caught up).
-    ///
-    /// # Errors
-    /// The first failure; the events before it stay committed.
-    fn pull(&mut self) -> Result<usize, SystemError>;
-
-    /// Pulls until a pull reads nothing; returns the total read.
-    ///
-    /// # Errors
-    /// As [`Follower::pull`].
-    fn run_until_caught_up(&mut self) -> Result<u64, SystemError> {
-        let mut total = 0u64;
-        loop {
-            match self.pull()? {
-                0 => return Ok(total),
-                read => total += read as u64,
-            }
-        }
-    }
-}
-
-impl<F: Follower + ?Sized> Follower for Box<F> {
-    fn name(&self) -> &str {
-        (**self).name()
-    }
-    fn position(&self) -> Result<u64, SystemError> {
-        (**self).position()
-    }
-    fn pull(&mut self) -> Result<usize, SystemError> {
-        (**self).pull()
-    }
-    fn run_until_caught_up(&mut self) -> Result<u64, SystemError> {
-        (**self).run_until_caught_up()
-    }
-}
+use super::Follower;
+use crate::application::{EventBus, SubscriptionId};
+use crate::system::SystemError;
 
 /// Drives followers in rounds until a whole round reads nothing, so chains (orders →
 /// payments → shipping) settle in one call. Single-threaded; see [`Runner::spawn`] for a

@@ -9,7 +9,7 @@ use crate::application::Application;
 use crate::domain::{DomainEvent, EventEnvelope};
 use crate::persistence::{ApplicationRecorder, Mapper, NotificationQuery, StoredEvent};
 
-use super::error::SystemError;
+use crate::system::SystemError;
 
 /// An upstream application's notification log, under the name that tracking records use.
 ///

@@ -2,7 +2,7 @@
 
 use rusqlite::{Connection, TransactionBehavior};
 
-use super::errors::{from_sqlite, BACKEND};
+use super::error::{from_sqlite, BACKEND};
 use crate::persistence::PersistenceError;
 
 /// The documented schema, with `{prefix}` standing for the table prefix.

@@ -164,6 +164,7 @@ impl CassandraConfig {
 
     /// Drops the whole keyspace when the recorder is dropped: for tests that use a keyspace
     /// each.
+    #[cfg(any(test, feature = "test-hooks"))]
     #[doc(hidden)]
     #[must_use]
     pub fn drop_keyspace_on_drop_for_testing(mut self) -> Self {

@@ -26,10 +26,12 @@ pub enum OrderingMode {
     /// A plain sequence, no ordering guarantee: a follower can skip an event that commits late
     /// with a lower position. Only for the tests that prove the gap test detects it.
     #[doc(hidden)]
+    #[cfg(any(test, feature = "test-hooks"))]
     UnorderedForTesting,
     /// Transaction-id positions but reads without the visibility horizon: broken in the same
     /// way. Only for the tests that prove the horizon is what keeps the order gap-free.
     #[doc(hidden)]
+    #[cfg(any(test, feature = "test-hooks"))]
     TransactionIdWithoutHorizonForTesting,
 }
 
@@ -38,18 +40,32 @@ impl OrderingMode {
     #[must_use]
     pub fn name(self) -> &'static str {
         match self {
-            Self::TransactionId | Self::TransactionIdWithoutHorizonForTesting => "xid",
+            Self::TransactionId => "xid",
             Self::TableLock => "table_lock",
+            #[cfg(any(test, feature = "test-hooks"))]
+            Self::TransactionIdWithoutHorizonForTesting => "xid",
+            #[cfg(any(test, feature = "test-hooks"))]
             Self::UnorderedForTesting => "unordered_for_testing",
         }
     }
 
     /// Whether positions are derived from transaction ids.
     pub(super) fn uses_xid(self) -> bool {
-        matches!(
-            self,
-            Self::TransactionId | Self::TransactionIdWithoutHorizonForTesting
-        )
+        match self {
+            Self::TransactionId => true,
+            #[cfg(any(test, feature = "test-hooks"))]
+            Self::TransactionIdWithoutHorizonForTesting => true,
+            _ => false,
+        }
+    }
+
+    /// The broken mode of the tests that prove the gap test catches unordered positions.
+    pub(super) fn is_unordered(self) -> bool {
+        #[cfg(any(test, feature = "test-hooks"))]
+        if self == Self::UnorderedForTesting {
+            return true;
+        }
+        false
     }
 
     fn parse(name: &str) -> Result<Self, PersistenceError> {
@@ -366,6 +382,7 @@ impl PostgresConfig {
 
     /// Test hook: skip the version check inside the append transaction, leaving only the
     /// unique index to catch racing writers.
+    #[cfg(any(test, feature = "test-hooks"))]
     #[doc(hidden)]
     #[must_use]
     pub fn skip_version_check_for_testing(mut self) -> Self {
@@ -375,6 +392,7 @@ impl PostgresConfig {
 
     /// Test hook: sleep this long inside every appending transaction, after the events are
     /// inserted and before commit, to widen race windows deterministically.
+    #[cfg(any(test, feature = "test-hooks"))]
     #[doc(hidden)]
     #[must_use]
     pub fn hold_in_transaction_for_testing(mut self, hold: Duration) -> Self {
@@ -383,6 +401,7 @@ impl PostgresConfig {
     }
 
     /// Test hook: `DROP SCHEMA ... CASCADE` when the recorder is dropped.
+    #[cfg(any(test, feature = "test-hooks"))]
     #[doc(hidden)]
     #[must_use]
     pub fn drop_schema_on_drop_for_testing(mut self) -> Self {

@@ -506,7 +506,7 @@ impl PostgresRecorder {
             return Err(newer_schema(version));
         }
         Ok(version == SCHEMA_VERSION
-            && (self.config.ordering == OrderingMode::UnorderedForTesting
+            && (self.config.ordering.is_unordered()
                 || ordering.as_deref() == Some(self.config.ordering.name())))
     }
 
@@ -514,7 +514,7 @@ impl PostgresRecorder {
     /// assigned in another mode (mixing them would break the order).
     fn check_ordering(&self, tx: &mut Transaction<'_>, meta: &str) -> Result<(), PersistenceError> {
         let mode = self.config.ordering;
-        if mode == OrderingMode::UnorderedForTesting {
+        if mode.is_unordered() {
             return Ok(());
         }
         let stored: Option<String> = tx

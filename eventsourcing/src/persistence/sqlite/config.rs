@@ -145,6 +145,7 @@ impl SqliteConfig {
 
     /// FOR TESTS ONLY: skips the expected-version check on append, to prove that the
     /// conformance suite catches a recorder without it. Never use this in an application.
+    #[cfg(any(test, feature = "test-hooks"))]
     #[doc(hidden)]
     #[must_use]
     pub fn skip_version_check_for_tests(mut self) -> Self {
@@ -154,6 +155,7 @@ impl SqliteConfig {
 
     /// FOR TESTS ONLY: caps the database at `pages` pages (`PRAGMA max_page_count` on the
     /// writer connection), to simulate a full disk. Never use this in an application.
+    #[cfg(any(test, feature = "test-hooks"))]
     #[doc(hidden)]
     #[must_use]
     pub fn max_page_count_for_testing(mut self, pages: u32) -> Self {

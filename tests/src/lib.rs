@@ -1,13 +1,12 @@
-//! Shared test support: the recorder conformance suite and the evolution scenarios that every
-//! backend runs, the hand-written model they use, and helpers
-//! for finding the PostgreSQL server used in CI.
+//! Shared test support of the project's own tests: helpers for finding the PostgreSQL and
+//! Cassandra servers used in CI, fresh stores of each backend, throwaway clusters and the
+//! crash harness. The conformance suite, the evolution scenarios and the model test are the
+//! public kit `eventsourcing-testkit`, re-exported here under their old paths.
 
-pub mod conformance;
 pub mod crash;
-pub mod domain_model;
-pub mod evolution;
-pub mod model;
 pub mod support;
+
+pub use eventsourcing_testkit::{conformance, domain_model, evolution, model};
 
 /// The examples of `docs/EVOLUTION.md`, run as doc tests.
 #[cfg(doctest)]

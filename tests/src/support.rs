@@ -1,15 +1,11 @@
 //! Helpers for backends that need a resource to outlive the store: a temporary database file
 //! and a store wrapper that keeps such a guard alive.
 
-use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-use eventsourcing::persistence::{
-    AggregateRecorder, EventQuery, Layered, PersistenceError, RecorderLayer, SnapshotRecorder,
-    Storage, StoredEventRef, StoredSnapshot, StreamAppend, Tracking,
-};
+use eventsourcing::persistence::{Layered, RecorderLayer, Storage};
 use uuid::Uuid;
 
 /// A unique database file path under the system temporary directory; the file and its SQLite
@@ -65,91 +61,7 @@ impl<G: Send + Sync> RecorderLayer for Guarded<G> {
     }
 }
 
-/// Wraps a store and counts what goes through it, to show what an operation costs without
-/// timing it: events and snapshots read, and transactions with a tracking record.
-pub struct CountingStorage {
-    inner: Arc<dyn Storage>,
-    events_read: AtomicU64,
-    snapshots_read: AtomicU64,
-    tracked_appends: AtomicU64,
-}
-
-impl CountingStorage {
-    /// Counts reads of `inner`: a [`Storage`] whose counters are reached through `Deref`.
-    #[must_use]
-    pub fn new(inner: Arc<dyn Storage>) -> Layered<Self> {
-        Layered(Self {
-            inner,
-            events_read: AtomicU64::new(0),
-            snapshots_read: AtomicU64::new(0),
-            tracked_appends: AtomicU64::new(0),
-        })
-    }
-
-    /// Events visited by `for_each_event` (so also returned by `select_events`) since the
-    /// last reset.
-    #[must_use]
-    pub fn events_read(&self) -> u64 {
-        self.events_read.load(Ordering::SeqCst)
-    }
-
-    /// Snapshots returned by `latest_snapshot` since the last reset.
-    #[must_use]
-    pub fn snapshots_read(&self) -> u64 {
-        self.snapshots_read.load(Ordering::SeqCst)
-    }
-
-    /// Appends with a tracking record since the last reset (one transaction each).
-    #[must_use]
-    pub fn tracked_appends(&self) -> u64 {
-        self.tracked_appends.load(Ordering::SeqCst)
-    }
-
-    /// Sets every counter to zero.
-    pub fn reset(&self) {
-        self.events_read.store(0, Ordering::SeqCst);
-        self.snapshots_read.store(0, Ordering::SeqCst);
-        self.tracked_appends.store(0, Ordering::SeqCst);
-    }
-}
-
-impl RecorderLayer for CountingStorage {
-    fn inner(&self) -> &dyn Storage {
-        &*self.inner
-    }
-    fn append(
-        &self,
-        batch: &[StreamAppend],
-        tracking: Option<&Tracking>,
-    ) -> Result<Vec<u64>, PersistenceError> {
-        if tracking.is_some() {
-            self.tracked_appends.fetch_add(1, Ordering::SeqCst);
-        }
-        self.inner.append(batch, tracking)
-    }
-    fn for_each_event(
-        &self,
-        stream_id: &str,
-        query: &EventQuery,
-        visit: &mut dyn FnMut(StoredEventRef<'_>) -> ControlFlow<()>,
-    ) -> Result<(), PersistenceError> {
-        self.inner.for_each_event(stream_id, query, &mut |event| {
-            self.events_read.fetch_add(1, Ordering::SeqCst);
-            visit(event)
-        })
-    }
-    fn latest_snapshot(
-        &self,
-        stream_id: &str,
-        at_most_version: Option<u64>,
-    ) -> Result<Option<StoredSnapshot>, PersistenceError> {
-        let found = self.inner.latest_snapshot(stream_id, at_most_version)?;
-        if found.is_some() {
-            self.snapshots_read.fetch_add(1, Ordering::SeqCst);
-        }
-        Ok(found)
-    }
-}
+pub use eventsourcing_testkit::CountingStorage;
 
 /// The PostgreSQL 15 server binaries of Debian's packages (`scripts/services.sh` installs them).
 pub const PG_BIN: &str = "/usr/lib/postgresql/15/bin";

@@ -10,7 +10,7 @@ fn fresh() -> Option<Arc<dyn Storage>> {
     eventsourcing_tests::fresh_cassandra("cassandra conformance")
 }
 
-eventsourcing_tests::recorder_conformance!(fresh);
+eventsourcing_testkit::recorder_conformance!(fresh);
 
 /// The same suite with buckets of 10 events (the suite's largest append), so that streams
 /// fill buckets; `cassandra_buckets.rs` crosses boundaries on purpose.
@@ -23,5 +23,5 @@ mod small_buckets {
         eventsourcing_tests::fresh_cassandra_with("cassandra conformance (small buckets)", 10)
     }
 
-    eventsourcing_tests::recorder_conformance!(fresh);
+    eventsourcing_testkit::recorder_conformance!(fresh);
 }

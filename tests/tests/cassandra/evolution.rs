@@ -10,4 +10,4 @@ fn fresh() -> Option<Arc<dyn Storage>> {
     eventsourcing_tests::fresh_cassandra("cassandra evolution")
 }
 
-eventsourcing_tests::evolution_scenarios!(fresh, without_global_log);
+eventsourcing_testkit::evolution_scenarios!(fresh, without_global_log);

@@ -1,4 +1,5 @@
-//! The recorder conformance suite on the in-memory recorder.
+//! The in-memory recorder certified by the public kit in one call, as any store for another
+//! database would be: the conformance checks, the evolution scenarios and the model test.
 
 use std::sync::Arc;
 
@@ -9,4 +10,4 @@ fn fresh() -> Option<Arc<dyn Storage>> {
     Some(Arc::new(MemoryRecorder::new()))
 }
 
-eventsourcing_tests::recorder_conformance!(fresh);
+eventsourcing_testkit::certify_store!(fresh);

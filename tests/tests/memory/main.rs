@@ -5,5 +5,4 @@
 //! binaries build and link far faster, and take far less disk, than one binary per file.
 
 mod conformance;
-mod evolution;
 mod model;

@@ -11,7 +11,7 @@ fn fresh() -> Option<Arc<dyn Storage>> {
     eventsourcing_tests::fresh_postgres("postgres conformance")
 }
 
-eventsourcing_tests::recorder_conformance!(fresh);
+eventsourcing_testkit::recorder_conformance!(fresh);
 
 /// The same suite on the non-default ordering mode.
 mod table_lock {
@@ -29,5 +29,5 @@ mod table_lock {
         Some(Arc::new(PostgresRecorder::open(config).expect("open")))
     }
 
-    eventsourcing_tests::recorder_conformance!(fresh);
+    eventsourcing_testkit::recorder_conformance!(fresh);
 }

@@ -9,4 +9,4 @@ fn fresh() -> Option<Arc<dyn Storage>> {
     eventsourcing_tests::fresh_postgres("postgres evolution")
 }
 
-eventsourcing_tests::evolution_scenarios!(fresh);
+eventsourcing_testkit::evolution_scenarios!(fresh);

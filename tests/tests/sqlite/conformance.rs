@@ -15,7 +15,7 @@ mod file {
         Some(Guarded::store(Arc::new(recorder), file))
     }
 
-    eventsourcing_tests::recorder_conformance!(fresh);
+    eventsourcing_testkit::recorder_conformance!(fresh);
 }
 
 mod in_memory {
@@ -30,5 +30,5 @@ mod in_memory {
         ))
     }
 
-    eventsourcing_tests::recorder_conformance!(fresh);
+    eventsourcing_testkit::recorder_conformance!(fresh);
 }

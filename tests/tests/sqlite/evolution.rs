@@ -10,4 +10,4 @@ fn fresh() -> Option<Arc<dyn Storage>> {
     Some(eventsourcing_tests::fresh_sqlite("sqlite-evolution"))
 }
 
-eventsourcing_tests::evolution_scenarios!(fresh);
+eventsourcing_testkit::evolution_scenarios!(fresh);

@@ -639,6 +639,3 @@ impl ProcessRecorder for PostgresRecorder {
         self.load_max_tracking_position(upstream)
     }
 }
-
-#[cfg(test)]
-mod tests;

@@ -5,7 +5,7 @@
 //!
 //! ```ignore
 //! fn fresh() -> Option<Arc<dyn Storage>> { Some(Arc::new(MemoryRecorder::new())) }
-//! eventsourcing_tests::recorder_conformance!(fresh);
+//! eventsourcing_testkit::recorder_conformance!(fresh);
 //! ```
 //!
 //! `None` from the constructor means the backend is unavailable here (a skip that the
@@ -13,6 +13,7 @@
 
 use eventsourcing::Conflict;
 use std::collections::{BTreeMap, HashSet};
+use std::ops::ControlFlow;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Barrier};
 use std::thread;
@@ -924,6 +925,206 @@ fn concurrent_writers_whole_appends(store: &Store, writers: usize, batches: u64)
     }
 }
 
+fn expect_conflict(error: PersistenceError) -> (String, u64, u64) {
+    match error {
+        PersistenceError::Conflict(Conflict {
+            stream_id,
+            expected,
+            actual,
+        }) => (stream_id, expected, actual),
+        other => panic!("expected a conflict, got {other:?}"),
+    }
+}
+
+fn stored_count(store: &Store, stream_id: &str) -> usize {
+    store
+        .select_events(stream_id, &EventQuery::all())
+        .expect("select")
+        .len()
+}
+
+/// A conflict names the first stale stream in batch order with its exact versions, also for
+/// a stream asserted without new events; nothing of the batch is written.
+pub fn conflicts_are_exact_and_first_in_batch_order(store: &Store) {
+    let (a, b, c) = (new_stream(), new_stream(), new_stream());
+    if !has_global_log(store) {
+        // One stream an append: the exact conflict and the version assertion only.
+        store.append(&[append(&a, 0, 2)], None).expect("append");
+        let error = store
+            .append(&[append(&a, 1, 1)], None)
+            .expect_err("a is at 2");
+        assert_eq!(expect_conflict(error), (a.clone(), 1, 2));
+        let error = store
+            .append(&[append(&a, 3, 0)], None)
+            .expect_err("a is at 2");
+        assert_eq!(expect_conflict(error), (a.clone(), 3, 2));
+        assert_eq!(stored_count(store, &a), 2);
+        return;
+    }
+    store
+        .append(&[append(&a, 0, 2), append(&b, 0, 3)], None)
+        .expect("append");
+    // Both b and a are stale: b comes first in the batch.
+    let error = store
+        .append(
+            &[append(&c, 0, 1), append(&b, 1, 1), append(&a, 0, 1)],
+            None,
+        )
+        .expect_err("stale");
+    assert_eq!(expect_conflict(error), (b.clone(), 1, 3));
+    assert_eq!(stored_count(store, &c), 0, "nothing written on conflict");
+    // A stream asserted without new events is checked too.
+    let error = store
+        .append(&[append(&c, 0, 1), append(&a, 1, 0)], None)
+        .expect_err("a is at 2");
+    assert_eq!(expect_conflict(error), (a.clone(), 1, 2));
+    assert_eq!(stored_count(store, &c), 0);
+    assert!(store
+        .append(&[append(&a, 2, 0)], None)
+        .expect("assert")
+        .is_empty());
+    let error = store
+        .append(&[append(&a, 3, 0)], None)
+        .expect_err("a is at 2");
+    assert_eq!(expect_conflict(error), (a, 3, 2));
+}
+
+/// An append of 2,500 events (more than a backend's statement or chunk size, typically)
+/// followed by a stale stream writes nothing; the same append with the right version writes
+/// every event, with positions in batch order.
+pub fn large_appends_are_atomic_and_ordered(store: &Store) {
+    if !has_global_log(store) {
+        // Several streams in one append are refused (checked elsewhere), and a store without
+        // a log may bound one append below 2,500 events (Cassandra's buckets).
+        return;
+    }
+    let (big, b) = (new_stream(), new_stream());
+    store.append(&[append(&b, 0, 1)], None).expect("append");
+    let rows = 2_500;
+    let error = store
+        .append(&[append(&big, 0, rows), append(&b, 0, 1)], None)
+        .expect_err("b is at 1");
+    assert_eq!(expect_conflict(error), (b.clone(), 0, 1));
+    assert_eq!(stored_count(store, &big), 0, "nothing of the big stream");
+    let positions = store
+        .append(&[append(&big, 0, rows), append(&b, 1, 1)], None)
+        .expect("append");
+    assert_eq!(positions.len() as u64, rows + 1);
+    assert!(positions.windows(2).all(|w| w[0] < w[1]), "batch order");
+    let stored: Vec<u64> = store
+        .select_events(&big, &EventQuery::all())
+        .expect("select")
+        .iter()
+        .filter_map(|e| e.position)
+        .collect();
+    assert_eq!(stored, positions[..positions.len() - 1]);
+}
+
+/// A stale append with a tracking record already recorded is a conflict (the stream's state
+/// is what the writer must reload); a current one is `AlreadyTracked`; nothing is written.
+pub fn a_conflict_comes_before_already_tracked(store: &Store) {
+    if !has_global_log(store) {
+        return; // tracking records are refused (checked by `tracking`)
+    }
+    let a = new_stream();
+    let tracking = Tracking::new(format!("up-{a}"), 5);
+    store
+        .append(&[append(&a, 0, 1)], Some(&tracking))
+        .expect("append");
+    let error = store
+        .append(&[append(&a, 0, 1)], Some(&tracking))
+        .expect_err("stale and tracked");
+    assert_eq!(expect_conflict(error), (a.clone(), 0, 1));
+    let error = store
+        .append(&[append(&a, 1, 1)], Some(&tracking))
+        .expect_err("tracked");
+    assert!(
+        matches!(error, PersistenceError::AlreadyTracked { position: 5, .. }),
+        "{error:?}"
+    );
+    assert_eq!(stored_count(store, &a), 1, "nothing written");
+    assert_eq!(
+        store
+            .max_tracking_position(&tracking.upstream)
+            .expect("max"),
+        Some(5)
+    );
+}
+
+/// A visitor that breaks early gets exactly the events it saw, metadata included, and the
+/// store stays usable afterwards (a backend streaming rows must not leave a connection
+/// half-read), twenty times over.
+pub fn visiting_stops_early_and_the_store_stays_usable(store: &Store) {
+    let stream = new_stream();
+    let mut batch = append(&stream, 0, 50);
+    batch.events[3].metadata.user.insert("k".into(), "v".into());
+    batch.events[3].metadata.causation_id = Some(Uuid::now_v7());
+    // In appends of 10 (the smallest bucket a store under test may use).
+    for chunk in batch.events.chunks(10) {
+        let part = StreamAppend {
+            stream_id: stream.clone(),
+            expected_version: chunk[0].version - 1,
+            events: chunk.to_vec(),
+        };
+        store.append(&[part], None).expect("append");
+    }
+    for _ in 0..20 {
+        let mut seen = Vec::new();
+        store
+            .for_each_event(&stream, &EventQuery::all(), &mut |e| {
+                seen.push(e.into_owned());
+                if seen.len() == 5 {
+                    ControlFlow::Break(())
+                } else {
+                    ControlFlow::Continue(())
+                }
+            })
+            .expect("visit");
+        let mut expected = batch.events[..5].to_vec();
+        for (e, s) in expected.iter_mut().zip(&seen) {
+            e.position = s.position;
+        }
+        assert_eq!(seen, expected, "round trip, metadata included");
+    }
+    assert_eq!(stored_count(store, &stream), 50);
+}
+
+/// `select_notifications_into` appends after what the vector already holds (the limit counts
+/// only the new events) exactly what `select_notifications` returns.
+pub fn notifications_into_keep_what_the_vector_held(store: &Store) {
+    if !has_global_log(store) {
+        return; // the log is refused (checked by `notifications`)
+    }
+    let stream = new_stream();
+    let from = store.max_position().expect("max") + 1;
+    let mut batch = append(&stream, 0, 9);
+    for event in &mut batch.events {
+        event.topic = format!("T.{}", event.version);
+    }
+    store.append(&[batch], None).expect("append");
+    let queries = [
+        NotificationQuery::new(from, 100),
+        NotificationQuery::new(from, 4),
+        NotificationQuery::new(from + 2, 4).to_position(from + 4),
+        NotificationQuery::new(from + 1, 3).topics(["T.2", "T.5", "T.6"]),
+        NotificationQuery::new(from, 0),
+        NotificationQuery::new(from + 20, 5),
+        NotificationQuery::new(u64::MAX, 5),
+    ];
+    for query in queries {
+        let selected = store.select_notifications(&query).expect("select");
+        let mut into = store
+            .select_notifications(&NotificationQuery::new(from, 1))
+            .expect("first");
+        let kept = into.clone();
+        store
+            .select_notifications_into(&query, &mut into)
+            .expect("select into");
+        assert_eq!(&into[..kept.len()], &kept[..], "{query:?}");
+        assert_eq!(&into[kept.len()..], &selected[..], "{query:?}");
+    }
+}
+
 /// Declares one `#[test]` per conformance check for a backend. `$fresh` is a function
 /// returning `Option<Store>`: a fresh, empty store, or `None` to skip.
 #[macro_export]
@@ -935,7 +1136,10 @@ macro_rules! recorder_conformance {
             event_by_id, delete_stream, update_in_place, tracking, round_trips_exactly,
             hostile_identifiers, oversized_identifiers_are_rejected, snapshots,
             concurrent_writers_one_stream,
-            concurrent_writers_gap_free);
+            concurrent_writers_gap_free, conflicts_are_exact_and_first_in_batch_order,
+            large_appends_are_atomic_and_ordered, a_conflict_comes_before_already_tracked,
+            visiting_stops_early_and_the_store_stays_usable,
+            notifications_into_keep_what_the_vector_held);
     };
     (@tests $fresh:path; $($check:ident),* $(,)?) => {
         $(

@@ -7,7 +7,7 @@
 //!
 //! ```ignore
 //! fn fresh() -> Option<Arc<dyn Storage>> { Some(Arc::new(MemoryRecorder::new())) }
-//! eventsourcing_tests::evolution_scenarios!(fresh);
+//! eventsourcing_testkit::evolution_scenarios!(fresh);
 //! ```
 //!
 //! The scenarios only touch streams they create, so a store shared with other tests works.
@@ -23,10 +23,10 @@ use eventsourcing::persistence::{
 };
 use uuid::Uuid;
 
+use crate::counting::CountingStorage;
 use crate::domain_model::{
     self as model, Deposited, Ledger, LedgerEvent, Opened, Tally, TallyEvent,
 };
-use crate::support::CountingStorage;
 
 /// A store under test.
 pub type Store = Arc<dyn Storage>;

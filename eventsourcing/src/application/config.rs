@@ -44,7 +44,15 @@ impl FromStr for StoreUrl {
                     "`{url}` names no SQLite file"
                 )));
             }
-            Ok(Self::Sqlite(PathBuf::from(path)))
+            // A URL: `%20` is a space, `%25` a percent sign.
+            let path = percent_encoding::percent_decode_str(path)
+                .decode_utf8()
+                .map_err(|_| {
+                    ApplicationError::Config(format!(
+                        "`{url}`: the path is not UTF-8 once percent-decoded"
+                    ))
+                })?;
+            Ok(Self::Sqlite(PathBuf::from(&*path)))
         } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
             Ok(Self::Postgres(url.to_owned()))
         } else if url.starts_with("cassandra://") {
@@ -124,4 +132,38 @@ fn open_postgres(_url: &str) -> Result<Arc<dyn Storage>, ApplicationError> {
     Err(ApplicationError::Config(
         "this build has no PostgreSQL support: enable the `postgres` feature".into(),
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::PathBuf;
+
+    use super::StoreUrl;
+
+    #[test]
+    fn store_urls() {
+        let parse = |url: &str| url.parse::<StoreUrl>().ok();
+        assert_eq!(parse("memory:"), Some(StoreUrl::Memory));
+        assert_eq!(
+            parse("sqlite://app.db"),
+            Some(StoreUrl::Sqlite(PathBuf::from("app.db")))
+        );
+        assert_eq!(
+            parse("sqlite:///var/lib/my%20app/events%25.db"),
+            Some(StoreUrl::Sqlite(PathBuf::from(
+                "/var/lib/my app/events%.db"
+            )))
+        );
+        assert_eq!(parse("sqlite://%FF.db"), None, "not UTF-8 once decoded");
+        assert_eq!(parse("sqlite://"), None);
+        assert!(matches!(
+            parse("postgresql://h/db"),
+            Some(StoreUrl::Postgres(_))
+        ));
+        assert!(matches!(
+            parse("cassandra://h:9042/k"),
+            Some(StoreUrl::Cassandra(_))
+        ));
+        assert_eq!(parse("mysql://h/db"), None);
+    }
 }

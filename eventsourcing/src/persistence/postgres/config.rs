@@ -1,6 +1,7 @@
 //! Configuration of the PostgreSQL recorder: server URL, naming, pool and timeouts.
 
 use std::fmt;
+use std::str::FromStr;
 use std::time::Duration;
 
 use crate::persistence::PersistenceError;
@@ -225,30 +226,50 @@ impl PostgresConfig {
         }
     }
 
-    /// A configuration from a store URL. The query parameters listed in [`URL_PARAMETERS`]
-    /// (`schema`, `table_prefix`, `pool_size`, `connect_timeout_ms`, `statement_timeout_ms`,
-    /// `ordering=xid|table_lock`, `synchronous_commit=on|local|remote_write|remote_apply|off`)
-    /// are taken out; the rest of the URL goes to the driver unchanged.
+    /// A configuration from a store URL or a libpq `key=value` connection string. In a URL
+    /// the query parameters listed in [`URL_PARAMETERS`] (`schema`, `table_prefix`,
+    /// `pool_size`, `connect_timeout_ms`, `statement_timeout_ms`, `ordering=xid|table_lock`,
+    /// `synchronous_commit=on|local|remote_write|remote_apply|off`) are taken out,
+    /// percent-decoded; the rest of the URL goes to the driver unchanged. A `key=value`
+    /// string goes to the driver whole (set this crate's options with the builder methods).
+    /// Either form is checked by the driver's own parser here, so a malformed one is refused
+    /// before any connection is tried.
     ///
     /// ```
     /// use eventsourcing::persistence::PostgresConfig;
     /// let config =
     ///     PostgresConfig::from_url("postgres://u@h/db?schema=shop&sslmode=disable&pool_size=2")?;
     /// assert_eq!(config.schema_name(), "shop");
+    /// let config = PostgresConfig::from_url("host=127.0.0.1 user=postgres dbname=test")?;
+    /// assert_eq!(config.schema_name(), "public");
     /// # Ok::<(), eventsourcing::PersistenceError>(())
     /// ```
     ///
     /// # Errors
-    /// [`PersistenceError::Config`] for a malformed value or an invalid name.
+    /// [`PersistenceError::Config`] for a malformed URL, string or value, or an invalid name.
     pub fn from_url(url: &str) -> Result<Self, PersistenceError> {
-        let (base, query) = match url.split_once('?') {
-            Some((base, query)) => (base, query),
-            None => (url, ""),
+        let driver_check = |text: &str| {
+            postgres::Config::from_str(text)
+                .map(|_| ())
+                .map_err(|e| PersistenceError::Config(format!("PostgreSQL connection string: {e}")))
         };
+        if !url.contains("://") {
+            driver_check(url)?;
+            let config = Self::new(url);
+            config.validate()?;
+            return Ok(config);
+        }
+        let (base, query) = url.split_once('?').unwrap_or((url, ""));
         let mut passed_on = Vec::new();
         let mut config = Self::new(base);
         for pair in query.split('&').filter(|p| !p.is_empty()) {
             let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+            // libpq's own decoding: `%XX` escapes only (a `+` stays a `+`).
+            let value = percent_encoding::percent_decode_str(value)
+                .decode_utf8()
+                .map_err(|_| {
+                    PersistenceError::Config(format!("`{key}` is not UTF-8 once percent-decoded"))
+                })?;
             let millis = || {
                 value
                     .parse::<u64>()
@@ -260,8 +281,8 @@ impl PostgresConfig {
                     })
             };
             match key {
-                "schema" => config.schema = value.to_owned(),
-                "table_prefix" => config.table_prefix = value.to_owned(),
+                "schema" => config.schema = value.into_owned(),
+                "table_prefix" => config.table_prefix = value.into_owned(),
                 "pool_size" => {
                     config.pool_size = value.parse().map_err(|_| {
                         PersistenceError::Config(format!(
@@ -271,16 +292,18 @@ impl PostgresConfig {
                 }
                 "connect_timeout_ms" => config.connect_timeout = millis()?,
                 "statement_timeout_ms" => config.statement_timeout = millis()?,
-                "ordering" => config.ordering = OrderingMode::parse(value)?,
+                "ordering" => config.ordering = OrderingMode::parse(&value)?,
                 "synchronous_commit" => {
-                    config.synchronous_commit = SynchronousCommit::parse(value)?;
+                    config.synchronous_commit = SynchronousCommit::parse(&value)?;
                 }
+                // The driver's options go on as written: it decodes them itself.
                 _ => passed_on.push(pair),
             }
         }
         if !passed_on.is_empty() {
             config.url = format!("{base}?{}", passed_on.join("&"));
         }
+        driver_check(&config.url)?;
         config.validate()?;
         Ok(config)
     }
@@ -536,6 +559,17 @@ mod tests {
         assert!(PostgresConfig::from_url("postgres://h/db?schema=bad-name").is_err());
         assert!(PostgresConfig::from_url("postgres://h/db?pool_size=x").is_err());
         assert!(PostgresConfig::from_url("postgres://h/db?ordering=fast").is_err());
+        // Values are percent-decoded; what goes to the driver is encoded again.
+        let config = PostgresConfig::from_url(
+            "postgres://h/db?schema=sh%6Fp&application_name=my%20app%26co",
+        );
+        assert!(matches!(&config, Ok(c) if c.schema == "shop"
+            && c.url == "postgres://h/db?application_name=my%20app%26co"));
+        // libpq key=value strings, through the driver's parser.
+        let config = PostgresConfig::from_url("host=127.0.0.1 user=postgres dbname=test");
+        assert!(matches!(&config, Ok(c) if c.url == "host=127.0.0.1 user=postgres dbname=test"));
+        assert!(PostgresConfig::from_url("host='unterminated").is_err());
+        assert!(PostgresConfig::from_url("postgres://h/db?port=notanumber").is_err());
         assert_eq!(
             PostgresConfig::new("postgres://h/db").ordering,
             OrderingMode::TransactionId

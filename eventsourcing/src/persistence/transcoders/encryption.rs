@@ -55,10 +55,7 @@ impl CipherKey {
     pub fn parse(text: &str) -> Result<Self, PersistenceError> {
         let text = text.trim();
         let bytes = if text.len() == 64 && text.bytes().all(|b| b.is_ascii_hexdigit()) {
-            (0..32)
-                .map(|i| u8::from_str_radix(&text[2 * i..2 * i + 2], 16))
-                .collect::<Result<Vec<u8>, _>>()
-                .ok()
+            hex::decode(text).ok()
         } else {
             base64::engine::general_purpose::STANDARD
                 .decode(text)
@@ -228,7 +225,7 @@ impl Transcoder for Encryption {
                         reason: format!(
                             "the payload is encrypted under key id {}, which is not configured \
                          (add it with Encryption::with_previous_key)",
-                            hex(key)
+                            hex::encode(key)
                         ),
                     })?;
                 let aad = context.to_bytes();
@@ -287,8 +284,4 @@ impl Transcoder for Encryption {
             }),
         }
     }
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }

@@ -4,7 +4,6 @@
 //! delete a stream).
 
 use crate::persistence::Conflict;
-use std::collections::HashMap;
 use std::sync::atomic::Ordering;
 
 use postgres::types::ToSql;
@@ -14,7 +13,7 @@ use uuid::Uuid;
 use super::config::OrderingMode;
 use super::error::{classify, is_unique_violation};
 use super::pool::Conn;
-use super::rows::{corrupt, extras_json, to_bigint, to_int, PgUuid};
+use super::rows::{corrupt, extras_json, to_bigint, to_int};
 use super::{prepare, PostgresRecorder, MAX_EVENTS_PER_XID_APPEND};
 use crate::persistence::recorder::{validate_append, validate_text};
 use crate::persistence::{
@@ -33,7 +32,7 @@ struct Columns<'a> {
     check_expected: Vec<i64>,
     stream_ids: Vec<&'a str>,
     versions: Vec<i64>,
-    event_ids: Vec<String>,
+    event_ids: Vec<Uuid>,
     topics: Vec<&'a str>,
     schema_versions: Vec<i32>,
     timestamps: Vec<i64>,
@@ -47,7 +46,7 @@ impl<'a> Columns<'a> {
         for event in events {
             c.stream_ids.push(&event.stream_id);
             c.versions.push(to_bigint(event.version, "event version")?);
-            c.event_ids.push(event.metadata.event_id.to_string());
+            c.event_ids.push(event.metadata.event_id);
             c.topics.push(&event.topic);
             c.schema_versions
                 .push(to_int(event.schema_version, "event schema version")?);
@@ -150,9 +149,9 @@ impl PostgresRecorder {
                 if self.config.ordering != OrderingMode::TableLock
                     && self.config.hold_in_transaction.is_none() =>
             {
-                let mut by_id = HashMap::with_capacity(events.len());
-                self.insert_chunk(&mut conn.client, &insert, chunk, 0, &mut by_id)
-                    .and_then(|()| Ok(positions_of(&events, &by_id)?))
+                let mut positions = Vec::with_capacity(events.len());
+                self.insert_chunk(&mut conn.client, &insert, chunk, 0, &mut positions)
+                    .map(|()| positions)
             }
             _ => {
                 let track = match tracked {
@@ -179,16 +178,21 @@ impl PostgresRecorder {
         }
     }
 
-    /// Runs the insert statement for one chunk, recording the position of every inserted
-    /// event; a stream not at its expected version (the first of the batch) is a conflict,
-    /// and then the statement inserted nothing.
+    /// Runs the insert statement for one chunk, appending the positions of its events to
+    /// `positions` in batch order; a stream not at its expected version (the first of the
+    /// batch) is a conflict, and then the statement inserted nothing.
+    ///
+    /// Positions are assigned in batch order (the rows are inserted `ORDER BY` their
+    /// ordinal, and so take positions in that order in either mode), so the returned positions
+    /// sorted are the events' positions in batch order: no look-up by event id. The
+    /// conformance suite checks the positions returned against the positions stored.
     fn insert_chunk(
         &self,
         client: &mut impl GenericClient,
         insert: &Statement,
         chunk: &Columns<'_>,
         index: usize,
-        by_id: &mut HashMap<Uuid, u64>,
+        positions: &mut Vec<u64>,
     ) -> Result<(), AppendFailure> {
         let offset = i64::try_from(index * CHUNK_ROWS).unwrap_or(i64::MAX);
         let params = chunk.params(&offset, self.config.ordering.uses_xid());
@@ -205,24 +209,24 @@ impl PostgresRecorder {
             }
         })?;
         let mut conflict: Option<(i64, PersistenceError)> = None;
+        let start = positions.len();
         for row in &rows {
             let position: Option<i64> = row.try_get(0).map_err(|e| corrupt(None, "position", e))?;
             if let Some(position) = position {
-                let id: PgUuid = row.try_get(1).map_err(|e| corrupt(None, "event id", e))?;
                 let position =
                     u64::try_from(position).map_err(|e| corrupt(Some(position), "position", e))?;
-                by_id.insert(id.0, position);
+                positions.push(position);
                 continue;
             }
             let bad = |what: &str, e: &dyn std::fmt::Display| corrupt(None, what, e);
-            let stream_id: String = row.try_get(2).map_err(|e| bad("stream id", &e))?;
+            let stream_id: String = row.try_get(1).map_err(|e| bad("stream id", &e))?;
             let version = |i: usize, what: &str| -> Result<u64, PersistenceError> {
                 let v: i64 = row.try_get(i).map_err(|e| bad(what, &e))?;
                 u64::try_from(v).map_err(|e| bad(what, &e))
             };
-            let expected = version(3, "expected version")?;
-            let actual = version(4, "version")?;
-            let n: i64 = row.try_get(5).map_err(|e| bad("ordinal", &e))?;
+            let expected = version(2, "expected version")?;
+            let actual = version(3, "version")?;
+            let n: i64 = row.try_get(4).map_err(|e| bad("ordinal", &e))?;
             if conflict.as_ref().is_none_or(|(first, _)| n < *first) {
                 let error = PersistenceError::Conflict(Conflict {
                     stream_id,
@@ -232,10 +236,24 @@ impl PostgresRecorder {
                 conflict = Some((n, error));
             }
         }
-        match conflict {
-            Some((_, error)) => Err(error.into()),
-            None => Ok(()),
+        if let Some((_, error)) = conflict {
+            return Err(error.into());
         }
+        // Already in order in practice, which makes the sort a single pass.
+        positions[start..].sort_unstable();
+        if positions.len() - start != chunk.stream_ids.len() {
+            return Err(corrupt(
+                None,
+                "rows returned by the insert",
+                format!(
+                    "{} for {} events",
+                    positions.len() - start,
+                    chunk.stream_ids.len()
+                ),
+            )
+            .into());
+        }
+        Ok(())
     }
 
     fn append_in(
@@ -252,9 +270,9 @@ impl PostgresRecorder {
         if !events.is_empty() && self.config.ordering == OrderingMode::TableLock {
             tx.batch_execute(&self.sql.lock).map_err(classify)?;
         }
-        let mut by_id = HashMap::with_capacity(events.len());
+        let mut positions = Vec::with_capacity(events.len());
         for (index, chunk) in chunks.iter().enumerate() {
-            self.insert_chunk(&mut tx, insert, chunk, index, &mut by_id)?;
+            self.insert_chunk(&mut tx, insert, chunk, index, &mut positions)?;
         }
         // After the insert, so that a conflict is reported before an already tracked
         // position; either way the transaction rolls back and nothing is written.
@@ -282,7 +300,6 @@ impl PostgresRecorder {
                 .into());
             }
         }
-        let positions = positions_of(events, &by_id)?;
         if let Some(hold) = self.config.hold_in_transaction {
             std::thread::sleep(hold);
         }
@@ -353,7 +370,7 @@ impl PostgresRecorder {
                     &[
                         &event.stream_id,
                         &version,
-                        &event.metadata.event_id.to_string(),
+                        &event.metadata.event_id,
                         &event.topic,
                         &schema_version,
                         &event.metadata.timestamp.as_micros(),
@@ -372,25 +389,6 @@ impl PostgresRecorder {
         }
         tx.commit().map_err(classify)
     }
-}
-
-/// The positions of `events`, in batch order, from the positions the inserts returned.
-fn positions_of(
-    events: &[&StoredEvent],
-    by_id: &HashMap<Uuid, u64>,
-) -> Result<Vec<u64>, PersistenceError> {
-    events
-        .iter()
-        .map(|e| {
-            by_id.get(&e.metadata.event_id).copied().ok_or_else(|| {
-                corrupt(
-                    None,
-                    "insert returned no position for event",
-                    e.metadata.event_id,
-                )
-            })
-        })
-        .collect()
 }
 
 fn current_versions(

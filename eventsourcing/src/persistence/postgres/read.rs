@@ -214,7 +214,7 @@ impl PostgresRecorder {
         let mut conn = self.conn()?;
         let (client, statement) = conn.prepared(&self.sql.by_id).map_err(classify)?;
         client
-            .query_opt(&statement, &[&event_id.to_string()])
+            .query_opt(&statement, &[&event_id])
             .map_err(classify)?
             .as_ref()
             .map(decode_event)

@@ -143,8 +143,9 @@ impl Sql {
             // The version check and the insert in one statement (one round trip; in
             // autocommit, the whole append): `expected` computes the current version of every
             // stream of $1/$2 in the statement's snapshot, the insert writes only when all
-            // match, and the result is either the inserted rows (position, event id) or the
-            // streams that do not match (stream, expected, actual, ordinal in the batch).
+            // match, and the result is either the inserted rows' positions or the streams that
+            // do not match (stream, expected, actual, ordinal in the batch). Event ids go
+            // binary (`uuid[]`).
             insert: format!(
                 "WITH expected AS (SELECT c.stream_id, c.expected, c.n, \
                  COALESCE((SELECT max(e.version) FROM {events} e \
@@ -152,16 +153,16 @@ impl Sql {
                  FROM UNNEST($1::text[], $2::int8[]) WITH ORDINALITY AS c(stream_id, expected, n)), \
                  inserted AS (INSERT INTO {events} ({position}stream_id, version, event_id, topic, \
                  schema_version, \"timestamp\", payload, metadata){overriding} \
-                 SELECT {position_value}r.stream_id, r.version, r.event_id::uuid, r.topic, \
+                 SELECT {position_value}r.stream_id, r.version, r.event_id, r.topic, \
                  r.schema_version, r.ts, r.payload, r.metadata::jsonb \
-                 FROM UNNEST($3::text[], $4::int8[], $5::text[], $6::text[], $7::int4[], \
+                 FROM UNNEST($3::text[], $4::int8[], $5::uuid[], $6::text[], $7::int4[], \
                  $8::int8[], $9::bytea[], $10::text[]) WITH ORDINALITY \
                  AS r(stream_id, version, event_id, topic, schema_version, ts, payload, metadata, n) \
                  WHERE NOT EXISTS (SELECT 1 FROM expected x WHERE x.actual <> x.expected) \
-                 ORDER BY r.n RETURNING position, event_id) \
-                 SELECT position, event_id, NULL::text, NULL::int8, NULL::int8, NULL::int8 \
+                 ORDER BY r.n RETURNING position) \
+                 SELECT position, NULL::text, NULL::int8, NULL::int8, NULL::int8 \
                  FROM inserted UNION ALL \
-                 SELECT NULL, NULL, x.stream_id, x.expected, x.actual, x.n \
+                 SELECT NULL, x.stream_id, x.expected, x.actual, x.n \
                  FROM expected x WHERE x.actual <> x.expected"
             ),
             track: format!(
@@ -172,13 +173,13 @@ impl Sql {
             ),
             select_asc: select("ASC"),
             select_desc: select("DESC"),
-            by_id: format!("SELECT {EVENT_COLUMNS} FROM {events} WHERE event_id = $1::text::uuid"),
+            by_id: format!("SELECT {EVENT_COLUMNS} FROM {events} WHERE event_id = $1::uuid"),
             delete_events: format!("DELETE FROM {events} WHERE stream_id = $1"),
             delete_snapshots: format!("DELETE FROM {snapshots} WHERE stream_id = $1"),
             update: format!(
                 "UPDATE {events} SET topic = $4, schema_version = $5, \
                  \"timestamp\" = $6, payload = $7, metadata = $8::text::jsonb \
-                 WHERE stream_id = $1 AND version = $2 AND event_id = $3::text::uuid"
+                 WHERE stream_id = $1 AND version = $2 AND event_id = $3::uuid"
             ),
             notifications: format!(
                 "SELECT {EVENT_COLUMNS} FROM {events} WHERE position >= $1 AND position <= $2\

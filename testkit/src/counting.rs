@@ -6,8 +6,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use eventsourcing::persistence::{
-    AggregateRecorder, EventQuery, Layered, PersistenceError, RecorderLayer, SnapshotRecorder,
-    Storage, StoredEventRef, StoredSnapshot, StreamAppend, Tracking,
+    AggregateRecorder, EventQuery, Layered, PersistenceError, ProcessRecorder, RecorderLayer,
+    SnapshotRecorder, Storage, StoredEventRef, StoredSnapshot, StreamAppend, Tracking,
 };
 
 /// Wraps a store and counts what goes through it, to show what an operation costs without
@@ -17,6 +17,7 @@ pub struct CountingStorage {
     events_read: AtomicU64,
     snapshots_read: AtomicU64,
     tracked_appends: AtomicU64,
+    tracking_reads: AtomicU64,
 }
 
 impl CountingStorage {
@@ -28,6 +29,7 @@ impl CountingStorage {
             events_read: AtomicU64::new(0),
             snapshots_read: AtomicU64::new(0),
             tracked_appends: AtomicU64::new(0),
+            tracking_reads: AtomicU64::new(0),
         })
     }
 
@@ -50,11 +52,18 @@ impl CountingStorage {
         self.tracked_appends.load(Ordering::SeqCst)
     }
 
+    /// `max_tracking_position` calls (one round trip each) since the last reset.
+    #[must_use]
+    pub fn tracking_reads(&self) -> u64 {
+        self.tracking_reads.load(Ordering::SeqCst)
+    }
+
     /// Sets every counter to zero.
     pub fn reset(&self) {
         self.events_read.store(0, Ordering::SeqCst);
         self.snapshots_read.store(0, Ordering::SeqCst);
         self.tracked_appends.store(0, Ordering::SeqCst);
+        self.tracking_reads.store(0, Ordering::SeqCst);
     }
 }
 
@@ -82,6 +91,10 @@ impl RecorderLayer for CountingStorage {
             self.events_read.fetch_add(1, Ordering::SeqCst);
             visit(event)
         })
+    }
+    fn max_tracking_position(&self, upstream: &str) -> Result<Option<u64>, PersistenceError> {
+        self.tracking_reads.fetch_add(1, Ordering::SeqCst);
+        self.inner.max_tracking_position(upstream)
     }
     fn latest_snapshot(
         &self,

@@ -430,15 +430,21 @@ impl<P: Policy> ProcessApplication<P> {
     /// The first failure: reading upstream, the policy, a conflict, or the store.
     pub fn pull(&mut self) -> Result<usize, SystemError> {
         let name = self.name.clone();
-        let read = crate::trace::pull(&name, || self.pull_page())?;
+        let mut tracked = 0;
+        let read = crate::trace::pull(&name, || {
+            let (read, after) = self.pull_page()?;
+            tracked = after;
+            Ok(read)
+        })?;
         crate::trace::metrics::follower_lag(&name, || {
             let end = self.upstream.max_position().ok()?;
-            Some(end.saturating_sub(self.position().ok()?))
+            Some(end.saturating_sub(tracked))
         });
         Ok(read)
     }
 
-    fn pull_page(&mut self) -> Result<usize, SystemError> {
+    /// One page; how many events were read and the position tracked after them.
+    fn pull_page(&mut self) -> Result<(usize, u64), SystemError> {
         let from = self.position()? + 1;
         let page = self.upstream.select(from, self.page_size, &self.topics)?;
         if self.batch_commits {
@@ -447,11 +453,19 @@ impl<P: Policy> ProcessApplication<P> {
                 done += self.process_batch(&page[done..])?;
             }
         } else {
+            // The tracked position is read once a page: each commit's tracking guard still
+            // refuses an event that a competing instance committed meanwhile.
+            let mut tracked = from - 1;
             for event in &page {
-                self.process(event)?;
+                self.process_after(event, tracked)?;
+                tracked = tracked.max(event.position.unwrap_or(tracked));
             }
         }
-        Ok(page.len())
+        let tracked = page
+            .last()
+            .and_then(|e| e.position)
+            .map_or(from - 1, |last| last.max(from - 1));
+        Ok((page.len(), tracked))
     }
 
     /// Runs the policy on the leading events of `events` and commits their events with one
@@ -557,6 +571,16 @@ impl<P: Policy> ProcessApplication<P> {
     /// [`SystemError::Policy`], [`SystemError::Conflict`] or [`SystemError::Store`]; nothing
     /// of this event is written then.
     pub fn process(&mut self, event: &StoredEvent) -> Result<Processed, SystemError> {
+        let tracked = self.position()?;
+        self.process_after(event, tracked)
+    }
+
+    /// [`Self::process`], with the tracked position known to the caller.
+    fn process_after(
+        &mut self,
+        event: &StoredEvent,
+        tracked: u64,
+    ) -> Result<Processed, SystemError> {
         let span = Timed::new(tracing::debug_span!(
             "process",
             process = %self.name,
@@ -568,7 +592,7 @@ impl<P: Policy> ProcessApplication<P> {
             duration_us = tracing::field::Empty,
             error = tracing::field::Empty,
         ));
-        let result = span.in_scope(|| self.process_traced(event));
+        let result = span.in_scope(|| self.process_traced(event, tracked));
         if let Ok(Processed::Committed { events }) = &result {
             span.record("events", *events);
         }
@@ -576,7 +600,11 @@ impl<P: Policy> ProcessApplication<P> {
         result
     }
 
-    fn process_traced(&mut self, event: &StoredEvent) -> Result<Processed, SystemError> {
+    fn process_traced(
+        &mut self,
+        event: &StoredEvent,
+        tracked: u64,
+    ) -> Result<Processed, SystemError> {
         let Some(position) = event.position else {
             return Err(SystemError::Upstream {
                 upstream: self.upstream.name().to_owned(),
@@ -588,7 +616,7 @@ impl<P: Policy> ProcessApplication<P> {
                 },
             });
         };
-        if self.position()? >= position {
+        if tracked >= position {
             return Ok(Processed::AlreadyTracked);
         }
         let mut ctx = ProcessingContext::new(&self.application, event);

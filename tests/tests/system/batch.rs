@@ -87,6 +87,32 @@ fn follow(
     Ok((downstream, counting.tracked_appends()))
 }
 
+/// Per-event commits read the tracked position once a page, not once an event (each commit's
+/// tracking guard is what refuses an event processed meanwhile by another instance).
+#[test]
+fn per_event_commits_read_the_tracked_position_once_a_page() -> TestResult {
+    for (backend, make) in backends("per_event_commits_read_the_tracked_position_once_a_page") {
+        let upstream = app(make())?;
+        orders(&upstream, 12, &[])?;
+        let counting = Arc::new(CountingStorage::new(make()));
+        let downstream = app(counting.clone())?;
+        let mut process = ProcessApplication::new(
+            downstream.clone(),
+            Upstream::application("orders", &upstream),
+            Payments,
+        );
+        counting.reset();
+        assert_eq!(process.pull()?, 12, "{backend}: one page");
+        assert_eq!(counting.tracked_appends(), 12, "{backend}");
+        assert_eq!(
+            counting.tracking_reads(),
+            1,
+            "{backend}: one read of the tracked position for the page"
+        );
+    }
+    Ok(())
+}
+
 #[test]
 fn a_batched_page_commits_once_and_writes_what_per_event_commits_write() -> TestResult {
     for (backend, make) in

@@ -1,6 +1,6 @@
 //! The system layer: what runs beside applications. The persistence subscriber (the bus into
 //! another store), and the pieces that follow an application's log by position
-//! ([`follow`](self::follow): upstreams, followers, runners): process applications
+//! (`follow/`: upstreams, followers, runners): process applications
 //! (exactly-once effects) and catch-up projections. `docs/SYSTEM.md` walks through them.
 
 mod error;

@@ -140,43 +140,16 @@
 //! (`UPDATE eventsourcing_schema SET ordering = 'xid'`: every new position is above the old
 //! ones); the other way round is not supported. URL parameter: `ordering=xid|table_lock`.
 //!
-//! ## Figures
+//! ## Choosing a mode
 //!
-//! 8 writer threads, each appending one 200-byte event per transaction to its own stream,
-//! for 5 s, while a follower reads the log in position order, against the PostgreSQL 15
-//! server on this 2-core machine shared with other engineers' builds (load average 7-8
-//! during the runs, so absolute figures are a fraction of a quiet machine's; the ratios are
-//! what matter), release build:
-//!
-//! ```text
-//! EVENTSOURCING_TEST_POSTGRES_URL=postgres://postgres@127.0.0.1:5432/test \
-//!   cargo test --release -p eventsourcing-tests --test postgres \
-//!   -- --ignored --nocapture throughput
-//! ```
-//!
-//! Two runs of the command, two interleaved rounds each (events/s written; ratio to the plain
-//! sequence of the same round):
-//!
-//! | mode | run 1 | run 2 | ratio | follower read |
-//! |---|---|---|---|---|
-//! | plain sequence (hidden test mode, **skips events**) | 1915, 1843 | 1597, 1978 | 1 | 1264-1578/s, behind |
-//! | [`OrderingMode::TableLock`] | 382, 371 | 430, 363 | 0.20, 0.20, 0.27, 0.18 | all, in order |
-//! | [`OrderingMode::TransactionId`] (default) | 1422, 1470 | 2103, 1806 | 0.74, 0.80, 1.32, 0.91 | all, in order |
-//!
-//! (1.32 is noise from the shared machine: the plain round before it was slowed by another
-//! build.)
-//!
-//! The transaction-id mode is the default: it keeps 0.7-0.8 of the unordered throughput
-//! (the table lock 0.2), in line with the reference pgbench figures below, and the follower
-//! keeps up with the writers; its one weakness, follower delay by long transactions elsewhere
-//! on the server, is bounded by timeouts on our sessions, observable through `follower_lag`,
-//! and hidden from read-your-writes callers. Choose [`OrderingMode::TableLock`] when the server
-//! is shared with workloads that hold long transactions and follower latency matters more
-//! than append throughput, or when dense positions are wanted.
-//!
-//! Reference figures from pgbench on the same machine (one 200-byte event per transaction,
-//! 8 clients): plain sequence 6.9k-8.5k tx/s (no ordering guarantee), `LOCK TABLE ... IN
-//! EXCLUSIVE MODE` 1.6k-2.5k tx/s, `xid8` column 5.8k-6.6k tx/s.
+//! The transaction-id mode is the default: it keeps most of the unordered throughput and the
+//! follower keeps up with the writers; its one weakness, follower delay by long transactions
+//! elsewhere on the server, is bounded by timeouts on our sessions, observable through
+//! `follower_lag`, and hidden from read-your-writes callers. Choose
+//! [`OrderingMode::TableLock`] when the server is shared with workloads that hold long
+//! transactions and follower latency matters more than append throughput, or when dense
+//! positions are wanted. The measurements behind this, with the commands to rerun them, are
+//! in `docs/POSTGRES.md`.
 //!
 //! # Appends and reads: round trips
 //!
@@ -194,15 +167,14 @@
 //! sending the next ones. `for_each_event` lends each row to the visitor without copying (the
 //! stream id, topic and payload are borrowed from the row); the event id is read in its
 //! 16-byte binary format and the metadata as the JSON text of the `jsonb` value, only when
-//! it is not NULL. Measured on the 2-core test machine, streaming beats buffering the result
-//! (`Client::query`) for loads (ratio to raw SQL 0.86-1.02 against 0.69-0.72) although it
-//! costs about 1,250 more client instructions a row (the blocking driver enters its runtime
-//! for each row): the decoding overlaps with the server.
+//! it is not NULL. Streaming beats buffering the result (`Client::query`) for loads although
+//! the blocking driver enters its runtime for each row: the decoding overlaps with the server
+//! (figures in `docs/POSTGRES.md`).
 //!
 //! The sessions run with `plan_cache_mode=force_generic_plan` (unless the URL's `options` set
 //! `plan_cache_mode`): otherwise the server re-plans the append statement at every execution
-//! (0.17 ms of planning for 0.06 ms of execution) and plans a stream load as a bitmap scan
-//! and a sort of the whole stream instead of an ordered index scan. Topic-filtered
+//! (planning costs more than executing it) and plans a stream load as a bitmap scan and a
+//! sort of the whole stream instead of an ordered index scan. Topic-filtered
 //! notification pages are the exception: they ask for a custom plan (`SET LOCAL
 //! plan_cache_mode = force_custom_plan` in their own transaction), since the right index
 //! depends on how rare the topics are.

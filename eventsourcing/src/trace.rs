@@ -74,6 +74,16 @@ pub(crate) mod metrics {
         let _ = (entity, duration, snapshot);
     }
 
+    /// A follower parked an upstream event.
+    #[inline]
+    pub(crate) fn parked(follower: &str) {
+        #[cfg(feature = "metrics")]
+        ::metrics::counter!("eventsourcing_parked_total", "follower" => follower.to_owned())
+            .increment(1);
+        #[cfg(not(feature = "metrics"))]
+        let _ = follower;
+    }
+
     /// A follower is `lag` positions behind its upstream's end after a pull.
     #[inline]
     pub(crate) fn follower_lag(follower: &str, lag: impl FnOnce() -> Option<u64>) {

@@ -5,12 +5,14 @@
 
 mod error;
 mod follow;
+mod parked;
 mod persistence_subscriber;
 mod process;
 mod projection;
 
 pub use error::SystemError;
 pub use follow::{Follower, Notification, Runner, RunnerHandle, Upstream, DEFAULT_PAGE_SIZE};
+pub use parked::{ErrorPolicy, ParkedEvent, DISCARDED_TOPIC, PARKED_TOPIC, RETRIED_TOPIC};
 pub use persistence_subscriber::PersistenceSubscriber;
 pub use process::{Policy, ProcessApplication, Processed, ProcessingContext};
 pub use projection::{DurableProjection, DurableProjector, Projection, Projector};

@@ -2,15 +2,18 @@
 //! policy's new events together with the tracking record, so every upstream event takes
 //! effect exactly once.
 
-use crate::persistence::Conflict;
-use crate::trace::Timed;
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use uuid::Uuid;
 
 use crate::application::{Application, ApplicationError, Saveable};
+use crate::domain::Timestamp;
 use crate::domain::{Aggregate, DomainError, Entity, EventContext};
+use crate::persistence::Conflict;
+use crate::trace::Timed;
+
+use super::parked::{self, ErrorPolicy, ParkedEvent, DISCARDED_TOPIC, RETRIED_TOPIC};
 use crate::persistence::{
     BoxError, PersistenceError, StoredEvent, StoredSnapshot, StreamAppend, Tracking,
 };
@@ -274,6 +277,9 @@ pub enum Processed {
     /// The upstream position was already tracked: processed before (by this or another
     /// instance); nothing was written.
     AlreadyTracked,
+    /// The policy kept failing and the event was parked ([`ErrorPolicy::park_after`]): its
+    /// dead-letter record was committed with the tracking record, and nothing else.
+    Parked,
 }
 
 /// A downstream application that follows an upstream application's log and runs a
@@ -326,6 +332,7 @@ pub struct ProcessApplication<P> {
     topics: Vec<String>,
     page_size: usize,
     batch_commits: bool,
+    errors: ErrorPolicy,
 }
 
 impl<P: Policy> ProcessApplication<P> {
@@ -342,7 +349,19 @@ impl<P: Policy> ProcessApplication<P> {
             topics,
             page_size: DEFAULT_PAGE_SIZE,
             batch_commits: false,
+            errors: ErrorPolicy::default(),
         }
+    }
+
+    /// What to do when the policy fails on an upstream event: retry with backoff, then stop
+    /// (the default: three attempts, then the error; the next pull reads the event again) or
+    /// park the event and go on ([`ErrorPolicy::park_after`]). Parked events are listed by
+    /// [`ProcessApplication::parked`] and dealt with by [`ProcessApplication::retry_parked`]
+    /// and [`ProcessApplication::discard_parked`].
+    #[must_use]
+    pub fn on_error(mut self, errors: ErrorPolicy) -> Self {
+        self.errors = errors;
+        self
     }
 
     /// Names the process application (in errors and runner reports).
@@ -457,7 +476,7 @@ impl<P: Policy> ProcessApplication<P> {
             // refuses an event that a competing instance committed meanwhile.
             let mut tracked = from - 1;
             for event in &page {
-                self.process_after(event, tracked)?;
+                self.process_after(event, tracked, None)?;
                 tracked = tracked.max(event.position.unwrap_or(tracked));
             }
         }
@@ -525,10 +544,9 @@ impl<P: Policy> ProcessApplication<P> {
             last = Some(position);
         }
         let Some(position) = last else {
-            return match failure {
-                Some(error) => Err(error),
-                None => self.process(&events[0]).map(|_| 1),
-            };
+            // The first event failed (its error policy decides) or would see stale state.
+            let tracked = self.position()?;
+            return self.process_after(&events[0], tracked, failure).map(|_| 1);
         };
         // The record covers the whole page, so that a page of another instance that
         // overlaps it cannot commit too.
@@ -572,11 +590,179 @@ impl<P: Policy> ProcessApplication<P> {
     /// of this event is written then.
     pub fn process(&mut self, event: &StoredEvent) -> Result<Processed, SystemError> {
         let tracked = self.position()?;
-        self.process_after(event, tracked)
+        self.process_after(event, tracked, None)
     }
 
-    /// [`Self::process`], with the tracked position known to the caller.
+    /// [`Self::process`] under the [`ErrorPolicy`], with the tracked position known to the
+    /// caller, and maybe a first failed attempt made already (by a batch).
     fn process_after(
+        &mut self,
+        event: &StoredEvent,
+        tracked: u64,
+        failed: Option<SystemError>,
+    ) -> Result<Processed, SystemError> {
+        let first_failed_at = Timestamp::now();
+        let mut attempt = 0;
+        let mut last = failed;
+        loop {
+            if let Some(error) = last.take() {
+                attempt += 1;
+                if attempt >= self.errors.attempts() {
+                    return if self.errors.parks() {
+                        self.park(event, &error, attempt, first_failed_at)
+                    } else {
+                        Err(error)
+                    };
+                }
+                std::thread::sleep(self.errors.delay(attempt));
+            }
+            match self.process_once(event, tracked) {
+                Err(error @ SystemError::Policy { .. }) => last = Some(error),
+                other => return other,
+            }
+        }
+    }
+
+    /// Parks `event` after `attempts` failed attempts: its dead-letter record and the
+    /// tracking record of its position commit together, so it is neither processed again
+    /// nor lost.
+    fn park(
+        &mut self,
+        event: &StoredEvent,
+        error: &SystemError,
+        attempts: u32,
+        first_failed_at: Timestamp,
+    ) -> Result<Processed, SystemError> {
+        let position = event.position.unwrap_or_default();
+        let reason = match error {
+            SystemError::Policy { source, .. } => source.to_string(),
+            other => other.to_string(),
+        };
+        let record = ParkedEvent::new(
+            &self.name,
+            self.upstream.name(),
+            event,
+            position,
+            reason,
+            attempts,
+            first_failed_at,
+        );
+        let append = record.record().map_err(|e| self.store_error(e.into()))?;
+        let tracking = Tracking::new(self.upstream.name(), position);
+        match self
+            .application
+            .event_store()
+            .commit(&[append], Some(&tracking), Vec::new())
+        {
+            Ok(_) => {
+                tracing::warn!(follower = %self.name, upstream = %self.upstream.name(), position,
+                    attempts, error = %record.error, "upstream event parked");
+                crate::trace::metrics::parked(&self.name);
+                Ok(Processed::Parked)
+            }
+            Err(PersistenceError::AlreadyTracked { .. }) => Ok(Processed::AlreadyTracked),
+            Err(e) => Err(self.store_error(e.into())),
+        }
+    }
+
+    /// The events this process application parked and nobody retried or discarded yet,
+    /// oldest first.
+    ///
+    /// # Errors
+    /// [`SystemError::Store`] when the store fails or keeps no global log.
+    pub fn parked(&self) -> Result<Vec<ParkedEvent>, SystemError> {
+        parked::open_records(&**self.application.event_store().recorder(), &self.name)
+            .map_err(|e| self.store_error(e.into()))
+    }
+
+    fn parked_at(&self, position: u64) -> Result<ParkedEvent, SystemError> {
+        self.parked()?
+            .into_iter()
+            .find(|p| p.position == position)
+            .ok_or_else(|| {
+                self.store_error(ApplicationError::Persistence(
+                    PersistenceError::EventNotFound {
+                        stream_id: ParkedEvent::stream_id_for(&self.name, position),
+                        version: 1,
+                    },
+                ))
+            })
+    }
+
+    /// Runs the policy again on the parked event at upstream `position` (once, whatever the
+    /// [`ErrorPolicy`]) and commits its new events with the record's closing event, in one
+    /// transaction: of two retries at once, one commits and the other conflicts.
+    ///
+    /// # Errors
+    /// [`SystemError::Policy`] when the policy fails again (the record stays open);
+    /// [`SystemError::Store`] when no open record is at `position`, or the store fails;
+    /// [`SystemError::Conflict`] when it was retried or discarded meanwhile.
+    pub fn retry_parked(&mut self, position: u64) -> Result<Processed, SystemError> {
+        let record = self.parked_at(position)?;
+        let page = self.upstream.select(position, 1, &[])?;
+        let Some(event) = page.into_iter().find(|e| e.position == Some(position)) else {
+            return Err(SystemError::Upstream {
+                upstream: self.upstream.name().to_owned(),
+                source: PersistenceError::EventNotFound {
+                    stream_id: record.stream_id,
+                    version: record.version,
+                },
+            });
+        };
+        let mut ctx = ProcessingContext::new(&self.application, &event);
+        let notification = Notification::new(&event, self.upstream.mapper());
+        self.policy
+            .process(&notification, &mut ctx)
+            .map_err(|source| SystemError::Policy {
+                process: self.name.clone(),
+                upstream: self.upstream.name().to_owned(),
+                position,
+                source,
+            })?;
+        let (mut appends, snapshots) = ctx.into_parts();
+        appends.push(record.close(RETRIED_TOPIC));
+        self.commit_closing(&appends, snapshots, position)
+    }
+
+    /// Closes the parked event's record at upstream `position` without running the policy:
+    /// the operator decided the event needs no effect.
+    ///
+    /// # Errors
+    /// As [`ProcessApplication::retry_parked`], without the policy.
+    pub fn discard_parked(&mut self, position: u64) -> Result<(), SystemError> {
+        let record = self.parked_at(position)?;
+        self.commit_closing(&[record.close(DISCARDED_TOPIC)], Vec::new(), position)
+            .map(drop)
+    }
+
+    fn commit_closing(
+        &self,
+        appends: &[StreamAppend],
+        snapshots: Vec<(Uuid, StoredSnapshot)>,
+        position: u64,
+    ) -> Result<Processed, SystemError> {
+        match self
+            .application
+            .event_store()
+            .commit(appends, None, snapshots)
+        {
+            Ok(saved) => {
+                let events = saved.positions.len().saturating_sub(1);
+                self.publish(appends.to_vec(), &saved.positions);
+                Ok(Processed::Committed { events })
+            }
+            Err(PersistenceError::Conflict(conflict)) => Err(SystemError::Conflict {
+                process: self.name.clone(),
+                upstream: self.upstream.name().to_owned(),
+                position,
+                conflict,
+            }),
+            Err(e) => Err(self.store_error(e.into())),
+        }
+    }
+
+    /// One attempt at an event, traced.
+    fn process_once(
         &mut self,
         event: &StoredEvent,
         tracked: u64,

@@ -9,6 +9,7 @@ mod asynchronous;
 mod batch;
 mod harness;
 mod metrics;
+mod poison;
 mod process;
 mod projection;
 mod seed_example;

@@ -791,7 +791,7 @@ pub mod state_copies {
             matches!(poisoned, Err(DomainError::Poisoned { entity: "Ledger", id }) if id == ledger.id()),
             "{poisoned:?}"
         );
-        let app = Application::in_memory();
+        let app = Application::in_memory().expect("in-memory application");
         let error = app
             .save(&mut ledger)
             .expect_err("a poisoned aggregate is not saved");

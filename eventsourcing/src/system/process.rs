@@ -298,7 +298,7 @@ pub enum Processed {
 /// #[entity]
 /// impl Note { #[event(Written)] fn write(text: String) -> Self { Note { text } } }
 ///
-/// let notes = Application::in_memory();
+/// let notes = Application::in_memory()?;
 /// app_save(&notes, "hello")?;
 ///
 /// // Copies every note into the downstream application, upper-cased.
@@ -308,7 +308,7 @@ pub enum Processed {
 ///     }
 ///     Ok(())
 /// };
-/// let mut process = ProcessApplication::new(Application::in_memory(), Upstream::application("notes", &notes), shout);
+/// let mut process = ProcessApplication::new(Application::in_memory()?, Upstream::application("notes", &notes), shout);
 /// assert_eq!(process.run_until_caught_up()?, 1);
 /// assert_eq!(process.run_until_caught_up()?, 0); // caught up: nothing twice
 /// let copied = process.application().notification_log().select(1, 10)?;

@@ -20,11 +20,11 @@ use super::error::SystemError;
 /// use eventsourcing::prelude::*;
 /// use eventsourcing::system::Upstream;
 ///
-/// let orders = Application::in_memory();
+/// let orders = Application::in_memory()?;
 /// let upstream = Upstream::application("orders", &orders);
 /// assert_eq!(upstream.name(), "orders");
 /// assert!(upstream.select(1, 10, &[])?.is_empty());
-/// # Ok::<(), eventsourcing::system::SystemError>(())
+/// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 #[derive(Clone)]
 pub struct Upstream {

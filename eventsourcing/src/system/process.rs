@@ -11,7 +11,7 @@ use uuid::Uuid;
 use crate::application::{Application, ApplicationError, Saveable};
 use crate::domain::{Aggregate, DomainError, Entity, EventContext};
 use crate::persistence::{
-    BoxError, PersistenceError, StoredEvent, StoredSnapshot, StreamAppend, Tracking,
+    BoxError, Mapper, PersistenceError, StoredEvent, StoredSnapshot, StreamAppend, Tracking,
 };
 
 use super::error::SystemError;
@@ -204,7 +204,7 @@ impl<'a> ProcessingContext<'a> {
         for mut append in appends {
             self.touch(Some(&append.stream_id));
             for event in &mut append.events {
-                self.stamp(event);
+                self.stamp(store.mapper(), event)?;
             }
             self.merge(append)?;
         }
@@ -229,18 +229,47 @@ impl<'a> ProcessingContext<'a> {
         (self.appends, self.snapshots)
     }
 
-    fn stamp(&self, event: &mut StoredEvent) {
+    /// Adds the cause's causation, correlation and user metadata to an event already in its
+    /// stored form (user values encrypted by `mapper` when it encrypts metadata).
+    fn stamp(&self, mapper: &Mapper, event: &mut StoredEvent) -> Result<(), PersistenceError> {
         let metadata = &mut event.metadata;
         if metadata.causation_id.is_none() {
             metadata.causation_id = self.context.causation_id;
             metadata.correlation_id = self.context.correlation_id;
         }
         for (key, value) in &self.context.user {
-            metadata
-                .user
-                .entry(key.clone())
-                .or_insert_with(|| value.clone());
+            if !metadata.user.contains_key(key) {
+                let stored = mapper.encode_metadata_value(
+                    &event.stream_id,
+                    event.version,
+                    metadata.event_id,
+                    key,
+                    value,
+                )?;
+                metadata.user.insert(key.clone(), stored);
+            }
         }
+        Ok(())
+    }
+
+    /// Takes the cause's user metadata as `mapper` (the upstream's) decodes it, so that
+    /// encrypted values are carried on as plain values (encrypted again for each new event).
+    fn with_cause_decoded(
+        mut self,
+        mapper: &Mapper,
+        cause: &StoredEvent,
+    ) -> Result<Self, SystemError> {
+        if cause.metadata.user.is_empty() {
+            return Ok(self);
+        }
+        self.context.user = mapper
+            .decode_metadata(cause)
+            .map_err(|source| SystemError::Decode {
+                position: cause.position,
+                source,
+            })?
+            .user;
+        Ok(self)
     }
 
     fn merge(&mut self, append: StreamAppend) -> Result<(), ApplicationError> {
@@ -492,7 +521,15 @@ impl<P: Policy> ProcessApplication<P> {
             let Some(position) = event.position else {
                 break;
             };
-            let mut ctx = ProcessingContext::in_page(&self.application, event, &written);
+            let mut ctx = match ProcessingContext::in_page(&self.application, event, &written)
+                .with_cause_decoded(self.upstream.mapper(), event)
+            {
+                Ok(ctx) => ctx,
+                Err(error) => {
+                    failure = Some(error);
+                    break;
+                }
+            };
             let notification = Notification::new(event, self.upstream.mapper());
             if let Err(source) = self.policy.process(&notification, &mut ctx) {
                 failure = Some(SystemError::Policy {
@@ -594,7 +631,8 @@ impl<P: Policy> ProcessApplication<P> {
         if self.position()? >= position {
             return Ok(Processed::AlreadyTracked);
         }
-        let mut ctx = ProcessingContext::new(&self.application, event);
+        let mut ctx = ProcessingContext::new(&self.application, event)
+            .with_cause_decoded(self.upstream.mapper(), event)?;
         let notification = Notification::new(event, self.upstream.mapper());
         self.policy
             .process(&notification, &mut ctx)

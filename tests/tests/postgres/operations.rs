@@ -295,32 +295,70 @@ fn a_hot_standby_opens_and_reads_and_refuses_writes() {
 }
 
 /// A prepared transaction (two-phase commit) holds the horizon back like a running one, and
-/// survives restarts; `follower_lag` names it so that an operator can end it.
+/// survives restarts; `follower_lag` names it so that an operator can end it. A follower
+/// reading the log meanwhile gets what is readable (gap-free, without the held event) and the
+/// stall is counted once, never silently: lag and blocker are reported across a restart too.
 #[test]
 fn follower_lag_names_a_prepared_transaction() {
+    use std::time::Duration;
+
+    use eventsourcing::persistence::{ApplicationRecorder, NotificationQuery};
+
     let Some(cluster) =
         PgCluster::start("prepared transaction", &["max_prepared_transactions = 4"])
     else {
         return;
     };
-    let store =
-        PostgresRecorder::open(PostgresConfig::new(cluster.url()).schema("twopc")).expect("open");
+    let config = || {
+        PostgresConfig::new(cluster.url())
+            .schema("twopc")
+            .read_own_writes_timeout(Duration::from_millis(300))
+    };
+    let store = PostgresRecorder::open(config()).expect("open");
+    store.append(&[append("s", 0, 1)]).expect("append before");
     let mut client = postgres::Client::connect(&cluster.url(), postgres::NoTls).expect("connect");
     client
         .batch_execute("BEGIN; SELECT pg_current_xact_id(); PREPARE TRANSACTION 'stuck-2pc'")
         .expect("prepare");
-    store.append(&[append("s", 0, 1)]).expect("append");
-    let lag = store.follower_lag().expect("lag");
-    assert!(lag.is_behind(), "{lag:?}");
-    let blocker = lag.blocker.expect("a blocker");
+    store.append(&[append("s", 1, 1)]).expect("append");
+    let check = |store: &PostgresRecorder, when: &str| {
+        let lag = store.follower_lag().expect("lag");
+        assert!(lag.is_behind(), "{when}: {lag:?}");
+        let blocker = lag.blocker.expect("a blocker");
+        assert_eq!(
+            blocker.prepared.as_deref(),
+            Some("stuck-2pc"),
+            "{when}: {blocker:?}"
+        );
+        assert_eq!(blocker.state.as_deref(), Some("prepared"), "{when}");
+    };
+    check(&store, "while prepared");
+    let read = store
+        .select_notifications(&NotificationQuery::new(1, 10))
+        .expect("read");
     assert_eq!(
-        blocker.prepared.as_deref(),
-        Some("stuck-2pc"),
-        "{blocker:?}"
+        read.len(),
+        1,
+        "the held event is not readable yet, nothing skipped"
     );
-    assert_eq!(blocker.state.as_deref(), Some("prepared"));
+    assert_eq!(store.read_own_writes_stalls(), 1, "the stall is counted");
+    // The prepared transaction survives a restart, and is still named.
+    drop(store);
+    drop(client);
+    assert!(cluster.ctl("restart"), "restart");
+    let store = PostgresRecorder::open(config()).expect("reopen");
+    check(&store, "after a restart");
+    let mut client = postgres::Client::connect(&cluster.url(), postgres::NoTls).expect("connect");
     client
         .batch_execute("ROLLBACK PREPARED 'stuck-2pc'")
         .expect("end it");
     assert!(!store.follower_lag().expect("lag").is_behind());
+    assert_eq!(
+        store
+            .select_notifications(&NotificationQuery::new(1, 10))
+            .expect("read")
+            .len(),
+        2,
+        "everything readable once it is ended"
+    );
 }

@@ -107,7 +107,7 @@ impl ApplicationBuilder {
     /// `EVENTSOURCING_CIPHER_KEY` holds a key (32 bytes, base64 or 64 hex digits), and
     /// encryption of user metadata values with the same key when
     /// `EVENTSOURCING_ENCRYPT_METADATA` is `true` (see
-    /// [`Mapper::with_metadata_encryption`](crate::persistence::Mapper::with_metadata_encryption)).
+    /// `Mapper::with_metadata_encryption`).
     ///
     /// # Errors
     /// [`ApplicationError::Config`] for an unknown compression name, a malformed key, or a

@@ -127,7 +127,7 @@ pub trait Transcoder: Send + Sync + fmt::Debug {
 /// Serialises domain events to [`StoredEvent`]s (JSON payloads, then each transcoder in
 /// order) and recreates them (transcoders in reverse, then upcasting and decoding).
 ///
-/// With [`Mapper::with_metadata_encryption`] (feature `encryption`), the values of the user
+/// With `Mapper::with_metadata_encryption` (feature `encryption`), the values of the user
 /// metadata map are encrypted too; see there for what stays visible.
 #[derive(Debug, Clone, Default)]
 pub struct Mapper {
@@ -188,7 +188,7 @@ impl Mapper {
     }
 
     /// The stored form of the value of user metadata entry `key` of the event `event_id` at
-    /// `version` of `stream_id`: encrypted with [`Mapper::with_metadata_encryption`], the
+    /// `version` of `stream_id`: encrypted with `Mapper::with_metadata_encryption`, the
     /// value itself otherwise.
     ///
     /// # Errors
@@ -216,7 +216,7 @@ impl Mapper {
     }
 
     /// Encrypts the user metadata values of an event about to be stored at `version` of
-    /// `stream_id`, in place (nothing to do without [`Mapper::with_metadata_encryption`]).
+    /// `stream_id`, in place (nothing to do without `Mapper::with_metadata_encryption`).
     ///
     /// # Errors
     /// As [`Mapper::encode_metadata_value`].

@@ -8,7 +8,7 @@
 //! |---|---|---|
 //! | `Compression` | `compression` | `0x00` + bytes (stored as is, too small to gain), or `0x01` + zlib stream |
 //! | `Encryption` | `encryption` | `0x02` + 4-byte key id + 12-byte random nonce + AES-256-GCM ciphertext and tag, the row as associated data (`0x01` + nonce + ciphertext, no associated data, still read) |
-//! | user metadata values ([`Mapper::with_metadata_encryption`](super::Mapper::with_metadata_encryption)) | `encryption` | `es-aes256gcm:` + base64 (no padding) of the `0x02` format, the event and the entry's key as associated data |
+//! | user metadata values (`Mapper::with_metadata_encryption`) | `encryption` | `es-aes256gcm:` + base64 (no padding) of the `0x02` format, the event and the entry's key as associated data |
 //!
 //! Add compression before encryption (encrypted bytes do not compress):
 //! [`crate::ApplicationBuilder::transcoders_from_env`] does so.

@@ -333,7 +333,7 @@ impl PgCluster {
     pub fn standby_of(primary: &Self) -> Option<Self> {
         let mut standby = Self::empty()?;
         let ok = as_postgres(&format!(
-                "{PG_BIN}/pg_basebackup -h 127.0.0.1 -p {} -U postgres -D {} -R -X stream >/dev/null 2>&1",
+                "{PG_BIN}/pg_basebackup -h 127.0.0.1 -p {} -U postgres -D {} -R -X stream -c fast >/dev/null 2>&1",
                 primary.port,
                 standby.data().display()
             ))
@@ -348,7 +348,7 @@ impl PgCluster {
     pub fn base_backup_of(primary: &Self) -> Option<Self> {
         let backup = Self::empty()?;
         as_postgres(&format!(
-            "{PG_BIN}/pg_basebackup -h 127.0.0.1 -p {} -U postgres -D {} -X stream >/dev/null 2>&1",
+            "{PG_BIN}/pg_basebackup -h 127.0.0.1 -p {} -U postgres -D {} -X stream -c fast >/dev/null 2>&1",
             primary.port,
             backup.data().display()
         ))

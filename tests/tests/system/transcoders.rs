@@ -417,6 +417,15 @@ fn user_metadata_values_are_encrypted_bound_and_old_rows_stay_readable() {
             matches!(&error, PersistenceError::Transcode { reason } if reason.contains("no metadata key")),
             "{backend}: {error:?}"
         );
+        // A key rotation: the new key with the old one as a previous key reads the values.
+        let rotated = eventsourcing::persistence::Mapper::new().with_metadata_encryption(Arc::new(
+            Encryption::new(&CipherKey::generate().expect("key")).with_previous_key(&key),
+        ));
+        assert_eq!(
+            rotated.decode_metadata(&raw[0]).expect("previous key").user["email"],
+            SECRET,
+            "{backend}"
+        );
         // A value copied onto another event (even of the same stream) does not decrypt there.
         let mut moved = raw[1].clone();
         moved

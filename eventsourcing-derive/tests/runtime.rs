@@ -358,14 +358,16 @@ pub mod rollback_by_type {
         count: u8,
     }
 
+    // Topics of their own: the binary has another `Counter` entity, and the registry
+    // refuses two types claiming one topic (which `Application::in_memory` checks).
     #[entity]
     impl Counter {
-        #[event(Started)]
+        #[event(Started, topic = "BoundedCounter.Started")]
         fn start() -> Self {
             Counter { count: 0 }
         }
 
-        #[event(Incremented)]
+        #[event(Incremented, topic = "BoundedCounter.Incremented")]
         fn increment(&mut self) {
             self.count += 1;
         }
@@ -452,14 +454,16 @@ pub mod derives_and_field_docs {
         level: u8,
     }
 
+    // Topics of their own: the binary has another `Lamp` entity, and the registry refuses
+    // two types claiming one topic (which `Application::in_memory` checks).
     #[entity(derive(PartialEq, Eq, Hash))]
     impl Lamp {
-        #[event(Installed)]
+        #[event(Installed, topic = "DimmableLamp.Installed")]
         fn install() -> Self {
             Lamp { level: 0 }
         }
 
-        #[event(Dimmed)]
+        #[event(Dimmed, topic = "DimmableLamp.Dimmed")]
         fn dim(
             &mut self,
             /// The new brightness, 0 to 10.
@@ -791,7 +795,7 @@ pub mod state_copies {
             matches!(poisoned, Err(DomainError::Poisoned { entity: "Ledger", id }) if id == ledger.id()),
             "{poisoned:?}"
         );
-        let app = Application::in_memory();
+        let app = Application::in_memory().expect("in-memory application");
         let error = app
             .save(&mut ledger)
             .expect_err("a poisoned aggregate is not saved");

@@ -421,7 +421,10 @@ impl History {
         policy: P,
         downstream: Application,
     ) -> Result<Processing<P>, SystemError> {
-        let upstream = Application::in_memory();
+        let upstream = Application::in_memory().map_err(|source| SystemError::Store {
+            follower: "upstream".into(),
+            source,
+        })?;
         let appends = self.appends();
         if !appends.is_empty() {
             upstream
@@ -492,7 +495,11 @@ impl History {
     /// When processing fails.
     #[track_caller]
     pub fn when_processed_by<P: Policy>(&self, policy: P) -> Processing<P> {
-        match self.process(policy, Application::in_memory()) {
+        let downstream = match Application::in_memory() {
+            Ok(downstream) => downstream,
+            Err(error) => panic!("the downstream application: {error}"),
+        };
+        match self.process(policy, downstream) {
             Ok(processing) => processing,
             Err(error) => panic!("processing failed: {error}"),
         }

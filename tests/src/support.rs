@@ -144,12 +144,44 @@ impl PgCluster {
     pub fn standby_of(primary: &Self) -> Option<Self> {
         let mut standby = Self::empty()?;
         let ok = as_postgres(&format!(
-                "{PG_BIN}/pg_basebackup -h 127.0.0.1 -p {} -U postgres -D {} -R -X stream >/dev/null 2>&1",
+                "{PG_BIN}/pg_basebackup -h 127.0.0.1 -p {} -U postgres -D {} -R -X stream -c fast >/dev/null 2>&1",
                 primary.port,
                 standby.data().display()
             ))
             && standby.start_on_a_free_port();
         ok.then_some(standby)
+    }
+
+    /// A base backup of `primary` (`pg_basebackup -X stream`, no standby configuration) in
+    /// a cluster folder of its own, not started: a test configures it (recovery settings)
+    /// and starts it with [`PgCluster::start_server`]; `None` when it cannot be made.
+    #[must_use]
+    pub fn base_backup_of(primary: &Self) -> Option<Self> {
+        let backup = Self::empty()?;
+        as_postgres(&format!(
+            "{PG_BIN}/pg_basebackup -h 127.0.0.1 -p {} -U postgres -D {} -X stream -c fast >/dev/null 2>&1",
+            primary.port,
+            backup.data().display()
+        ))
+        .then_some(backup)
+    }
+
+    /// Appends `settings` to the cluster's `postgresql.auto.conf` (read last, so they win).
+    #[must_use]
+    pub fn configure(&self, settings: &[&str]) -> bool {
+        let conf = self.data().join("postgresql.auto.conf");
+        let mut text = std::fs::read_to_string(&conf).unwrap_or_default();
+        for line in settings {
+            text.push_str(line);
+            text.push('\n');
+        }
+        std::fs::write(&conf, text).is_ok()
+    }
+
+    /// Starts a cluster made by [`PgCluster::base_backup_of`] (or stopped), on a free port.
+    #[must_use]
+    pub fn start_server(&mut self) -> bool {
+        self.start_on_a_free_port()
     }
 
     /// Starts the server, on another port when its port is taken (by a client socket of

@@ -49,4 +49,20 @@ fn duplicate_topics_are_detected_at_start_up() {
         error,
         ApplicationError::Domain(DomainError::DuplicateTopic { .. })
     ));
+    // Every constructor checks the registry, not only the builder (issue 9, item 14).
+    for (name, built) in [
+        ("in_memory", Application::in_memory()),
+        (
+            "with_store",
+            Application::with_store(EventStore::in_memory()),
+        ),
+    ] {
+        match built {
+            Err(ApplicationError::Domain(DomainError::DuplicateTopic { topic, .. })) => {
+                assert_eq!(topic, "Cat.Born", "{name}");
+            }
+            Err(other) => panic!("{name}: expected DuplicateTopic, got {other}"),
+            Ok(_) => panic!("{name}: built an application over a registry with a duplicate"),
+        }
+    }
 }

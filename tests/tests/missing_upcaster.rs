@@ -3,7 +3,7 @@
 //! Registrations are global to a test binary, so this broken registration lives in its own.
 
 use eventsourcing::domain::{register, DomainError, DomainEvent, TopicRegistration, Upcaster};
-use eventsourcing::{Application, ApplicationError};
+use eventsourcing::{Application, ApplicationError, EventStore};
 
 #[derive(Debug, Clone)]
 struct Renamed;
@@ -66,6 +66,22 @@ fn building_an_application_detects_a_missing_upcaster() {
             ("Broken.Renamed", 2, 3)
         ),
         other => panic!("expected MissingUpcaster, got {other}"),
+    }
+    // Every constructor checks the registry, not only the builder (issue 9, item 14).
+    for (name, built) in [
+        ("in_memory", Application::in_memory()),
+        (
+            "with_store",
+            Application::with_store(EventStore::in_memory()),
+        ),
+    ] {
+        match built {
+            Err(ApplicationError::Domain(DomainError::MissingUpcaster { topic, .. })) => {
+                assert_eq!(topic, "Broken.Renamed", "{name}");
+            }
+            Err(other) => panic!("{name}: expected MissingUpcaster, got {other}"),
+            Ok(_) => panic!("{name}: built an application over a registry with a gap"),
+        }
     }
 }
 

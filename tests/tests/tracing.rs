@@ -126,7 +126,7 @@ impl Projection for Count {
 fn spans_carry_stream_ids_versions_counts_durations_and_errors() {
     let subscriber = Shared::default();
     tracing::subscriber::with_default(subscriber.clone(), || {
-        let app = Application::in_memory();
+        let app = Application::in_memory().expect("in-memory application");
         let mut alice = Account::open("Alice".into(), 0);
         alice.deposit(100).expect("deposit");
         let mut bob = Account::open("Bob".into(), 0);
@@ -204,7 +204,7 @@ fn spans_carry_stream_ids_versions_counts_durations_and_errors() {
         assert_eq!(project.fields["events"], "5");
 
         let mut process = ProcessApplication::new(
-            Application::in_memory(),
+            Application::in_memory().expect("in-memory application"),
             Upstream::application("bank", &app),
             |_: &Notification<'_>, _: &mut ProcessingContext<'_>| Ok::<(), BoxError>(()),
         )

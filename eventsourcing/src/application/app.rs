@@ -10,7 +10,7 @@ use super::event_store::{EventStore, Saved};
 use super::notification_log::NotificationLog;
 use super::repository::Repository;
 use super::saveable::Saveable;
-use crate::domain::{Aggregate, Entity};
+use crate::domain::{validate_registry, Aggregate, Entity};
 use crate::persistence::{Mapper, MemoryRecorder, StoredEvent};
 use crate::trace::{metrics, Timed};
 
@@ -27,8 +27,12 @@ pub struct Application {
 
 impl Application {
     /// An application keeping its events (and snapshots) in memory.
-    #[must_use]
-    pub fn in_memory() -> Self {
+    ///
+    /// # Errors
+    /// A registry problem (duplicate topic, missing upcaster) found by
+    /// [`validate_registry`](crate::domain::validate_registry), as when the application is
+    /// opened from a URL.
+    pub fn in_memory() -> Result<Self, ApplicationError> {
         Self::with_store(EventStore::with_storage(
             Arc::new(MemoryRecorder::new()),
             Mapper::new(),
@@ -36,12 +40,18 @@ impl Application {
     }
 
     /// An application over an existing event store.
-    #[must_use]
-    pub fn with_store(store: EventStore) -> Self {
-        Self {
-            store,
-            bus: EventBus::new(),
-        }
+    ///
+    /// # Errors
+    /// A registry problem, as [`Application::in_memory`].
+    pub fn with_store(store: EventStore) -> Result<Self, ApplicationError> {
+        validate_registry()?;
+        Ok(Self::from_parts(store, EventBus::new()))
+    }
+
+    /// An application over `store` publishing on `bus`, without the registry check (which
+    /// the public constructors run).
+    pub(crate) fn from_parts(store: EventStore, bus: EventBus) -> Self {
+        Self { store, bus }
     }
 
     /// Saves the pending events of one or more aggregates in one atomic append:

@@ -104,7 +104,10 @@ impl ApplicationBuilder {
 
     /// Adds the transcoders configured in the environment: compression when
     /// `EVENTSOURCING_COMPRESSION` is `zlib` (or `deflate`), then AES-256-GCM encryption when
-    /// `EVENTSOURCING_CIPHER_KEY` holds a key (32 bytes, base64 or 64 hex digits).
+    /// `EVENTSOURCING_CIPHER_KEY` holds a key (32 bytes, base64 or 64 hex digits), and
+    /// encryption of user metadata values with the same key when
+    /// `EVENTSOURCING_ENCRYPT_METADATA` is `true` (see
+    /// `Mapper::with_metadata_encryption`).
     ///
     /// # Errors
     /// [`ApplicationError::Config`] for an unknown compression name, a malformed key, or a
@@ -122,7 +125,9 @@ impl ApplicationBuilder {
         mut self,
         lookup: impl Fn(&str) -> Option<String>,
     ) -> Result<Self, ApplicationError> {
-        use crate::persistence::transcoders::{CIPHER_KEY_ENV, COMPRESSION_ENV};
+        use crate::persistence::transcoders::{
+            CIPHER_KEY_ENV, COMPRESSION_ENV, ENCRYPT_METADATA_ENV,
+        };
         let setting = |name: &str| lookup(name).filter(|v| !v.trim().is_empty());
         if let Some(compression) = setting(COMPRESSION_ENV) {
             match compression.trim().to_ascii_lowercase().as_str() {
@@ -135,8 +140,26 @@ impl ApplicationBuilder {
                 }
             }
         }
-        if let Some(key) = setting(CIPHER_KEY_ENV) {
-            self = self.encrypted_with(&key)?;
+        let metadata = match setting(ENCRYPT_METADATA_ENV) {
+            None => false,
+            Some(flag) => match flag.trim().to_ascii_lowercase().as_str() {
+                "true" | "1" | "yes" | "on" => true,
+                "false" | "0" | "no" | "off" => false,
+                other => {
+                    return Err(ApplicationError::Config(format!(
+                        "{ENCRYPT_METADATA_ENV}=`{other}`: expected `true` or `false`"
+                    )))
+                }
+            },
+        };
+        match setting(CIPHER_KEY_ENV) {
+            Some(key) => self = self.encrypted_with(&key, metadata)?,
+            None if metadata => {
+                return Err(ApplicationError::Config(format!(
+                    "{ENCRYPT_METADATA_ENV} is set, but {CIPHER_KEY_ENV} holds no key"
+                )))
+            }
+            None => {}
         }
         Ok(self)
     }
@@ -155,19 +178,25 @@ impl ApplicationBuilder {
     }
 
     #[cfg(feature = "encryption")]
-    fn encrypted_with(self, key: &str) -> Result<Self, ApplicationError> {
+    fn encrypted_with(self, key: &str, metadata: bool) -> Result<Self, ApplicationError> {
         let key = crate::persistence::CipherKey::parse(key).map_err(|e| match e {
             crate::persistence::PersistenceError::Config(reason) => {
                 ApplicationError::Config(reason)
             }
             other => ApplicationError::from(other),
         })?;
-        Ok(self.transcoder(Arc::new(crate::persistence::Encryption::new(&key))))
+        let cipher = Arc::new(crate::persistence::Encryption::new(&key));
+        let this = self.transcoder(cipher.clone());
+        Ok(if metadata {
+            this.metadata_encryption(cipher)
+        } else {
+            this
+        })
     }
 
     #[cfg(not(feature = "encryption"))]
     #[allow(clippy::unused_self)]
-    fn encrypted_with(self, _key: &str) -> Result<Self, ApplicationError> {
+    fn encrypted_with(self, _key: &str, _metadata: bool) -> Result<Self, ApplicationError> {
         Err(ApplicationError::Config(
             "a cipher key is configured, but this build lacks the `encryption` feature".into(),
         ))
@@ -177,6 +206,17 @@ impl ApplicationBuilder {
     #[must_use]
     pub fn transcoder(mut self, transcoder: Arc<dyn Transcoder>) -> Self {
         self.mapper = self.mapper.with_transcoder(transcoder);
+        self
+    }
+
+    /// Encrypts the values of the events' user metadata with `cipher` (see
+    /// [`Mapper::with_metadata_encryption`](crate::persistence::Mapper::with_metadata_encryption)
+    /// for the format and for what stays visible). Independent of the payload transcoders:
+    /// give the same [`Encryption`](crate::persistence::Encryption) to both to use one key.
+    #[cfg(feature = "encryption")]
+    #[must_use]
+    pub fn metadata_encryption(mut self, cipher: Arc<crate::persistence::Encryption>) -> Self {
+        self.mapper = self.mapper.with_metadata_encryption(cipher);
         self
     }
 

@@ -18,7 +18,7 @@ use crate::trace::{metrics, Timed};
 /// # use eventsourcing::prelude::*;
 /// # #[derive(Debug, Clone, Serialize, Deserialize)] pub struct Note { text: String }
 /// # #[entity] impl Note { #[event(Written)] fn write(text: String) -> Self { Note { text } } }
-/// let app = Application::in_memory();
+/// let app = Application::in_memory()?;
 /// let mut note = Note::write("hello".into());
 /// app.save(&mut note)?;
 /// let repository = app.repository::<Note>();

@@ -33,7 +33,7 @@
 //! # #[entity] impl Note { #[event(Written)] fn write(text: String) -> Self { Note { text } } }
 //! # let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_time().build()?;
 //! # runtime.block_on(async {
-//! let app = AsyncApplication::new(Application::in_memory());
+//! let app = AsyncApplication::new(Application::in_memory()?);
 //! let save = app.save(Note::write("hello".into()));
 //! let receipt = save.receipt();
 //! // The caller gives up at once; the save may or may not have started.
@@ -72,8 +72,10 @@ use uuid::Uuid;
 
 pub use follower::AsyncFollower;
 
-use crate::application::SubscriptionId;
-use crate::application::{Application, ApplicationError, LoadReport, Saveable, Saved};
+use crate::application::{
+    Application, ApplicationError, EventBus, EventStore, LoadReport, Saveable, Saved,
+    SubscriptionId,
+};
 use crate::domain::{Aggregate, Entity};
 use crate::persistence::{NotificationQuery, StoredEvent};
 #[cfg(doc)]
@@ -105,7 +107,9 @@ impl Drop for Inner {
         // shutdown), and closing a store is blocking work: the PostgreSQL client even runs a
         // runtime of its own to close, which panics inside tokio. Close it on a plain thread.
         if tokio::runtime::Handle::try_current().is_ok() {
-            let app = std::mem::replace(&mut self.app, Arc::new(Application::in_memory()));
+            // The placeholder is never used: no registry check needed.
+            let placeholder = Application::from_parts(EventStore::in_memory(), EventBus::new());
+            let app = std::mem::replace(&mut self.app, Arc::new(placeholder));
             if let Some(app) = Arc::into_inner(app) {
                 let closing = std::thread::Builder::new()
                     .name("eventsourcing-close".into())

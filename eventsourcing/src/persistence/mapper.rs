@@ -9,7 +9,7 @@ use uuid::Uuid;
 
 use super::error::PersistenceError;
 use super::stored_event::{StoredEvent, StoredEventRef};
-use crate::domain::{DomainEvent, EventEnvelope};
+use crate::domain::{DomainEvent, EventEnvelope, Metadata};
 
 /// What a payload belongs to: the row it is stored in. Authenticated encryption binds it to
 /// the ciphertext, so that a payload copied onto another stream, version, topic or from an
@@ -126,9 +126,15 @@ pub trait Transcoder: Send + Sync + fmt::Debug {
 
 /// Serialises domain events to [`StoredEvent`]s (JSON payloads, then each transcoder in
 /// order) and recreates them (transcoders in reverse, then upcasting and decoding).
+///
+/// With `Mapper::with_metadata_encryption` (feature `encryption`), the values of the user
+/// metadata map are encrypted too; see there for what stays visible.
 #[derive(Debug, Clone, Default)]
 pub struct Mapper {
     transcoders: Vec<Arc<dyn Transcoder>>,
+    /// Encrypts user metadata values, when set.
+    #[cfg(feature = "encryption")]
+    metadata_cipher: Option<Arc<super::Encryption>>,
 }
 
 impl Mapper {
@@ -149,6 +155,156 @@ impl Mapper {
     #[must_use]
     pub fn is_plain(&self) -> bool {
         self.transcoders.is_empty()
+    }
+
+    /// Also encrypts the value of every user metadata entry ([`Metadata::user`]) of the
+    /// events this mapper stores, with AES-256-GCM under `cipher`'s key. Each value is stored
+    /// as [`ENCRYPTED_METADATA_PREFIX`](super::ENCRYPTED_METADATA_PREFIX) followed by the
+    /// base64 of the ciphertext, with the stream id, the version, the event id and the entry's
+    /// key as associated data: a value copied onto another event or under another key does
+    /// not decrypt there. Values stored before (plain) stay readable as they are.
+    ///
+    /// What stays visible in the store: stream ids, versions, topics, positions, timestamps,
+    /// event ids, causation and correlation ids, and the keys of the user map (and, roughly,
+    /// each value's length). Payloads and snapshot states are encrypted by the
+    /// [`Encryption`](super::Encryption) transcoder, which is a separate choice.
+    ///
+    /// Reading a value encrypted under a key the mapper does not have (or with a mapper
+    /// that does not encrypt metadata) is [`PersistenceError::Transcode`].
+    #[cfg(feature = "encryption")]
+    #[must_use]
+    pub fn with_metadata_encryption(mut self, cipher: Arc<super::Encryption>) -> Self {
+        self.metadata_cipher = Some(cipher);
+        self
+    }
+
+    /// Whether user metadata values are encrypted.
+    #[must_use]
+    pub fn encrypts_metadata(&self) -> bool {
+        #[cfg(feature = "encryption")]
+        return self.metadata_cipher.is_some();
+        #[cfg(not(feature = "encryption"))]
+        false
+    }
+
+    /// The stored form of the value of user metadata entry `key` of the event `event_id` at
+    /// `version` of `stream_id`: encrypted with `Mapper::with_metadata_encryption`, the
+    /// value itself otherwise.
+    ///
+    /// # Errors
+    /// [`PersistenceError::Transcode`] when encryption fails (no randomness).
+    pub fn encode_metadata_value(
+        &self,
+        stream_id: &str,
+        version: u64,
+        event_id: Uuid,
+        key: &str,
+        value: &str,
+    ) -> Result<String, PersistenceError> {
+        #[cfg(feature = "encryption")]
+        if let Some(cipher) = &self.metadata_cipher {
+            let entry = super::transcoders::MetadataEntry {
+                stream_id,
+                version,
+                event_id,
+                key,
+            };
+            return cipher.encrypt_metadata_value(&entry, value);
+        }
+        let _ = (stream_id, version, event_id, key);
+        Ok(value.to_owned())
+    }
+
+    /// Encrypts the user metadata values of an event about to be stored at `version` of
+    /// `stream_id`, in place (nothing to do without `Mapper::with_metadata_encryption`).
+    ///
+    /// # Errors
+    /// As [`Mapper::encode_metadata_value`].
+    pub fn encode_metadata(
+        &self,
+        stream_id: &str,
+        version: u64,
+        metadata: &mut Metadata,
+    ) -> Result<(), PersistenceError> {
+        if !self.encrypts_metadata() {
+            return Ok(());
+        }
+        let event_id = metadata.event_id;
+        for (key, value) in &mut metadata.user {
+            *value = self.encode_metadata_value(stream_id, version, event_id, key, value)?;
+        }
+        Ok(())
+    }
+
+    /// The metadata of a stored event with its user values decrypted (encrypted values are
+    /// recognised by their prefix; plain ones, as stored before metadata encryption, are
+    /// returned as they are).
+    ///
+    /// # Errors
+    /// [`PersistenceError::Transcode`] for a value encrypted under another key, tampered
+    /// with, copied from another event or entry, or when this mapper has no metadata key.
+    pub fn decode_metadata(&self, stored: &StoredEvent) -> Result<Metadata, PersistenceError> {
+        self.decode_metadata_of(&stored.stream_id, stored.version, stored.metadata.clone())
+    }
+
+    /// [`Mapper::decode_metadata`] of metadata taken out of its row.
+    fn decode_metadata_of(
+        &self,
+        stream_id: &str,
+        version: u64,
+        metadata: Metadata,
+    ) -> Result<Metadata, PersistenceError> {
+        #[cfg(feature = "encryption")]
+        return self.decrypt_metadata(stream_id, version, metadata);
+        #[cfg(not(feature = "encryption"))]
+        {
+            let _ = (stream_id, version);
+            Ok(metadata)
+        }
+    }
+
+    /// Decrypts the encrypted user values of `metadata`.
+    #[cfg(feature = "encryption")]
+    fn decrypt_metadata(
+        &self,
+        stream_id: &str,
+        version: u64,
+        mut metadata: Metadata,
+    ) -> Result<Metadata, PersistenceError> {
+        let event_id = metadata.event_id;
+        for (key, value) in &mut metadata.user {
+            let Some(sealed) = super::transcoders::sealed_metadata_value(value) else {
+                continue;
+            };
+            let failed = |reason: String| PersistenceError::Transcode {
+                reason: format!(
+                    "user metadata `{}` of the event at version {version} of stream `{}`: \
+                     {reason}",
+                    key.escape_debug(),
+                    stream_id.escape_debug()
+                ),
+            };
+            let Some(cipher) = &self.metadata_cipher else {
+                return Err(failed(format!(
+                    "encrypted under key id {}, and no metadata key is configured \
+                     (Mapper::with_metadata_encryption)",
+                    super::transcoders::metadata_key_id(&sealed)
+                )));
+            };
+            let entry = super::transcoders::MetadataEntry {
+                stream_id,
+                version,
+                event_id,
+                key,
+            };
+            match cipher.decrypt_metadata_value(&entry, value) {
+                Some(Ok(plain)) => *value = plain,
+                Some(Err(PersistenceError::Transcode { reason })) => return Err(failed(reason)),
+                Some(Err(other)) => return Err(other),
+                None => {}
+            }
+        }
+        Ok(metadata)
     }
 
     /// Applies the transcoders to the JSON bytes of `context`'s row.
@@ -205,13 +361,15 @@ impl Mapper {
         let registration = envelope.event.registration();
         let context = PayloadContext::event(&stream_id, envelope.version, registration.topic);
         let payload = self.encode_payload(json, &context)?;
+        let mut metadata = envelope.metadata.clone();
+        self.encode_metadata(&stream_id, envelope.version, &mut metadata)?;
         Ok(StoredEvent {
             stream_id,
             version: envelope.version,
             topic: registration.topic.to_owned(),
             schema_version: registration.version,
             payload,
-            metadata: envelope.metadata.clone(),
+            metadata,
             position: envelope.position,
         })
     }
@@ -235,10 +393,12 @@ impl Mapper {
                 ),
             })?;
         let event = self.decode_event::<E>(&stored)?;
+        let metadata =
+            self.decode_metadata_of(&stored.stream_id, stored.version, stored.metadata)?;
         Ok(EventEnvelope {
             stream_id,
             version: stored.version,
-            metadata: stored.metadata,
+            metadata,
             position: stored.position,
             event,
         })

@@ -37,4 +37,4 @@ pub use stored_event::{
 #[cfg(feature = "compression")]
 pub use transcoders::Compression;
 #[cfg(feature = "encryption")]
-pub use transcoders::{CipherKey, Encryption};
+pub use transcoders::{CipherKey, Encryption, ENCRYPTED_METADATA_PREFIX};

@@ -15,7 +15,7 @@ use crate::trace::Timed;
 
 use super::parked::{self, ErrorPolicy, ParkedEvent, DISCARDED_TOPIC, RETRIED_TOPIC};
 use crate::persistence::{
-    BoxError, PersistenceError, StoredEvent, StoredSnapshot, StreamAppend, Tracking,
+    BoxError, Mapper, PersistenceError, StoredEvent, StoredSnapshot, StreamAppend, Tracking,
 };
 
 use super::error::SystemError;
@@ -204,7 +204,7 @@ impl<'a> ProcessingContext<'a> {
         for mut append in appends {
             self.touch(Some(&append.stream_id));
             for event in &mut append.events {
-                self.stamp(event);
+                self.stamp(store.mapper(), event)?;
             }
             self.merge(append)?;
         }
@@ -229,18 +229,47 @@ impl<'a> ProcessingContext<'a> {
         (self.appends, self.snapshots)
     }
 
-    fn stamp(&self, event: &mut StoredEvent) {
+    /// Adds the cause's causation, correlation and user metadata to an event already in its
+    /// stored form (user values encrypted by `mapper` when it encrypts metadata).
+    fn stamp(&self, mapper: &Mapper, event: &mut StoredEvent) -> Result<(), PersistenceError> {
         let metadata = &mut event.metadata;
         if metadata.causation_id.is_none() {
             metadata.causation_id = self.context.causation_id;
             metadata.correlation_id = self.context.correlation_id;
         }
         for (key, value) in &self.context.user {
-            metadata
-                .user
-                .entry(key.clone())
-                .or_insert_with(|| value.clone());
+            if !metadata.user.contains_key(key) {
+                let stored = mapper.encode_metadata_value(
+                    &event.stream_id,
+                    event.version,
+                    metadata.event_id,
+                    key,
+                    value,
+                )?;
+                metadata.user.insert(key.clone(), stored);
+            }
         }
+        Ok(())
+    }
+
+    /// Takes the cause's user metadata as `mapper` (the upstream's) decodes it, so that
+    /// encrypted values are carried on as plain values (encrypted again for each new event).
+    fn with_cause_decoded(
+        mut self,
+        mapper: &Mapper,
+        cause: &StoredEvent,
+    ) -> Result<Self, SystemError> {
+        if cause.metadata.user.is_empty() {
+            return Ok(self);
+        }
+        self.context.user = mapper
+            .decode_metadata(cause)
+            .map_err(|source| SystemError::Decode {
+                position: cause.position,
+                source,
+            })?
+            .user;
+        Ok(self)
     }
 
     fn merge(&mut self, append: StreamAppend) -> Result<(), ApplicationError> {
@@ -301,7 +330,7 @@ pub enum Processed {
 /// #[entity]
 /// impl Note { #[event(Written)] fn write(text: String) -> Self { Note { text } } }
 ///
-/// let notes = Application::in_memory();
+/// let notes = Application::in_memory()?;
 /// app_save(&notes, "hello")?;
 ///
 /// // Copies every note into the downstream application, upper-cased.
@@ -311,7 +340,7 @@ pub enum Processed {
 ///     }
 ///     Ok(())
 /// };
-/// let mut process = ProcessApplication::new(Application::in_memory(), Upstream::application("notes", &notes), shout);
+/// let mut process = ProcessApplication::new(Application::in_memory()?, Upstream::application("notes", &notes), shout);
 /// assert_eq!(process.run_until_caught_up()?, 1);
 /// assert_eq!(process.run_until_caught_up()?, 0); // caught up: nothing twice
 /// let copied = process.application().notification_log().select(1, 10)?;
@@ -522,7 +551,15 @@ impl<P: Policy> ProcessApplication<P> {
             let Some(position) = event.position else {
                 break;
             };
-            let mut ctx = ProcessingContext::in_page(&self.application, event, &written);
+            let mut ctx = match ProcessingContext::in_page(&self.application, event, &written)
+                .with_cause_decoded(self.upstream.mapper(), event)
+            {
+                Ok(ctx) => ctx,
+                Err(error) => {
+                    failure = Some(error);
+                    break;
+                }
+            };
             let notification = Notification::new(event, self.upstream.mapper());
             if let Err(source) = self.policy.process(&notification, &mut ctx) {
                 failure = Some(SystemError::Policy {
@@ -805,7 +842,8 @@ impl<P: Policy> ProcessApplication<P> {
         if tracked >= position {
             return Ok(Processed::AlreadyTracked);
         }
-        let mut ctx = ProcessingContext::new(&self.application, event);
+        let mut ctx = ProcessingContext::new(&self.application, event)
+            .with_cause_decoded(self.upstream.mapper(), event)?;
         let notification = Notification::new(event, self.upstream.mapper());
         self.policy
             .process(&notification, &mut ctx)

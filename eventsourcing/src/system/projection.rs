@@ -33,7 +33,7 @@ use super::follow::{catch_up, Follower, Notification, Upstream, DEFAULT_PAGE_SIZ
 ///     fn reset(&mut self) { self.0 = 0; }
 /// }
 ///
-/// let notes = Application::in_memory();
+/// let notes = Application::in_memory()?;
 /// notes.save(&mut Note::write("hello".into()))?;
 /// let mut letters = Projector::new(Letters::default(), Upstream::application("notes", &notes));
 /// letters.run_until_caught_up()?;

@@ -26,7 +26,7 @@ fn runtime() -> tokio::runtime::Runtime {
 #[test]
 fn save_get_and_the_log_through_the_facade() {
     runtime().block_on(async {
-        let app = AsyncApplication::new(Application::in_memory());
+        let app = AsyncApplication::new(Application::in_memory().expect("in-memory application"));
         let mut alice = Account::open("Alice".into(), 0);
         alice.deposit(100).expect("open account");
         let bob = Account::open("Bob".into(), 0);
@@ -61,7 +61,7 @@ fn save_get_and_the_log_through_the_facade() {
 #[test]
 fn a_stale_save_through_the_facade_is_a_conflict() {
     runtime().block_on(async {
-        let app = AsyncApplication::new(Application::in_memory());
+        let app = AsyncApplication::new(Application::in_memory().expect("in-memory application"));
         let (account, _) = app.save(Account::open("A".into(), 0)).await.expect("open");
         let mut first: Aggregate<Account> = app.get(account.id()).await.expect("get");
         let mut second: Aggregate<Account> = app.get(account.id()).await.expect("get");
@@ -80,7 +80,10 @@ fn a_stale_save_through_the_facade_is_a_conflict() {
 #[test]
 fn blocking_calls_are_bounded_even_when_their_futures_are_dropped() {
     runtime().block_on(async {
-        let app = AsyncApplication::with_max_blocking(Application::in_memory(), 3);
+        let app = AsyncApplication::with_max_blocking(
+            Application::in_memory().expect("in-memory application"),
+            3,
+        );
         let running = Arc::new(AtomicUsize::new(0));
         let most = Arc::new(AtomicUsize::new(0));
         let call = |app: AsyncApplication| {
@@ -206,7 +209,10 @@ fn a_save_dropped_mid_flight_commits_whole_and_the_receipt_tells() {
 #[test]
 fn a_save_dropped_before_it_starts_writes_nothing_and_the_receipt_tells() {
     runtime().block_on(async {
-        let app = AsyncApplication::with_max_blocking(Application::in_memory(), 1);
+        let app = AsyncApplication::with_max_blocking(
+            Application::in_memory().expect("in-memory application"),
+            1,
+        );
         // Hold the only permit.
         let (release, held) = mpsc::channel::<()>();
         let (started_tx, started) = tokio::sync::oneshot::channel();
@@ -274,7 +280,7 @@ impl Projection for Count {
 #[test]
 fn followers_wake_on_saves_and_catch_up_on_the_pool() {
     runtime().block_on(async {
-        let app = AsyncApplication::new(Application::in_memory());
+        let app = AsyncApplication::new(Application::in_memory().expect("in-memory application"));
         let log = app.notification_log();
         // A long poll interval: only the commit can wake the waiter in time.
         let waiter = tokio::spawn({

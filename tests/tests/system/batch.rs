@@ -246,10 +246,10 @@ fn a_policy_error_mid_page_commits_the_events_before_it_in_one_batch() -> TestRe
 
 #[test]
 fn a_conflict_in_a_batch_falls_back_to_one_event_at_a_time_and_names_the_event() -> TestResult {
-    let upstream = Application::in_memory();
+    let upstream = Application::in_memory().expect("in-memory application");
     orders(&upstream, 3, &[])?;
     let up = upstream.notification_log().select(1, 10)?;
-    let payments = Application::in_memory();
+    let payments = Application::in_memory().expect("in-memory application");
     // Someone else already wrote a payment with the second order's id.
     let mut taken = eventsourcing::Aggregate::<Payment>::create_with_id(
         up[1].stream_id.parse()?,

@@ -120,7 +120,7 @@ impl Projection for Count {
 fn saves_events_conflicts_loads_snapshot_hits_and_follower_lag() {
     let recording = Recording::default();
     metrics::with_local_recorder(&recording, || {
-        let app = Application::in_memory();
+        let app = Application::in_memory().expect("in-memory application");
         let mut alice = Account::open("Alice".into(), 0);
         alice.deposit(100).expect("deposit");
         let mut bob = Account::open("Bob".into(), 0);

@@ -176,8 +176,8 @@ fn a_policy_failure_mid_page_writes_nothing_for_that_event_and_is_retried() -> T
 
 #[test]
 fn a_conflicting_write_commits_nothing_and_the_event_is_retried() -> TestResult {
-    let orders = Application::in_memory();
-    let payments = Application::in_memory();
+    let orders = Application::in_memory().expect("in-memory application");
+    let payments = Application::in_memory().expect("in-memory application");
     let ids = place(&orders, 1)?;
     // Someone else already wrote a payment with the order's id: the policy's creation
     // conflicts, and neither the payment nor the tracking record is written.
@@ -208,8 +208,8 @@ fn a_conflicting_write_commits_nothing_and_the_event_is_retried() -> TestResult 
 
 #[test]
 fn causation_and_correlation_ids_are_propagated() -> TestResult {
-    let orders = Application::in_memory();
-    let payments = Application::in_memory();
+    let orders = Application::in_memory().expect("in-memory application");
+    let payments = Application::in_memory().expect("in-memory application");
     // The order event belongs to a conversation started elsewhere, with user metadata.
     let conversation = Uuid::now_v7();
     let mut cause = Metadata::new();
@@ -321,8 +321,8 @@ fn a_background_runner_woken_by_the_bus_catches_up_and_chains() -> TestResult {
     use eventsourcing::system::Projector;
     use eventsourcing_examples::shop::{OrderCommands, RevenuePerDay};
 
-    let orders = Application::in_memory();
-    let payments = Application::in_memory();
+    let orders = Application::in_memory().expect("in-memory application");
+    let payments = Application::in_memory().expect("in-memory application");
     let process = ProcessApplication::new(
         payments.clone(),
         Upstream::application("orders", &orders),
@@ -359,9 +359,9 @@ fn a_background_runner_woken_by_the_bus_catches_up_and_chains() -> TestResult {
 
 #[test]
 fn the_runner_reports_errors_and_keeps_other_followers_going() -> TestResult {
-    let orders = Application::in_memory();
-    let good = Application::in_memory();
-    let bad = Application::in_memory();
+    let orders = Application::in_memory().expect("in-memory application");
+    let good = Application::in_memory().expect("in-memory application");
+    let bad = Application::in_memory().expect("in-memory application");
     place(&orders, 2)?;
     let mut runner = Runner::new()
         .with(ProcessApplication::new(

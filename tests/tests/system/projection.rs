@@ -15,8 +15,8 @@ type TestResult = Result<(), Box<dyn std::error::Error>>;
 
 /// Orders, and payments processed from them, with a cancellation.
 fn shop() -> Result<(Application, Application), Box<dyn std::error::Error>> {
-    let orders = Application::in_memory();
-    let payments = Application::in_memory();
+    let orders = Application::in_memory().expect("in-memory application");
+    let payments = Application::in_memory().expect("in-memory application");
     for (n, day) in (1u64..).zip(["2024-05-01", "2024-05-01", "2024-05-02", "2024-05-03"]) {
         let mut order = place_order("c", n * 1_000, day)?;
         orders.save(&mut order)?;
@@ -36,8 +36,8 @@ fn shop() -> Result<(Application, Application), Box<dyn std::error::Error>> {
 
 #[test]
 fn a_projection_added_later_equals_one_kept_incrementally_and_a_rebuild() -> TestResult {
-    let orders = Application::in_memory();
-    let payments = Application::in_memory();
+    let orders = Application::in_memory().expect("in-memory application");
+    let payments = Application::in_memory().expect("in-memory application");
     let mut process = ProcessApplication::new(
         payments.clone(),
         Upstream::application("orders", &orders),

@@ -224,3 +224,277 @@ fn encryption_rotates_keys_and_reads_the_older_format() {
         br#"{"trick":"sit"}"#
     );
 }
+
+/// User metadata values can be encrypted too (`metadata_encryption`), on every backend: the
+/// raw row holds no plain value (SQLite read with raw SQL), the values round-trip through the
+/// notification log and a process application (which carries them on to its own events,
+/// encrypted again for each), a value copied onto another event or read with the wrong key
+/// (or without a metadata key) is a typed `Transcode` error, and values stored plain before
+/// (today's rows) stay readable.
+#[test]
+fn user_metadata_values_are_encrypted_bound_and_old_rows_stay_readable() {
+    use std::collections::BTreeMap;
+    use std::sync::Arc;
+
+    use eventsourcing::domain::EventContext;
+    use eventsourcing::persistence::{
+        BoxError, EventQuery, NotificationQuery, SqliteConfig, SqliteRecorder, Storage,
+        ENCRYPTED_METADATA_PREFIX,
+    };
+    use eventsourcing::prelude::*;
+    use eventsourcing::system::Upstream;
+    use eventsourcing_examples::dog_school::{Dog, DogCommands, DogEvent};
+
+    const SECRET: &str = "alice@example.com";
+    let with_key = |storage: &Arc<dyn Storage>, key: &CipherKey, metadata: bool| {
+        let cipher = Arc::new(Encryption::new(key));
+        let builder = Application::builder()
+            .storage(Arc::clone(storage))
+            .transcoder(cipher.clone());
+        let builder = if metadata {
+            builder.metadata_encryption(cipher)
+        } else {
+            builder
+        };
+        builder.build().expect("build")
+    };
+    let context = |value: &str| EventContext {
+        user: BTreeMap::from([("email".to_owned(), value.to_owned())]),
+        ..EventContext::default()
+    };
+    let sqlite_file = eventsourcing_tests::support::TempDb::new("metadata encryption");
+    let mut backends: Vec<(&str, Arc<dyn Storage>)> =
+        eventsourcing_tests::backends("metadata encryption")
+            .into_iter()
+            .filter(|(name, _)| *name != "sqlite")
+            .map(|(name, make)| (name, make()))
+            .collect();
+    backends.push((
+        "sqlite",
+        Arc::new(SqliteRecorder::open(SqliteConfig::new(sqlite_file.path())).expect("sqlite")),
+    ));
+    for (backend, storage) in backends {
+        let key = CipherKey::generate().expect("key");
+        let app = with_key(&storage, &key, true);
+        // Today's rows: written by an application that does not encrypt metadata.
+        let plain = with_key(&storage, &key, false);
+        let mut old = Dog::register("Old".into());
+        old.set_context(context("bob@example.com"));
+        old.add_trick("beg".into());
+        plain.save(&mut old).expect("save plain");
+
+        let mut dog = Dog::register("Fido".into());
+        dog.set_context(context(SECRET));
+        dog.add_trick("sit".into());
+        dog.add_trick("roll".into());
+        app.save(&mut dog).expect("save");
+
+        // The events that carry the value (the creation event came before the context).
+        let raw = storage
+            .select_events(&dog.id().to_string(), &EventQuery::all())
+            .expect("select")
+            .split_off(1);
+        for event in &raw {
+            let stored = &event.metadata.user["email"];
+            assert!(
+                stored.starts_with(ENCRYPTED_METADATA_PREFIX) && !stored.contains("alice"),
+                "{backend}: the stored value is {stored:?}"
+            );
+        }
+        if backend == "sqlite" {
+            let db = rusqlite::Connection::open(sqlite_file.path()).expect("raw sqlite");
+            let rows: Vec<String> = db
+                .prepare(
+                    "SELECT metadata FROM events WHERE stream_id = ?1 AND metadata IS NOT NULL",
+                )
+                .expect("prepare")
+                .query_map([dog.id().to_string()], |row| row.get(0))
+                .expect("query")
+                .collect::<Result<_, _>>()
+                .expect("rows");
+            assert_eq!(rows.len(), 2);
+            assert!(
+                rows.iter().all(|r| !r.contains("alice"))
+                    && rows.iter().any(|r| r.contains("email")),
+                "the raw row: {rows:?}"
+            );
+        }
+
+        // Round trips: the log's events through the mapper, the events through a follower.
+        let mapper = app.event_store().mapper();
+        let log = app
+            .event_store()
+            .recorder()
+            .select_notifications(&NotificationQuery::new(1, 100))
+            .expect("log");
+        let decoded: Vec<String> = log
+            .iter()
+            .filter_map(|e| {
+                mapper
+                    .decode_metadata(e)
+                    .expect("decrypt")
+                    .user
+                    .remove("email")
+            })
+            .collect();
+        assert_eq!(
+            decoded,
+            vec!["bob@example.com", SECRET, SECRET],
+            "{backend}: old plain rows stay readable beside encrypted ones"
+        );
+        let envelope = mapper
+            .to_envelope::<DogEvent>(raw[0].clone())
+            .expect("envelope");
+        assert_eq!(envelope.metadata.user["email"], SECRET, "{backend}");
+
+        // A process application carries the cause's (decrypted) values on, encrypted again
+        // for its own events under its own key.
+        let downstream_key = CipherKey::generate().expect("key");
+        let downstream = with_key(
+            &(Arc::new(eventsourcing::persistence::MemoryRecorder::new()) as Arc<dyn Storage>),
+            &downstream_key,
+            true,
+        );
+        let copy =
+            |event: &Notification<'_>, ctx: &mut ProcessingContext<'_>| -> Result<(), BoxError> {
+                if let Some(DogEvent::TrickAdded { trick }) =
+                    event.decode::<DogEvent>()?.map(|e| e.event)
+                {
+                    ctx.save(&mut Dog::register(format!("taught {trick}")))?;
+                }
+                Ok(())
+            };
+        let mut process = ProcessApplication::new(
+            downstream.clone(),
+            Upstream::application("dogs", &app),
+            copy,
+        );
+        process.run_until_caught_up().expect("process");
+        let copies = downstream
+            .event_store()
+            .recorder()
+            .select_notifications(&NotificationQuery::new(1, 100))
+            .expect("copies");
+        assert_eq!(copies.len(), 3);
+        for copy in &copies {
+            assert!(copy.metadata.user["email"].starts_with(ENCRYPTED_METADATA_PREFIX));
+        }
+        let carried: Vec<String> = copies
+            .iter()
+            .map(|e| {
+                downstream
+                    .event_store()
+                    .mapper()
+                    .decode_metadata(e)
+                    .expect("decrypt")
+                    .user["email"]
+                    .clone()
+            })
+            .collect();
+        assert_eq!(
+            carried,
+            vec!["bob@example.com", SECRET, SECRET],
+            "{backend}"
+        );
+
+        // The wrong key, and no metadata key at all: typed errors naming the entry.
+        let wrong = with_key(&storage, &CipherKey::generate().expect("key"), true);
+        let error = wrong
+            .event_store()
+            .mapper()
+            .decode_metadata(&raw[0])
+            .expect_err("wrong key");
+        assert!(
+            matches!(&error, PersistenceError::Transcode { reason } if reason.contains("email")),
+            "{backend}: {error:?}"
+        );
+        let error = plain
+            .event_store()
+            .mapper()
+            .decode_metadata(&raw[0])
+            .expect_err("no metadata key");
+        assert!(
+            matches!(&error, PersistenceError::Transcode { reason } if reason.contains("no metadata key")),
+            "{backend}: {error:?}"
+        );
+        // A key rotation: the new key with the old one as a previous key reads the values.
+        let rotated = eventsourcing::persistence::Mapper::new().with_metadata_encryption(Arc::new(
+            Encryption::new(&CipherKey::generate().expect("key")).with_previous_key(&key),
+        ));
+        assert_eq!(
+            rotated.decode_metadata(&raw[0]).expect("previous key").user["email"],
+            SECRET,
+            "{backend}"
+        );
+        // A value copied onto another event (even of the same stream) does not decrypt there.
+        let mut moved = raw[1].clone();
+        moved
+            .metadata
+            .user
+            .insert("email".into(), raw[0].metadata.user["email"].clone());
+        assert!(
+            matches!(
+                mapper.decode_metadata(&moved),
+                Err(PersistenceError::Transcode { .. })
+            ),
+            "{backend}: a value copied onto another event decrypted"
+        );
+        // Under another key name of the same event, neither.
+        let mut renamed = raw[0].clone();
+        let value = renamed.metadata.user.remove("email").expect("value");
+        renamed.metadata.user.insert("phone".into(), value);
+        assert!(
+            matches!(
+                mapper.decode_metadata(&renamed),
+                Err(PersistenceError::Transcode { .. })
+            ),
+            "{backend}: a value moved to another key decrypted"
+        );
+    }
+}
+
+/// `EVENTSOURCING_ENCRYPT_METADATA=true` beside a cipher key turns metadata encryption on;
+/// without a key, or with a value that is not a boolean, it is a configuration error.
+#[test]
+fn metadata_encryption_from_the_environment() {
+    use eventsourcing::prelude::*;
+
+    let key = CipherKey::generate().expect("key").to_base64();
+    let build = |settings: &[(&str, &str)]| {
+        let settings: Vec<(String, String)> = settings
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        Application::builder()
+            .url("memory:")
+            .and_then(|b| {
+                b.transcoders_from(|name| {
+                    settings
+                        .iter()
+                        .find(|(k, _)| k == name)
+                        .map(|(_, v)| v.clone())
+                })
+            })
+            .and_then(eventsourcing::ApplicationBuilder::build)
+    };
+    let on = build(&[
+        ("EVENTSOURCING_CIPHER_KEY", key.as_str()),
+        ("EVENTSOURCING_ENCRYPT_METADATA", "true"),
+    ])
+    .expect("build");
+    assert!(on.event_store().mapper().encrypts_metadata());
+    let off = build(&[("EVENTSOURCING_CIPHER_KEY", key.as_str())]).expect("build");
+    assert!(!off.event_store().mapper().encrypts_metadata());
+    for bad in [
+        &[("EVENTSOURCING_ENCRYPT_METADATA", "true")][..],
+        &[
+            ("EVENTSOURCING_CIPHER_KEY", key.as_str()),
+            ("EVENTSOURCING_ENCRYPT_METADATA", "maybe"),
+        ][..],
+    ] {
+        assert!(
+            matches!(build(bad), Err(ApplicationError::Config(_))),
+            "{bad:?}"
+        );
+    }
+}

@@ -94,6 +94,9 @@ enum AppendFailure {
     Error(PersistenceError),
     /// A racing writer took a (stream, version): report the conflict after rollback.
     StreamRace,
+    /// The store's positions are ahead of this cluster's transaction ids (it became a copy of
+    /// another cluster's since the open): nothing was inserted; repair the offset and retry.
+    Ahead,
 }
 
 impl From<PersistenceError> for AppendFailure {
@@ -107,6 +110,17 @@ impl PostgresRecorder {
         &self,
         batch: &[StreamAppend],
         tracking: Option<&Tracking>,
+    ) -> Result<Vec<u64>, PersistenceError> {
+        self.append_once(batch, tracking, true)
+    }
+
+    /// One try of [`PostgresRecorder::append_inner`]; when the store is found ahead of the
+    /// cluster, repairs the position offset and (if `retry`) tries once more.
+    fn append_once(
+        &self,
+        batch: &[StreamAppend],
+        tracking: Option<&Tracking>,
+        retry: bool,
     ) -> Result<Vec<u64>, PersistenceError> {
         validate_append(batch, tracking)?;
         let events: Vec<&StoredEvent> = batch.iter().flat_map(|a| &a.events).collect();
@@ -175,6 +189,19 @@ impl PostgresRecorder {
             }
             Err(AppendFailure::Error(e)) => Err(e),
             Err(AppendFailure::StreamRace) => Err(self.race_conflict(&mut conn, batch)),
+            Err(AppendFailure::Ahead) => {
+                self.keep_positions_increasing(&mut conn)?;
+                drop(conn);
+                if retry {
+                    self.append_once(batch, tracking, false)
+                } else {
+                    Err(PersistenceError::Config(format!(
+                        "schema `{}` holds positions above what this PostgreSQL cluster's \
+                         transaction ids give, and raising its position offset did not help",
+                        self.names.schema
+                    )))
+                }
+            }
         }
     }
 
@@ -219,7 +246,11 @@ impl PostgresRecorder {
                 continue;
             }
             let bad = |what: &str, e: &dyn std::fmt::Display| corrupt(None, what, e);
-            let stream_id: String = row.try_get(1).map_err(|e| bad("stream id", &e))?;
+            let stream_id: Option<String> = row.try_get(1).map_err(|e| bad("stream id", &e))?;
+            // The row of NULLs: the store is ahead of this cluster, nothing was inserted.
+            let Some(stream_id) = stream_id else {
+                return Err(AppendFailure::Ahead);
+            };
             let version = |i: usize, what: &str| -> Result<u64, PersistenceError> {
                 let v: i64 = row.try_get(i).map_err(|e| bad(what, &e))?;
                 u64::try_from(v).map_err(|e| bad(what, &e))

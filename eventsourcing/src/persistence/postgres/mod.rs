@@ -117,9 +117,20 @@
 //! append, of any process, and holds new ones until it commits), so that every new position
 //! is above every stored one. A session that may not write cannot repair: the open fails
 //! with [`PersistenceError::Config`] saying to open the store once with a role that may
-//! write. Physical replicas, point-in-time recovery and `pg_upgrade` keep the transaction ids
-//! and need no repair. Test: `positions_keep_increasing_across_dump_and_restore` on two
-//! throwaway clusters.
+//! write. A store can also become ahead under a recorder that has it open (a
+//! logical-replication subscriber filled, then promoted): the first chunk of every append
+//! checks, in its own statement, that no stored position reaches the next transaction id's;
+//! if one does it inserts nothing, and the recorder repairs as at open and retries once.
+//! Physical replicas and `pg_upgrade` keep the transaction ids and need no repair; so does
+//! point-in-time recovery for the recovered events, but the transaction ids of the lost
+//! transactions after the recovery target are given again, so their positions come back for
+//! new events: [`PostgresRecorder::raise_positions_above`] lifts new positions above the
+//! highest one a follower outside the recovered database has seen. Tests (throwaway
+//! clusters): `positions_keep_increasing_across_dump_and_restore`,
+//! `writers_opening_a_restored_store_at_once_never_reuse_or_lower_positions`,
+//! `a_store_filled_under_open_writers_never_hides_an_in_flight_append`,
+//! `positions_keep_increasing_after_promoting_a_logical_replication_subscriber`,
+//! `positions_keep_increasing_across_point_in_time_recovery`.
 //!
 //! ## Table lock ([`OrderingMode::TableLock`])
 //!
@@ -405,6 +416,49 @@ impl PostgresRecorder {
             ))),
             Err(other) => Err(other),
         }
+    }
+
+    /// Raises the store's position offset so that every new position is above `position`
+    /// (and above every stored one), under the same lock as the repair at open; returns
+    /// whether it changed anything. For operators after a point-in-time recovery: the
+    /// transaction ids of the transactions lost after the recovery target are given again,
+    /// so their positions would come back for different events, and a follower outside the
+    /// recovered database that had read one (its tracking position says how far) would skip
+    /// them. Pass the highest position any such follower has seen.
+    ///
+    /// ```no_run
+    /// # use eventsourcing::persistence::{PostgresConfig, PostgresRecorder};
+    /// let recorder = PostgresRecorder::open(PostgresConfig::new("postgres://localhost/db"))?;
+    /// // The projection database still tracks position 766_509_057 of the lost history.
+    /// recorder.raise_positions_above(766_509_057)?;
+    /// # Ok::<(), eventsourcing::PersistenceError>(())
+    /// ```
+    ///
+    /// # Errors
+    /// [`PersistenceError::Unsupported`] unless positions derive from transaction ids
+    /// ([`OrderingMode::TransactionId`]); [`PersistenceError::ReadOnly`] for a session that
+    /// may not write; backend failures.
+    pub fn raise_positions_above(&self, position: u64) -> Result<bool, PersistenceError> {
+        if !self.config.ordering.uses_xid() {
+            return Err(PersistenceError::Unsupported {
+                backend: error::BACKEND,
+                operation: "raise_positions_above",
+                reason: "only positions from transaction ids (ordering=xid) have an offset",
+            });
+        }
+        let position = i64::try_from(position).map_err(|e| PersistenceError::PositionOverflow {
+            backend: error::BACKEND,
+            source: Box::new(e),
+        })?;
+        let mut conn = self.conn()?;
+        let mut tx = conn.client.transaction().map_err(classify)?;
+        tx.batch_execute(&self.sql.repair_lock).map_err(classify)?;
+        let raised = tx
+            .query_opt(&self.sql.raise, &[&position])
+            .map_err(classify)?
+            .is_some();
+        tx.commit().map_err(classify)?;
+        Ok(raised)
     }
 
     /// Creates the schema or upgrades an older one, under an advisory lock.

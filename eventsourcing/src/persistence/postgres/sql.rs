@@ -35,6 +35,8 @@ pub(super) struct Sql {
     /// one.
     pub(super) repair_lock: String,
     pub(super) repair: String,
+    /// Under `repair_lock`: as `repair`, with `$1` counted as a stored position too.
+    pub(super) raise: String,
     pub(super) horizon: String,
     pub(super) lag: String,
     pub(super) current_versions: String,
@@ -98,6 +100,19 @@ impl Sql {
         } else {
             ("", "", "")
         };
+        // The insert's check that the store is not ahead of this cluster (first chunk only).
+        let (ahead_cte, ahead_guard, ahead_row) = if ordering.uses_xid() {
+            (
+                format!(
+                    "ahead AS (SELECT $11::int8 = 0 AND \
+                     COALESCE((SELECT max(position) FROM {events}), 0) >= {next} AS ahead), "
+                ),
+                " AND NOT (SELECT ahead FROM ahead)",
+                " UNION ALL SELECT NULL, NULL, NULL, NULL, NULL WHERE (SELECT ahead FROM ahead)",
+            )
+        } else {
+            (String::new(), "", "")
+        };
         // The stream id is the parameter: not sent back with every row.
         let stream_columns = EVENT_COLUMNS.replace("stream_id", "NULL::text");
         let select = |order: &str| {
@@ -119,6 +134,12 @@ impl Sql {
                 "UPDATE {meta} SET position_offset = (position_offset + \
                  COALESCE((SELECT max(position) FROM {events}), 0) + 1 - {next})::bigint \
                  WHERE COALESCE((SELECT max(position) FROM {events}), 0) >= {next} \
+                 AND {next} <= 9223372036854775807 RETURNING position_offset"
+            ),
+            raise: format!(
+                "UPDATE {meta} SET position_offset = (position_offset + \
+                 GREATEST(COALESCE((SELECT max(position) FROM {events}), 0), $1::int8) + 1 - {next})::bigint \
+                 WHERE GREATEST(COALESCE((SELECT max(position) FROM {events}), 0), $1::int8) >= {next} \
                  AND {next} <= 9223372036854775807 RETURNING position_offset"
             ),
             horizon: format!("SELECT {horizon}"),
@@ -146,8 +167,13 @@ impl Sql {
             // match, and the result is either the inserted rows' positions or the streams that
             // do not match (stream, expected, actual, ordinal in the batch). Event ids go
             // binary (`uuid[]`).
+            // With transaction-id positions, the first chunk also checks that the store is not
+            // ahead of this cluster (`ahead`, as at open: a store that became a copy of
+            // another cluster's while this recorder had it open, such as a promoted
+            // logical-replication subscriber): then it inserts nothing and returns one row
+            // of NULLs, and the recorder repairs the offset and retries.
             insert: format!(
-                "WITH expected AS (SELECT c.stream_id, c.expected, c.n, \
+                "WITH {ahead_cte}expected AS (SELECT c.stream_id, c.expected, c.n, \
                  COALESCE((SELECT max(e.version) FROM {events} e \
                  WHERE e.stream_id = c.stream_id), 0) AS actual \
                  FROM UNNEST($1::text[], $2::int8[]) WITH ORDINALITY AS c(stream_id, expected, n)), \
@@ -158,12 +184,12 @@ impl Sql {
                  FROM UNNEST($3::text[], $4::int8[], $5::uuid[], $6::text[], $7::int4[], \
                  $8::int8[], $9::bytea[], $10::text[]) WITH ORDINALITY \
                  AS r(stream_id, version, event_id, topic, schema_version, ts, payload, metadata, n) \
-                 WHERE NOT EXISTS (SELECT 1 FROM expected x WHERE x.actual <> x.expected) \
+                 WHERE NOT EXISTS (SELECT 1 FROM expected x WHERE x.actual <> x.expected){ahead_guard} \
                  ORDER BY r.n RETURNING position) \
                  SELECT position, NULL::text, NULL::int8, NULL::int8, NULL::int8 \
                  FROM inserted UNION ALL \
                  SELECT NULL, x.stream_id, x.expected, x.actual, x.n \
-                 FROM expected x WHERE x.actual <> x.expected"
+                 FROM expected x WHERE x.actual <> x.expected{ahead_row}"
             ),
             track: format!(
                 "INSERT INTO {tracking} (upstream, position) VALUES ($1, $2) ON CONFLICT DO NOTHING"

@@ -91,7 +91,9 @@ impl CipherKey {
 /// key id, so a store encrypted under several keys (a rotation half done) is read with
 /// [`Encryption::with_previous_key`]. Format 1 payloads (no associated data, no key id) stay
 /// readable. What stays visible in the store: stream ids, versions, topics, timestamps,
-/// positions and the user metadata (only payloads and snapshot states are encrypted).
+/// positions, event, causation and correlation ids, and the user metadata unless
+/// [`Mapper::with_metadata_encryption`](crate::persistence::Mapper::with_metadata_encryption)
+/// encrypts its values too (then only the map's keys stay visible).
 ///
 /// ```
 /// use eventsourcing::persistence::{CipherKey, Encryption, Transcoder};
@@ -174,6 +176,132 @@ fn key_id(cipher: &Aes256Gcm) -> [u8; KEY_ID_LEN] {
     id
 }
 
+impl Encryption {
+    /// Format 2: the key id, a fresh nonce and the ciphertext of `data` with `aad`.
+    fn seal(&self, data: &[u8], aad: &[u8]) -> Result<Vec<u8>, PersistenceError> {
+        let nonce = Self::nonce()?;
+        let ciphertext = self
+            .cipher
+            .encrypt(Nonce::from_slice(&nonce), Payload { msg: data, aad })
+            .map_err(|_| PersistenceError::Transcode {
+                reason: "AES-256-GCM encryption failed".into(),
+            })?;
+        let mut out = Vec::with_capacity(1 + KEY_ID_LEN + NONCE_LEN + ciphertext.len());
+        out.push(V2);
+        out.extend_from_slice(&self.key_id);
+        out.extend_from_slice(&nonce);
+        out.extend_from_slice(&ciphertext);
+        Ok(out)
+    }
+
+    /// Reverses [`Encryption::seal`] of bytes starting with the format 2 byte.
+    fn open(&self, data: &[u8], aad: &[u8]) -> Result<Vec<u8>, PersistenceError> {
+        if data.len() <= 1 + KEY_ID_LEN + NONCE_LEN {
+            return Err(PersistenceError::Transcode {
+                reason: "encrypted payload is truncated".into(),
+            });
+        }
+        let (key, rest) = data[1..].split_at(KEY_ID_LEN);
+        let (nonce, ciphertext) = rest.split_at(NONCE_LEN);
+        let cipher = self
+            .cipher_of(key)
+            .ok_or_else(|| PersistenceError::Transcode {
+                reason: format!(
+                    "the payload is encrypted under key id {}, which is not configured \
+                     (add it with Encryption::with_previous_key)",
+                    hex::encode(key)
+                ),
+            })?;
+        cipher
+            .decrypt(
+                Nonce::from_slice(nonce),
+                Payload {
+                    msg: ciphertext,
+                    aad,
+                },
+            )
+            .map_err(|_| decryption_failed())
+    }
+
+    /// Encrypts the value of user metadata entry `key` of the event `event_id` at `version`
+    /// of `stream_id`: [`ENCRYPTED_METADATA_PREFIX`] and the base64 of format 2 bytes, the
+    /// entry (stream, version, event id and key) as associated data.
+    pub(crate) fn encrypt_metadata_value(
+        &self,
+        entry: &MetadataEntry<'_>,
+        value: &str,
+    ) -> Result<String, PersistenceError> {
+        let sealed = self.seal(value.as_bytes(), &entry.associated_data())?;
+        let mut out =
+            String::with_capacity(ENCRYPTED_METADATA_PREFIX.len() + sealed.len() * 4 / 3 + 4);
+        out.push_str(ENCRYPTED_METADATA_PREFIX);
+        base64::engine::general_purpose::STANDARD_NO_PAD.encode_string(&sealed, &mut out);
+        Ok(out)
+    }
+
+    /// Reverses [`Encryption::encrypt_metadata_value`]; `None` for a value that is not
+    /// encrypted (no prefix, or a written before metadata encryption and never sealed).
+    pub(crate) fn decrypt_metadata_value(
+        &self,
+        entry: &MetadataEntry<'_>,
+        stored: &str,
+    ) -> Option<Result<String, PersistenceError>> {
+        let sealed = sealed_metadata_value(stored)?;
+        Some(
+            self.open(&sealed, &entry.associated_data())
+                .and_then(|plain| {
+                    String::from_utf8(plain).map_err(|_| PersistenceError::Transcode {
+                        reason: "a decrypted metadata value is not UTF-8".into(),
+                    })
+                }),
+        )
+    }
+}
+
+/// The prefix of an encrypted user metadata value (the base64 of AES-256-GCM format 2 bytes
+/// follows, without padding).
+pub const ENCRYPTED_METADATA_PREFIX: &str = "es-aes256gcm:";
+
+/// The format 2 bytes of an encrypted metadata value, or `None` when `stored` is not one.
+pub(crate) fn sealed_metadata_value(stored: &str) -> Option<Vec<u8>> {
+    let encoded = stored.strip_prefix(ENCRYPTED_METADATA_PREFIX)?;
+    let sealed = base64::engine::general_purpose::STANDARD_NO_PAD
+        .decode(encoded)
+        .ok()?;
+    (sealed.first() == Some(&V2) && sealed.len() > 1 + KEY_ID_LEN + NONCE_LEN).then_some(sealed)
+}
+
+/// The key id named by an encrypted metadata value, as hex (for error messages).
+pub(crate) fn metadata_key_id(sealed: &[u8]) -> String {
+    hex::encode(sealed.get(1..=KEY_ID_LEN).unwrap_or_default())
+}
+
+/// Which user metadata entry a value belongs to: its associated data. The topic is left out
+/// on purpose: a migration may rename an event's topic (an alias made current) without
+/// rewriting its metadata, while the event id, stream and version of an event never change.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct MetadataEntry<'a> {
+    pub(crate) stream_id: &'a str,
+    pub(crate) version: u64,
+    pub(crate) event_id: uuid::Uuid,
+    pub(crate) key: &'a str,
+}
+
+impl MetadataEntry<'_> {
+    fn associated_data(self) -> Vec<u8> {
+        let mut out =
+            Vec::with_capacity(1 + 8 + self.stream_id.len() + 8 + 16 + 8 + self.key.len());
+        out.push(b'm');
+        out.extend_from_slice(&(self.stream_id.len() as u64).to_be_bytes());
+        out.extend_from_slice(self.stream_id.as_bytes());
+        out.extend_from_slice(&self.version.to_be_bytes());
+        out.extend_from_slice(self.event_id.as_bytes());
+        out.extend_from_slice(&(self.key.len() as u64).to_be_bytes());
+        out.extend_from_slice(self.key.as_bytes());
+        out
+    }
+}
+
 fn decryption_failed() -> PersistenceError {
     PersistenceError::Transcode {
         reason: "AES-256-GCM decryption failed: wrong key, tampered payload, or a payload that \
@@ -188,26 +316,7 @@ impl Transcoder for Encryption {
         data: Vec<u8>,
         context: &PayloadContext<'_>,
     ) -> Result<Vec<u8>, PersistenceError> {
-        let nonce = Self::nonce()?;
-        let aad = context.to_bytes();
-        let ciphertext = self
-            .cipher
-            .encrypt(
-                Nonce::from_slice(&nonce),
-                Payload {
-                    msg: &data,
-                    aad: &aad,
-                },
-            )
-            .map_err(|_| PersistenceError::Transcode {
-                reason: "AES-256-GCM encryption failed".into(),
-            })?;
-        let mut out = Vec::with_capacity(1 + KEY_ID_LEN + NONCE_LEN + ciphertext.len());
-        out.push(V2);
-        out.extend_from_slice(&self.key_id);
-        out.extend_from_slice(&nonce);
-        out.extend_from_slice(&ciphertext);
-        Ok(out)
+        self.seal(&data, &context.to_bytes())
     }
 
     fn decode_for(
@@ -216,32 +325,7 @@ impl Transcoder for Encryption {
         context: &PayloadContext<'_>,
     ) -> Result<Vec<u8>, PersistenceError> {
         match data.first() {
-            Some(&V2) if data.len() > 1 + KEY_ID_LEN + NONCE_LEN => {
-                let (key, rest) = data[1..].split_at(KEY_ID_LEN);
-                let (nonce, ciphertext) = rest.split_at(NONCE_LEN);
-                let cipher = self
-                    .cipher_of(key)
-                    .ok_or_else(|| PersistenceError::Transcode {
-                        reason: format!(
-                            "the payload is encrypted under key id {}, which is not configured \
-                         (add it with Encryption::with_previous_key)",
-                            hex::encode(key)
-                        ),
-                    })?;
-                let aad = context.to_bytes();
-                cipher
-                    .decrypt(
-                        Nonce::from_slice(nonce),
-                        Payload {
-                            msg: ciphertext,
-                            aad: &aad,
-                        },
-                    )
-                    .map_err(|_| decryption_failed())
-            }
-            Some(&V2) => Err(PersistenceError::Transcode {
-                reason: "encrypted payload is truncated".into(),
-            }),
+            Some(&V2) => self.open(&data, &context.to_bytes()),
             _ => self.decode(data),
         }
     }

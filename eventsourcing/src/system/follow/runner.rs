@@ -25,10 +25,10 @@ use crate::system::SystemError;
 ///     fn reset(&mut self) { self.0 = 0; }
 /// }
 ///
-/// let app = Application::in_memory();
+/// let app = Application::in_memory()?;
 /// let mut runner = Runner::new().with(Projector::new(Count(0), Upstream::application("app", &app)));
 /// assert_eq!(runner.run_until_caught_up()?, 0);
-/// # Ok::<(), eventsourcing::system::SystemError>(())
+/// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 #[derive(Default)]
 pub struct Runner {

@@ -6,7 +6,7 @@ use std::ops::Deref;
 use std::sync::Arc;
 
 use crate::application::Application;
-use crate::domain::{DomainEvent, EventEnvelope};
+use crate::domain::{DomainEvent, EventEnvelope, Metadata};
 use crate::persistence::{ApplicationRecorder, Mapper, NotificationQuery, StoredEvent};
 
 use crate::system::SystemError;
@@ -20,11 +20,11 @@ use crate::system::SystemError;
 /// use eventsourcing::prelude::*;
 /// use eventsourcing::system::Upstream;
 ///
-/// let orders = Application::in_memory();
+/// let orders = Application::in_memory()?;
 /// let upstream = Upstream::application("orders", &orders);
 /// assert_eq!(upstream.name(), "orders");
 /// assert!(upstream.select(1, 10, &[])?.is_empty());
-/// # Ok::<(), eventsourcing::system::SystemError>(())
+/// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 #[derive(Clone)]
 pub struct Upstream {
@@ -163,6 +163,22 @@ impl<'a> Notification<'a> {
         self.mapper
             .to_envelope(self.event.clone())
             .map(Some)
+            .map_err(|source| SystemError::Decode {
+                position: self.event.position,
+                source,
+            })
+    }
+}
+
+impl Notification<'_> {
+    /// The event's metadata with encrypted user values decrypted (see
+    /// [`Mapper::decode_metadata`]); `self.metadata` is the stored form.
+    ///
+    /// # Errors
+    /// [`SystemError::Decode`] when a value does not decrypt (wrong key, no metadata key).
+    pub fn decoded_metadata(&self) -> Result<Metadata, SystemError> {
+        self.mapper
+            .decode_metadata(self.event)
             .map_err(|source| SystemError::Decode {
                 position: self.event.position,
                 source,

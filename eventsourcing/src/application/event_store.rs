@@ -246,15 +246,23 @@ impl EventStore {
         envelopes: &[EventEnvelope<E>],
     ) -> Result<Vec<StreamAppend>, ApplicationError> {
         let mut appends: Vec<StreamAppend> = Vec::new();
+        let mut last_stream = None;
         for envelope in envelopes {
-            let stored = self.mapper.to_stored(envelope)?;
+            // The stream id is formatted once for each run of a stream's envelopes.
             match appends.last_mut() {
-                Some(last) if last.stream_id == stored.stream_id => last.events.push(stored),
-                _ => appends.push(StreamAppend {
-                    stream_id: stored.stream_id.clone(),
-                    expected_version: envelope.version.saturating_sub(1),
-                    events: vec![stored],
-                }),
+                Some(last) if last_stream == Some(envelope.stream_id) => {
+                    let stored = self.mapper.to_stored_in(&last.stream_id, envelope)?;
+                    last.events.push(stored);
+                }
+                _ => {
+                    let stored = self.mapper.to_stored(envelope)?;
+                    last_stream = Some(envelope.stream_id);
+                    appends.push(StreamAppend {
+                        stream_id: stored.stream_id.clone(),
+                        expected_version: envelope.version.saturating_sub(1),
+                        events: vec![stored],
+                    });
+                }
             }
         }
         Ok(appends)

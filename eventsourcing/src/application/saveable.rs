@@ -87,12 +87,13 @@ impl<T: Entity> Saveable for Aggregate<T> {
         if pending.is_empty() {
             return Ok(());
         }
+        let stream_id = self.id().to_string();
         let events = pending
             .iter()
-            .map(|e| mapper.to_stored(e))
+            .map(|e| mapper.to_stored_in(&stream_id, e))
             .collect::<Result<Vec<_>, _>>()?;
         out.push(StreamAppend {
-            stream_id: self.id().to_string(),
+            stream_id,
             expected_version: self.saved_version(),
             events,
         });

@@ -350,7 +350,17 @@ impl Mapper {
         &self,
         envelope: &EventEnvelope<E>,
     ) -> Result<StoredEvent, PersistenceError> {
-        let stream_id = envelope.stream_id.to_string();
+        self.to_stored_in(&envelope.stream_id.to_string(), envelope)
+    }
+
+    /// [`Mapper::to_stored`] with the envelope's stream id already formatted (by the caller,
+    /// from `envelope.stream_id`), so that a stream's events format it once, not once an event.
+    pub(crate) fn to_stored_in<E: DomainEvent>(
+        &self,
+        stream_id: &str,
+        envelope: &EventEnvelope<E>,
+    ) -> Result<StoredEvent, PersistenceError> {
+        let stream_id = stream_id.to_owned();
         let json = envelope
             .event
             .encode()
@@ -395,6 +405,35 @@ impl Mapper {
         let event = self.decode_event::<E>(&stored)?;
         let metadata =
             self.decode_metadata_of(&stored.stream_id, stored.version, stored.metadata)?;
+        Ok(EventEnvelope {
+            stream_id,
+            version: stored.version,
+            metadata,
+            position: stored.position,
+            event,
+        })
+    }
+
+    /// [`Mapper::to_envelope`] of a borrowed stored event: only the metadata is copied (the
+    /// envelope owns it); the payload is decoded where it lies.
+    ///
+    /// # Errors
+    /// As [`Mapper::to_envelope`].
+    pub fn to_envelope_ref<E: DomainEvent>(
+        &self,
+        stored: &StoredEvent,
+    ) -> Result<EventEnvelope<E>, PersistenceError> {
+        let stream_id =
+            Uuid::parse_str(&stored.stream_id).map_err(|_| PersistenceError::Corrupt {
+                detail: format!(
+                    "stream id `{}` of the event at version {} is not a UUID",
+                    stored.stream_id.escape_debug(),
+                    stored.version
+                ),
+            })?;
+        let event = self.decode_event::<E>(stored)?;
+        let metadata =
+            self.decode_metadata_of(&stored.stream_id, stored.version, stored.metadata.clone())?;
         Ok(EventEnvelope {
             stream_id,
             version: stored.version,

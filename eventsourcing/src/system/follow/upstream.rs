@@ -161,7 +161,7 @@ impl<'a> Notification<'a> {
             return Ok(None);
         }
         self.mapper
-            .to_envelope(self.event.clone())
+            .to_envelope_ref(self.event)
             .map(Some)
             .map_err(|source| SystemError::Decode {
                 position: self.event.position,

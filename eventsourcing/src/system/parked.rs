@@ -129,10 +129,10 @@ pub struct ParkedEvent {
 }
 
 impl ParkedEvent {
-    /// The stream of a parked event's record.
+    /// The stream of a parked event's record: one per follower, upstream and position.
     #[must_use]
-    pub fn stream_id_for(follower: &str, position: u64) -> String {
-        format!("eventsourcing.parked/{follower}/{position}")
+    pub fn stream_id_for(follower: &str, upstream: &str, position: u64) -> String {
+        format!("eventsourcing.parked/{follower}/{upstream}/{position}")
     }
 
     pub(crate) fn new(
@@ -162,7 +162,7 @@ impl ParkedEvent {
     /// The append that records it (version 1 of its own stream).
     pub(crate) fn record(&self) -> Result<StreamAppend, PersistenceError> {
         let payload = serde_json::to_vec(self).map_err(|source| PersistenceError::Encode {
-            stream_id: Self::stream_id_for(&self.follower, self.position),
+            stream_id: Self::stream_id_for(&self.follower, &self.upstream, self.position),
             source: DomainError::Encode {
                 topic: PARKED_TOPIC.to_owned(),
                 source,
@@ -177,7 +177,7 @@ impl ParkedEvent {
     }
 
     fn mark(&self, topic: &str, expected_version: u64, payload: Vec<u8>) -> StreamAppend {
-        let stream_id = Self::stream_id_for(&self.follower, self.position);
+        let stream_id = Self::stream_id_for(&self.follower, &self.upstream, self.position);
         StreamAppend {
             stream_id: stream_id.clone(),
             expected_version,
@@ -194,11 +194,12 @@ impl ParkedEvent {
     }
 }
 
-/// The open dead-letter records of `follower` in `store`, oldest first: parked, and neither
-/// retried nor discarded since.
+/// The open dead-letter records of `follower` for `upstream` in `store`, oldest first: parked,
+/// and neither retried nor discarded since.
 pub(crate) fn open_records(
     store: &dyn crate::persistence::Storage,
     follower: &str,
+    upstream: &str,
 ) -> Result<Vec<ParkedEvent>, PersistenceError> {
     let mut parked = Vec::new();
     let mut from = 1;
@@ -221,7 +222,7 @@ pub(crate) fn open_records(
                     },
                 }
             })?;
-            if record.follower != follower {
+            if record.follower != follower || record.upstream != upstream {
                 continue;
             }
             // Still open when nothing came after the record in its stream.

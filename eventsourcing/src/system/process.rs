@@ -581,9 +581,20 @@ impl<P: Policy> ProcessApplication<P> {
             last = Some(position);
         }
         let Some(position) = last else {
-            // The first event failed (its error policy decides) or would see stale state.
-            let tracked = self.position()?;
-            return self.process_after(&events[0], tracked, failure).map(|_| 1);
+            // The first event failed (its error policy decides a policy's failure) or would
+            // see stale state (it runs alone).
+            return match failure {
+                Some(error @ SystemError::Policy { .. }) => {
+                    let tracked = self.position()?;
+                    self.process_after(&events[0], tracked, Some(error))
+                        .map(|_| 1)
+                }
+                Some(error) => Err(error),
+                None => {
+                    let tracked = self.position()?;
+                    self.process_after(&events[0], tracked, None).map(|_| 1)
+                }
+            };
         };
         // The record covers the whole page, so that a page of another instance that
         // overlaps it cannot commit too.
@@ -604,6 +615,13 @@ impl<P: Policy> ProcessApplication<P> {
             }
         }
         match failure {
+            // The event after the committed ones failed its policy: its error policy decides
+            // (retry, stop or park), as without batching.
+            Some(error @ SystemError::Policy { .. }) if taken < events.len() => {
+                let tracked = self.position()?;
+                self.process_after(&events[taken], tracked, Some(error))
+                    .map(|_| taken + 1)
+            }
             Some(error) => Err(error),
             None => Ok(taken),
         }
@@ -645,7 +663,9 @@ impl<P: Policy> ProcessApplication<P> {
             if let Some(error) = last.take() {
                 attempt += 1;
                 if attempt >= self.errors.attempts() {
-                    return if self.errors.parks() {
+                    // A store that failed under the policy is not a poison event: stop, and
+                    // the next pull tries again.
+                    return if self.errors.parks() && !store_failure(&error) {
                         self.park(event, &error, attempt, first_failed_at)
                     } else {
                         Err(error)
@@ -698,6 +718,11 @@ impl<P: Policy> ProcessApplication<P> {
                 Ok(Processed::Parked)
             }
             Err(PersistenceError::AlreadyTracked { .. }) => Ok(Processed::AlreadyTracked),
+            // A competing instance parked (or processed) it first: its record is what this
+            // one conflicted with.
+            Err(PersistenceError::Conflict(_)) if self.position()? >= position => {
+                Ok(Processed::AlreadyTracked)
+            }
             Err(e) => Err(self.store_error(e.into())),
         }
     }
@@ -708,8 +733,12 @@ impl<P: Policy> ProcessApplication<P> {
     /// # Errors
     /// [`SystemError::Store`] when the store fails or keeps no global log.
     pub fn parked(&self) -> Result<Vec<ParkedEvent>, SystemError> {
-        parked::open_records(&**self.application.event_store().recorder(), &self.name)
-            .map_err(|e| self.store_error(e.into()))
+        parked::open_records(
+            &**self.application.event_store().recorder(),
+            &self.name,
+            self.upstream.name(),
+        )
+        .map_err(|e| self.store_error(e.into()))
     }
 
     fn parked_at(&self, position: u64) -> Result<ParkedEvent, SystemError> {
@@ -719,7 +748,11 @@ impl<P: Policy> ProcessApplication<P> {
             .ok_or_else(|| {
                 self.store_error(ApplicationError::Persistence(
                     PersistenceError::EventNotFound {
-                        stream_id: ParkedEvent::stream_id_for(&self.name, position),
+                        stream_id: ParkedEvent::stream_id_for(
+                            &self.name,
+                            self.upstream.name(),
+                            position,
+                        ),
                         version: 1,
                     },
                 ))
@@ -746,7 +779,8 @@ impl<P: Policy> ProcessApplication<P> {
                 },
             });
         };
-        let mut ctx = ProcessingContext::new(&self.application, &event);
+        let mut ctx = ProcessingContext::new(&self.application, &event)
+            .with_cause_decoded(self.upstream.mapper(), &event)?;
         let notification = Notification::new(&event, self.upstream.mapper());
         self.policy
             .process(&notification, &mut ctx)
@@ -917,4 +951,22 @@ impl<P: Policy> Follower for ProcessApplication<P> {
     fn pull(&mut self) -> Result<usize, SystemError> {
         ProcessApplication::pull(self)
     }
+}
+
+/// Whether a policy's error is its store failing (unavailable, busy, a conflict), which a
+/// later pull may not meet again, rather than the event being unprocessable.
+fn store_failure(error: &SystemError) -> bool {
+    let SystemError::Policy { source, .. } = error else {
+        return false;
+    };
+    if let Some(error) = source.downcast_ref::<ApplicationError>() {
+        return match error {
+            ApplicationError::Conflict(_) => true,
+            ApplicationError::Persistence(e) => e.is_transient() || e.is_conflict(),
+            _ => false,
+        };
+    }
+    source
+        .downcast_ref::<PersistenceError>()
+        .is_some_and(|e| e.is_transient() || e.is_conflict())
 }

@@ -345,3 +345,126 @@ fn concurrent_retries_of_one_parked_event_commit_once() -> TestResult {
     }
     Ok(())
 }
+
+/// With batched commits, a poison event in the middle of a page is retried and parked as
+/// without batching, and the rest of the page goes on.
+#[test]
+fn batched_pages_park_a_poison_event_and_go_on() -> TestResult {
+    for (backend, make) in backends("batched_pages_park_a_poison_event_and_go_on") {
+        let (upstream, downstream) = (app(make())?, app(make())?);
+        let positions = orders(&upstream)?;
+        let policy = Charges::new(200);
+        let calls = Arc::clone(&policy.calls);
+        let mut process = ProcessApplication::new(
+            downstream.clone(),
+            Upstream::application("orders", &upstream),
+            policy,
+        )
+        .batch_commits(true)
+        .on_error(quick(ErrorPolicy::park_after(2)));
+        assert_eq!(process.run_until_caught_up()?, 3, "{backend}: no error");
+        assert_eq!(calls.load(Ordering::SeqCst), 2, "{backend}: two attempts");
+        assert_eq!(charged(&downstream)?, vec![100, 300], "{backend}");
+        let parked = process.parked()?;
+        assert_eq!(parked.len(), 1, "{backend}");
+        assert_eq!(parked[0].position, positions[1], "{backend}");
+        assert_eq!(process.position()?, positions[2], "{backend}");
+    }
+    Ok(())
+}
+
+/// A retried event's new events carry the upstream's user metadata decrypted, as the live
+/// path does, when the upstream encrypts metadata and the downstream does not.
+#[test]
+fn a_retry_carries_the_upstream_metadata_decrypted() -> TestResult {
+    use eventsourcing::persistence::{CipherKey, Encryption, MemoryRecorder};
+    use eventsourcing::EventContext;
+    use eventsourcing_examples::shop::Order;
+    use std::collections::BTreeMap;
+
+    let key = CipherKey::generate()?;
+    let upstream = Application::builder()
+        .storage(Arc::new(MemoryRecorder::new()))
+        .metadata_encryption(Arc::new(Encryption::new(&key)))
+        .build()?;
+    let downstream = app(Arc::new(MemoryRecorder::new()))?;
+    let context = EventContext {
+        user: BTreeMap::from([("who".to_owned(), "alice".to_owned())]),
+        ..EventContext::default()
+    };
+    let mut order = eventsourcing::Aggregate::<Order>::create_in_context(
+        Uuid::now_v7(),
+        OrderEvent::Placed {
+            customer: "customer".into(),
+            amount_cents: 200,
+            day: "2024-05-01".into(),
+        },
+        context,
+    )?;
+    let position = upstream.save(&mut order)?.positions[0];
+    let policy = Charges::new(200);
+    let broken = Arc::clone(&policy.broken);
+    let mut process = ProcessApplication::new(
+        downstream.clone(),
+        Upstream::application("orders", &upstream),
+        policy,
+    )
+    .on_error(quick(ErrorPolicy::park_after(1)));
+    process.run_until_caught_up()?;
+    broken.store(false, Ordering::SeqCst);
+    process.retry_parked(position)?;
+    let payments: Vec<_> = downstream
+        .notification_log()
+        .select(1, usize::MAX)?
+        .into_iter()
+        .filter(|e| e.topic.starts_with("Payment"))
+        .collect();
+    assert_eq!(payments.len(), 1);
+    assert_eq!(
+        payments[0].metadata.user.get("who").map(String::as_str),
+        Some("alice"),
+        "the value, not the upstream's ciphertext"
+    );
+    Ok(())
+}
+
+/// A policy whose store fails under it (unavailable, busy) is not given a poison event:
+/// parking stops there, and the event is processed once the store is back.
+#[test]
+fn a_store_failure_under_the_policy_stops_instead_of_parking() -> TestResult {
+    use eventsourcing::persistence::{MemoryRecorder, PersistenceError};
+
+    let flaky = Arc::new(AtomicBool::new(true));
+    let down = Arc::clone(&flaky);
+    let policy =
+        move |event: &Notification<'_>, ctx: &mut ProcessingContext<'_>| -> Result<(), BoxError> {
+            if down.load(Ordering::SeqCst) {
+                return Err(Box::new(ApplicationError::Persistence(
+                    PersistenceError::Unavailable {
+                        backend: "test",
+                        source: "connection refused".into(),
+                    },
+                )));
+            }
+            let mut charges = Charges::new(0);
+            charges.process(event, ctx)
+        };
+    let upstream = app(Arc::new(MemoryRecorder::new()))?;
+    let downstream = app(Arc::new(MemoryRecorder::new()))?;
+    orders(&upstream)?;
+    let mut process = ProcessApplication::new(
+        downstream.clone(),
+        Upstream::application("orders", &upstream),
+        policy,
+    )
+    .on_error(quick(ErrorPolicy::park_after(1)));
+    assert!(matches!(
+        process.run_until_caught_up(),
+        Err(SystemError::Policy { .. })
+    ));
+    assert!(process.parked()?.is_empty(), "nothing parked");
+    flaky.store(false, Ordering::SeqCst);
+    assert_eq!(process.run_until_caught_up()?, 3);
+    assert_eq!(charged(&downstream)?, vec![100, 200, 300]);
+    Ok(())
+}

@@ -223,10 +223,14 @@ pub fn run(params: &Params, outcomes: &mut Vec<Outcome>) -> R<()> {
         .query_one("SHOW synchronous_commit", &[])?
         .try_get(0)?;
     println!("postgres: synchronous_commit = {sync} (server default, both sides)");
+    // `EVENTSOURCING_BENCH_NOTIFY=off` measures appends without commit announcements.
+    let notify = std::env::var("EVENTSOURCING_BENCH_NOTIFY").map_or(true, |v| v != "off");
+    println!("postgres: notify_commits = {notify}");
     let config = |schema: &str| {
         PostgresConfig::new(url.as_str())
             .schema(schema)
             .pool_size(12)
+            .notify_commits(notify)
     };
     let storage = Arc::new(PostgresRecorder::open(config(OURS))?);
     drop(PostgresRecorder::open(config(RAW))?);

@@ -11,7 +11,9 @@ mod process;
 mod projection;
 
 pub use error::SystemError;
-pub use follow::{Follower, Notification, Runner, RunnerHandle, Upstream, DEFAULT_PAGE_SIZE};
+pub use follow::{
+    Follower, Notification, Runner, RunnerHandle, RunnerWaker, Upstream, DEFAULT_PAGE_SIZE,
+};
 pub use parked::{ErrorPolicy, ParkedEvent, DISCARDED_TOPIC, PARKED_TOPIC, RETRIED_TOPIC};
 pub use persistence_subscriber::PersistenceSubscriber;
 pub use process::{Policy, ProcessApplication, Processed, ProcessingContext};

@@ -10,3 +10,4 @@ mod conformance;
 mod evolution;
 mod model;
 mod operations;
+mod wakeups;

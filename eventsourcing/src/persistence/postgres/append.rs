@@ -184,6 +184,7 @@ impl PostgresRecorder {
             Ok(positions) => {
                 if let Some(last) = positions.iter().max() {
                     self.last_appended.fetch_max(*last, Ordering::Relaxed);
+                    self.announce_commit();
                 }
                 Ok(positions)
             }

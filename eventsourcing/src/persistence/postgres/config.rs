@@ -158,6 +158,7 @@ pub struct PostgresConfig {
     pub(super) statement_timeout: Duration,
     pub(super) idle_in_transaction_timeout: Duration,
     pub(super) application_name: String,
+    pub(super) notify_commits: bool,
     pub(super) ordering: OrderingMode,
     pub(super) synchronous_commit: SynchronousCommit,
     pub(super) read_own_writes_timeout: Duration,
@@ -198,6 +199,7 @@ pub const URL_PARAMETERS: &[&str] = &[
     "statement_timeout_ms",
     "ordering",
     "synchronous_commit",
+    "notify_commits",
 ];
 
 impl PostgresConfig {
@@ -217,6 +219,7 @@ impl PostgresConfig {
             statement_timeout: Duration::from_secs(30),
             idle_in_transaction_timeout: Duration::from_secs(10),
             application_name: "eventsourcing".into(),
+            notify_commits: true,
             ordering: OrderingMode::default(),
             synchronous_commit: SynchronousCommit::On,
             read_own_writes_timeout: Duration::from_secs(5),
@@ -296,6 +299,17 @@ impl PostgresConfig {
                 "synchronous_commit" => {
                     config.synchronous_commit = SynchronousCommit::parse(&value)?;
                 }
+                "notify_commits" => {
+                    config.notify_commits = match &*value {
+                        "on" | "true" => true,
+                        "off" | "false" => false,
+                        _ => {
+                            return Err(PersistenceError::Config(format!(
+                                "`notify_commits` must be `on` or `off`, not `{value}`"
+                            )))
+                        }
+                    };
+                }
                 // The driver's options go on as written: it decodes them itself.
                 _ => passed_on.push(pair),
             }
@@ -314,6 +328,17 @@ impl PostgresConfig {
     #[must_use]
     pub fn synchronous_commit(mut self, mode: SynchronousCommit) -> Self {
         self.synchronous_commit = mode;
+        self
+    }
+
+    /// Whether appends announce their commits to listeners in other processes (default on;
+    /// URL `notify_commits=off`): see
+    /// [`PostgresRecorder::listen_for_commits`](super::PostgresRecorder::listen_for_commits).
+    /// One coalesced `NOTIFY` after commits, sent by a thread of the recorder on a connection
+    /// of its own, never inside the append.
+    #[must_use]
+    pub fn notify_commits(mut self, on: bool) -> Self {
+        self.notify_commits = on;
         self
     }
 

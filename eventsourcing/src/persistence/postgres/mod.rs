@@ -213,6 +213,7 @@ mod append;
 mod config;
 mod error;
 mod inspect;
+mod notify;
 mod pool;
 mod read;
 mod rows;
@@ -229,6 +230,7 @@ use r2d2::{Pool, PooledConnection};
 use uuid::Uuid;
 
 pub use config::{is_identifier, OrderingMode, PostgresConfig, SynchronousCommit, URL_PARAMETERS};
+pub use notify::CommitListener;
 pub use read::{Blocker, FollowerLag};
 
 use self::config::Names;
@@ -280,6 +282,12 @@ pub struct PostgresRecorder {
     stalls: AtomicU64,
     /// Whether the sessions were opened with `plan_cache_mode=force_generic_plan`.
     generic_plans: bool,
+    /// The driver configuration of the pool's connections, for the dedicated ones.
+    driver: postgres::Config,
+    /// The store's commit channel.
+    channel: String,
+    /// Announces commits on the channel (`None` when `notify_commits` is off).
+    notifier: Option<notify::Notifier>,
 }
 
 impl std::fmt::Debug for PostgresRecorder {
@@ -349,7 +357,11 @@ impl PostgresRecorder {
             // then dropped by the pool, because `is_closed` reports it broken.
             .test_on_check_out(false)
             .connection_timeout(config.connect_timeout)
-            .build_unchecked(Manager { config: pg });
+            .build_unchecked(Manager { config: pg.clone() });
+        let channel = notify::channel(&names.qualified(&names.events));
+        let notifier = config
+            .notify_commits
+            .then(|| notify::Notifier::start(pg.clone(), channel.clone()));
         let recorder = Self {
             pool,
             sql: Sql::new(&names, config.ordering),
@@ -360,9 +372,45 @@ impl PostgresRecorder {
             stalled_at: AtomicU64::new(0),
             stalls: AtomicU64::new(0),
             generic_plans,
+            driver: pg,
+            channel,
+            notifier,
         };
         recorder.migrate()?;
         Ok(recorder)
+    }
+
+    /// Calls `on_commit` (on a thread of its own) after commits to this store in any process,
+    /// once for each burst of them, and at least once every `poll_interval` whatever
+    /// happens: a lost notification or a dead connection delays it by at most that long.
+    /// The listener holds one connection of its own, reconnecting with backoff when it is
+    /// lost; dropping the listener stops it. Typical use: wake a background runner
+    /// (`move || waker.wake()`, with [`RunnerHandle::waker`](crate::system::RunnerHandle::waker)).
+    #[must_use]
+    pub fn listen_for_commits(
+        &self,
+        poll_interval: Duration,
+        on_commit: impl Fn() + Send + 'static,
+    ) -> CommitListener {
+        CommitListener::start(
+            self.driver.clone(),
+            self.channel.clone(),
+            poll_interval,
+            Box::new(on_commit),
+        )
+    }
+
+    /// How many commit announcements this recorder sent (concurrent commits share one).
+    #[must_use]
+    pub fn commit_notifications_sent(&self) -> u64 {
+        self.notifier.as_ref().map_or(0, notify::Notifier::sent)
+    }
+
+    /// Announces a commit to listeners (see [`PostgresRecorder::listen_for_commits`]).
+    pub(super) fn announce_commit(&self) {
+        if let Some(notifier) = &self.notifier {
+            notifier.announce();
+        }
     }
 
     fn conn(&self) -> Result<Connection, PersistenceError> {

@@ -5,7 +5,7 @@
 mod runner;
 mod upstream;
 
-pub use runner::{Runner, RunnerHandle};
+pub use runner::{Runner, RunnerHandle, RunnerWaker};
 pub use upstream::{Notification, Upstream};
 
 use super::error::SystemError;

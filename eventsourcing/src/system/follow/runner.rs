@@ -189,6 +189,23 @@ fn background(mut runner: Runner, shared: &Shared, poll_interval: Duration) -> R
     }
 }
 
+/// Wakes a background runner for a round ([`RunnerHandle::waker`]).
+#[derive(Clone)]
+pub struct RunnerWaker(Arc<Shared>);
+
+impl RunnerWaker {
+    /// Wakes the runner for a round (a no-op once it has stopped).
+    pub fn wake(&self) {
+        self.0.trigger();
+    }
+}
+
+impl std::fmt::Debug for RunnerWaker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RunnerWaker").finish_non_exhaustive()
+    }
+}
+
 /// Controls a runner moved to a background thread by [`Runner::spawn`]. Dropping it stops
 /// the thread (after a last run) and cancels its bus subscriptions.
 pub struct RunnerHandle {
@@ -209,6 +226,13 @@ impl RunnerHandle {
     /// Wakes the runner for a round.
     pub fn trigger(&self) {
         self.shared.trigger();
+    }
+
+    /// A cloneable, `Send` handle that wakes this runner, for wake-up sources on other
+    /// threads (e.g. a PostgreSQL commit listener: `move || waker.wake()`).
+    #[must_use]
+    pub fn waker(&self) -> RunnerWaker {
+        RunnerWaker(Arc::clone(&self.shared))
     }
 
     /// Wakes the runner whenever events are published on `bus` (an application's bus

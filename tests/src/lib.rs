@@ -5,6 +5,7 @@
 
 pub mod crash;
 pub mod support;
+pub mod wakeups;
 
 pub use eventsourcing_testkit::{conformance, domain_model, evolution, model};
 

@@ -5,6 +5,7 @@ pub mod cassandra;
 mod error;
 pub mod inspect;
 mod limits;
+mod listener;
 mod mapper;
 mod memory;
 #[cfg(feature = "postgres")]
@@ -19,6 +20,7 @@ pub mod transcoders;
 pub use cassandra::{CassandraConfig, CassandraRecorder};
 pub use error::{BoxError, Conflict, PersistenceError};
 pub use limits::Limits;
+pub use listener::CommitListener;
 pub use mapper::{Mapper, PayloadContext, PayloadKind, Transcoder};
 pub use memory::MemoryRecorder;
 #[cfg(feature = "postgres")]

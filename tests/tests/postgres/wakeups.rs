@@ -3,24 +3,19 @@
 //! far longer than that; a lost listener connection or a writer that sends no notifications
 //! delays the follower by at most the poll interval, and never stalls it.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
 use std::sync::mpsc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use eventsourcing::persistence::{
     AggregateRecorder, ApplicationRecorder, PostgresConfig, PostgresRecorder,
 };
 use eventsourcing_tests::conformance::append;
+use eventsourcing_tests::wakeups::{
+    latencies, micros_now, percentile, report_commit, run_child_writer,
+};
 use eventsourcing_tests::{postgres_url, unique_schema};
 
 const WRITER_ENV: &str = "ES_WAKEUP_WRITER";
-
-fn micros_now() -> u128 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_micros())
-}
 
 /// The child's entry point: does nothing unless the parent set `ES_WAKEUP_WRITER` (to
 /// `URL SCHEMA EVENTS NOTIFY`). Appends `EVENTS` events 150 ms apart, printing `COMMITTED
@@ -47,7 +42,7 @@ fn wakeup_writer_entry() {
         recorder
             .append(&[append(&stream, n, 1)], None)
             .expect("append");
-        println!("COMMITTED {}", micros_now());
+        report_commit();
     }
     // Let the notifier send the last announcement before the process ends.
     let deadline = Instant::now() + Duration::from_secs(2);
@@ -59,51 +54,12 @@ fn wakeup_writer_entry() {
 
 /// Runs the writer in a child process; returns its commit times.
 fn run_writer(url: &str, schema: &str, events: u64, notify: bool) -> Vec<u128> {
-    let exe = std::env::current_exe().expect("the test binary");
-    let mut child = Command::new(exe)
-        .args(["wakeup_writer_entry", "--nocapture", "--test-threads=1"])
-        .env(
-            WRITER_ENV,
-            format!(
-                "{url} {schema} {events} {}",
-                if notify { "on" } else { "off" }
-            ),
-        )
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("spawn the writer");
-    let stdout = child.stdout.take().expect("stdout");
-    let commits: Vec<u128> = BufReader::new(stdout)
-        .lines()
-        .map_while(Result::ok)
-        // The first line may follow libtest's "test ... " on the same line.
-        .filter_map(|line| line.split("COMMITTED ").nth(1)?.trim().parse().ok())
-        .collect();
-    assert!(child.wait().expect("writer").success(), "the writer failed");
-    commits
-}
-
-/// For each commit, how long until the first wake-up after it (microseconds).
-fn latencies(commits: &[u128], wakes: &[u128]) -> Vec<u128> {
-    commits
-        .iter()
-        .map(|&c| {
-            wakes
-                .iter()
-                .find(|&&w| w >= c)
-                .map_or(u128::MAX, |&w| w - c)
-        })
-        .collect()
-}
-
-fn percentile(sorted: &[u128], p: f64) -> u128 {
-    #[allow(
-        clippy::cast_precision_loss,
-        clippy::cast_possible_truncation,
-        clippy::cast_sign_loss
-    )]
-    let index = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted[index.min(sorted.len() - 1)]
+    let notify = if notify { "on" } else { "off" };
+    run_child_writer(
+        "wakeup_writer_entry",
+        WRITER_ENV,
+        &format!("{url} {schema} {events} {notify}"),
+    )
 }
 
 #[test]

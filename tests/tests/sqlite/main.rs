@@ -9,3 +9,4 @@ mod durability;
 mod evolution;
 mod group_commit;
 mod model;
+mod wakeups;

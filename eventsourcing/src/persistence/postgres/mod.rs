@@ -230,7 +230,6 @@ use r2d2::{Pool, PooledConnection};
 use uuid::Uuid;
 
 pub use config::{is_identifier, OrderingMode, PostgresConfig, SynchronousCommit, URL_PARAMETERS};
-pub use notify::CommitListener;
 pub use read::{Blocker, FollowerLag};
 
 use self::config::Names;
@@ -239,6 +238,7 @@ use self::pool::{Conn, Manager};
 use self::rows::corrupt;
 use self::sql::Sql;
 use super::error::PersistenceError;
+use super::listener::CommitListener;
 use super::recorder::{AdminRecorder, AggregateRecorder, ApplicationRecorder, ProcessRecorder};
 use super::stored_event::{
     EventQuery, NotificationQuery, StoredEvent, StoredEventRef, StreamAppend, Tracking,
@@ -392,12 +392,10 @@ impl PostgresRecorder {
         poll_interval: Duration,
         on_commit: impl Fn() + Send + 'static,
     ) -> CommitListener {
-        CommitListener::start(
-            self.driver.clone(),
-            self.channel.clone(),
-            poll_interval,
-            Box::new(on_commit),
-        )
+        let (config, channel) = (self.driver.clone(), self.channel.clone());
+        CommitListener::spawn(poll_interval, Box::new(on_commit), move |watch| {
+            notify::listen_loop(&config, &channel, watch);
+        })
     }
 
     /// How many commit announcements this recorder sent (concurrent commits share one).

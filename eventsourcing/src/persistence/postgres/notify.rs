@@ -12,13 +12,14 @@
 //! inside every append would put all appenders of the cluster behind one lock, and one per
 //! append would double the server's work for single-event saves.
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, PoisonError};
-use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use postgres::fallible_iterator::FallibleIterator;
 use postgres::{Client, NoTls};
+
+use crate::persistence::listener::Watch;
 
 /// The channel of a store: one per schema and table prefix, short enough for PostgreSQL's
 /// 63-byte identifiers whatever the names (FNV-1a of the qualified events table).
@@ -123,96 +124,14 @@ fn notify_loop(
 /// listener).
 const MIN_GAP: Duration = Duration::from_millis(2);
 
-/// Listens for the commits of a store (in any process) and calls a function for each burst
-/// of them, and at least once every poll interval; made by
-/// [`PostgresRecorder::listen_for_commits`](super::PostgresRecorder::listen_for_commits).
-/// Dropping it stops listening.
-#[derive(Debug)]
-pub struct CommitListener {
-    stop: Arc<AtomicBool>,
-    stats: Arc<ListenerStats>,
-    thread: Option<JoinHandle<()>>,
-}
-
-#[derive(Debug, Default)]
-struct ListenerStats {
-    notifications: AtomicU64,
-    polls: AtomicU64,
-    connections: AtomicU64,
-}
-
-impl CommitListener {
-    pub(super) fn start(
-        config: postgres::Config,
-        channel: String,
-        poll_interval: Duration,
-        on_commit: Box<dyn Fn() + Send>,
-    ) -> Self {
-        let stop = Arc::new(AtomicBool::new(false));
-        let stats = Arc::new(ListenerStats::default());
-        let (thread_stop, thread_stats) = (Arc::clone(&stop), Arc::clone(&stats));
-        let thread = std::thread::Builder::new()
-            .name("eventsourcing-listen".into())
-            .spawn(move || {
-                listen_loop(
-                    &config,
-                    &channel,
-                    poll_interval,
-                    &*on_commit,
-                    &thread_stop,
-                    &thread_stats,
-                );
-            })
-            .ok();
-        Self {
-            stop,
-            stats,
-            thread,
-        }
-    }
-
-    /// Wake-ups caused by notifications.
-    #[must_use]
-    pub fn notifications(&self) -> u64 {
-        self.stats.notifications.load(Ordering::Relaxed)
-    }
-
-    /// Wake-ups caused by the poll interval passing without a notification.
-    #[must_use]
-    pub fn polls(&self) -> u64 {
-        self.stats.polls.load(Ordering::Relaxed)
-    }
-
-    /// Connections opened (1 plus the reconnects after a lost connection).
-    #[must_use]
-    pub fn connections(&self) -> u64 {
-        self.stats.connections.load(Ordering::Relaxed)
-    }
-}
-
-impl Drop for CommitListener {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-        // Not joined: the thread notices within a quarter of a second and ends.
-        drop(self.thread.take());
-    }
-}
-
-/// How long one wait for notifications lasts, so that `stop` is seen promptly.
+/// How long one wait for notifications lasts, so that a stop is seen promptly.
 const SLICE: Duration = Duration::from_millis(250);
 
-fn listen_loop(
-    config: &postgres::Config,
-    channel: &str,
-    poll_interval: Duration,
-    on_commit: &dyn Fn(),
-    stop: &AtomicBool,
-    stats: &ListenerStats,
-) {
+/// The listener's thread: `LISTEN` on a connection of its own, reconnecting with backoff.
+pub(super) fn listen_loop(config: &postgres::Config, channel: &str, watch: &mut Watch<'_>) {
     let mut client: Option<Client> = None;
-    let mut last_fired = Instant::now();
     let mut backoff = Duration::from_millis(50);
-    while !stop.load(Ordering::Relaxed) {
+    while !watch.stopped() {
         if client.as_ref().is_none_or(Client::is_closed) {
             let listening = config.connect(NoTls).ok().and_then(|mut fresh| {
                 fresh
@@ -222,21 +141,14 @@ fn listen_loop(
             });
             match listening {
                 Some(fresh) => {
-                    stats.connections.fetch_add(1, Ordering::Relaxed);
                     client = Some(fresh);
                     backoff = Duration::from_millis(50);
-                    // Commits may have happened while no connection listened.
-                    on_commit();
-                    last_fired = Instant::now();
+                    watch.connected();
                 }
                 None => {
-                    std::thread::sleep(backoff.min(poll_interval));
+                    std::thread::sleep(backoff.min(watch.poll_interval()));
                     backoff = (backoff * 2).min(Duration::from_secs(5));
-                    if last_fired.elapsed() >= poll_interval {
-                        stats.polls.fetch_add(1, Ordering::Relaxed);
-                        on_commit();
-                        last_fired = Instant::now();
-                    }
+                    watch.poll_if_due();
                     continue;
                 }
             }
@@ -246,7 +158,7 @@ fn listen_loop(
         };
         let first = listening
             .notifications()
-            .timeout_iter(SLICE.min(poll_interval))
+            .timeout_iter(SLICE.min(watch.poll_interval()))
             .next();
         match first {
             Ok(Some(_)) => {
@@ -255,17 +167,9 @@ fn listen_loop(
                 let mut pending = listening.notifications();
                 let mut more = pending.iter();
                 while let Ok(Some(_)) = more.next() {}
-                stats.notifications.fetch_add(1, Ordering::Relaxed);
-                on_commit();
-                last_fired = Instant::now();
+                watch.commit_seen();
             }
-            Ok(None) => {
-                if last_fired.elapsed() >= poll_interval {
-                    stats.polls.fetch_add(1, Ordering::Relaxed);
-                    on_commit();
-                    last_fired = Instant::now();
-                }
-            }
+            Ok(None) => watch.poll_if_due(),
             Err(_) => client = None,
         }
     }

@@ -103,6 +103,7 @@ mod read;
 mod rows;
 mod snapshots;
 mod sql;
+mod watch;
 
 use std::ops::ControlFlow;
 use std::path::PathBuf;

@@ -298,6 +298,19 @@ impl std::fmt::Debug for PostgresRecorder {
     }
 }
 
+/// The configuration of a dedicated connection (the notifier's, a listener's): the pool's,
+/// under its own application name, so that an operator (or a test) looking for the pool's
+/// sessions by name finds only those.
+fn dedicated(pool: &postgres::Config, role: &str) -> postgres::Config {
+    let mut config = pool.clone();
+    let name = format!(
+        "{}-{role}",
+        pool.get_application_name().unwrap_or("eventsourcing")
+    );
+    config.application_name(&name);
+    config
+}
+
 fn millis(duration: Duration) -> u128 {
     duration.as_millis().max(1)
 }
@@ -361,7 +374,7 @@ impl PostgresRecorder {
         let channel = notify::channel(&names.qualified(&names.events));
         let notifier = config
             .notify_commits
-            .then(|| notify::Notifier::start(pg.clone(), channel.clone()));
+            .then(|| notify::Notifier::start(dedicated(&pg, "notify"), channel.clone()));
         let recorder = Self {
             pool,
             sql: Sql::new(&names, config.ordering),
@@ -392,7 +405,7 @@ impl PostgresRecorder {
         poll_interval: Duration,
         on_commit: impl Fn() + Send + 'static,
     ) -> CommitListener {
-        let (config, channel) = (self.driver.clone(), self.channel.clone());
+        let (config, channel) = (dedicated(&self.driver, "listen"), self.channel.clone());
         CommitListener::spawn(poll_interval, Box::new(on_commit), move |watch| {
             notify::listen_loop(&config, &channel, watch);
         })

@@ -235,16 +235,122 @@ pub fn run(params: &Params, outcomes: &mut Vec<Outcome>) -> R<()> {
     let storage = Arc::new(PostgresRecorder::open(config(OURS))?);
     drop(PostgresRecorder::open(config(RAW))?);
     let full = Application::builder().storage(storage.clone()).build()?;
-    let events_only = Application::builder().recorder(storage).build()?;
+    let events_only = Application::builder().recorder(storage.clone()).build()?;
     let mut raw = Raw::connect(&url)?;
     ours::run_common("postgres", params, &full, &events_only, &mut raw, outcomes)?;
     if params.wants("concurrent_8") {
         concurrent(params, &full, &url, outcomes)?;
     }
+    if params.wants("wake_latency") && notify {
+        wake_latency(params, &full, &storage, &mut raw, &url, outcomes)?;
+    }
     drop((full, events_only, raw));
     admin.batch_execute(&format!(
         "DROP SCHEMA IF EXISTS {OURS} CASCADE; DROP SCHEMA IF EXISTS {RAW} CASCADE"
     ))?;
+    Ok(())
+}
+
+/// Commit to wake-up of a listener on another connection: ours (`listen_for_commits`, the
+/// recorder's coalescing notifier) against `NOTIFY` sent by hand right after each raw insert,
+/// `LISTEN`ed on a raw connection. One save every 10 ms; reported as the inverse of the median
+/// latency (higher is better), with p50 and p99 in the note.
+fn wake_latency(
+    params: &Params,
+    app: &Application,
+    storage: &PostgresRecorder,
+    raw: &mut Raw,
+    url: &str,
+    outcomes: &mut Vec<Outcome>,
+) -> R<()> {
+    use std::sync::mpsc;
+    use std::time::{Duration, Instant};
+
+    let saves: u64 = if params.quick { 60 } else { 300 };
+    let quantiles = |mut waits: Vec<Duration>| -> (f64, f64) {
+        waits.sort_unstable();
+        let at = |q: f64| {
+            #[allow(
+                clippy::cast_precision_loss,
+                clippy::cast_possible_truncation,
+                clippy::cast_sign_loss
+            )]
+            let i = ((waits.len().saturating_sub(1)) as f64 * q).round() as usize;
+            waits.get(i).map_or(f64::INFINITY, |d| d.as_secs_f64() * 1e6)
+        };
+        (at(0.5), at(0.99))
+    };
+    let waits_of = |commits: &[Instant], rx: &mpsc::Receiver<Instant>| -> Vec<Duration> {
+        let wakes: Vec<Instant> = rx.try_iter().collect();
+        commits
+            .iter()
+            .map(|c| {
+                wakes
+                    .iter()
+                    .find(|w| *w >= c)
+                    .map_or(Duration::from_secs(3600), |w| *w - *c)
+            })
+            .collect()
+    };
+
+    // Ours.
+    let (tx, rx) = mpsc::channel();
+    let listener = storage.listen_for_commits(Duration::from_secs(60), move || {
+        let _ = tx.send(Instant::now());
+    });
+    std::thread::sleep(Duration::from_millis(300));
+    let _ = rx.try_iter().count();
+    let mut commits = Vec::new();
+    for i in 0..saves {
+        std::thread::sleep(Duration::from_millis(10));
+        let mut ledger = domain::open(8_000_000 + i);
+        app.save(&mut ledger)?;
+        commits.push(Instant::now());
+    }
+    std::thread::sleep(Duration::from_millis(200));
+    let (ours_p50, ours_p99) = quantiles(waits_of(&commits, &rx));
+    drop(listener);
+
+    // By hand: NOTIFY right after each insert, LISTEN on a raw connection.
+    let (tx, rx) = mpsc::channel();
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let thread_stop = Arc::clone(&stop);
+    let mut listening = Client::connect(url, NoTls)?;
+    listening.batch_execute("LISTEN bench_raw_wake")?;
+    let waiter = std::thread::spawn(move || {
+        use postgres::fallible_iterator::FallibleIterator;
+        while !thread_stop.load(std::sync::atomic::Ordering::Relaxed) {
+            let mut notifications = listening.notifications();
+            let mut iter = notifications.timeout_iter(Duration::from_millis(100));
+            while let Ok(Some(_)) = iter.next() {
+                let _ = tx.send(Instant::now());
+            }
+        }
+    });
+    std::thread::sleep(Duration::from_millis(100));
+    let mut commits = Vec::new();
+    for i in 0..saves {
+        std::thread::sleep(Duration::from_millis(10));
+        raw.save_one(8_000_000 + i)?;
+        commits.push(Instant::now());
+        raw.client.batch_execute("NOTIFY bench_raw_wake")?;
+    }
+    std::thread::sleep(Duration::from_millis(200));
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let _ = waiter.join();
+    let (raw_p50, raw_p99) = quantiles(waits_of(&commits, &rx));
+    push(
+        outcomes,
+        "postgres",
+        "wake_latency",
+        1e6 / ours_p50,
+        1e6 / raw_p50,
+        "1/s (inverse median commit-to-wake)",
+        format!(
+            "commit to wake-up over {saves} saves: ours p50 {ours_p50:.0} µs p99 {ours_p99:.0} µs; \
+             by hand p50 {raw_p50:.0} µs p99 {raw_p99:.0} µs"
+        ),
+    );
     Ok(())
 }
 

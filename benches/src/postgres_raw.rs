@@ -276,7 +276,9 @@ fn wake_latency(
                 clippy::cast_sign_loss
             )]
             let i = ((waits.len().saturating_sub(1)) as f64 * q).round() as usize;
-            waits.get(i).map_or(f64::INFINITY, |d| d.as_secs_f64() * 1e6)
+            waits
+                .get(i)
+                .map_or(f64::INFINITY, |d| d.as_secs_f64() * 1e6)
         };
         (at(0.5), at(0.99))
     };

@@ -14,6 +14,14 @@ pub fn micros_now() -> u128 {
         .map_or(0, |d| d.as_micros())
 }
 
+/// Waits (at most 5 s) until `listener` has its first connection.
+pub fn wait_until_listening(listener: &eventsourcing::persistence::CommitListener) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while listener.connections() == 0 && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+}
+
 /// Prints a commit time for the parent to read.
 pub fn report_commit() {
     println!("COMMITTED {}", micros_now());

@@ -394,14 +394,7 @@ impl Mapper {
         &self,
         stored: StoredEvent,
     ) -> Result<EventEnvelope<E>, PersistenceError> {
-        let stream_id =
-            Uuid::parse_str(&stored.stream_id).map_err(|_| PersistenceError::Corrupt {
-                detail: format!(
-                    "stream id `{}` of the event at version {} is not a UUID",
-                    stored.stream_id.escape_debug(),
-                    stored.version
-                ),
-            })?;
+        let stream_id = stream_uuid(&stored)?;
         let event = self.decode_event::<E>(&stored)?;
         let metadata =
             self.decode_metadata_of(&stored.stream_id, stored.version, stored.metadata)?;
@@ -423,14 +416,7 @@ impl Mapper {
         &self,
         stored: &StoredEvent,
     ) -> Result<EventEnvelope<E>, PersistenceError> {
-        let stream_id =
-            Uuid::parse_str(&stored.stream_id).map_err(|_| PersistenceError::Corrupt {
-                detail: format!(
-                    "stream id `{}` of the event at version {} is not a UUID",
-                    stored.stream_id.escape_debug(),
-                    stored.version
-                ),
-            })?;
+        let stream_id = stream_uuid(stored)?;
         let event = self.decode_event::<E>(stored)?;
         let metadata =
             self.decode_metadata_of(&stored.stream_id, stored.version, stored.metadata.clone())?;
@@ -498,4 +484,15 @@ impl Mapper {
             source,
         })
     }
+}
+
+/// The stream id of a stored event as the UUID an envelope carries.
+fn stream_uuid(stored: &StoredEvent) -> Result<Uuid, PersistenceError> {
+    Uuid::parse_str(&stored.stream_id).map_err(|_| PersistenceError::Corrupt {
+        detail: format!(
+            "stream id `{}` of the event at version {} is not a UUID",
+            stored.stream_id.escape_debug(),
+            stored.version
+        ),
+    })
 }

@@ -210,18 +210,7 @@ pub(crate) fn open_records(
             break;
         };
         for event in &page {
-            let record: ParkedEvent = serde_json::from_slice(&event.payload).map_err(|source| {
-                PersistenceError::Decode {
-                    stream_id: event.stream_id.clone(),
-                    version: event.version,
-                    position: event.position,
-                    topic: event.topic.clone(),
-                    source: DomainError::Payload {
-                        topic: PARKED_TOPIC.to_owned(),
-                        source,
-                    },
-                }
-            })?;
+            let record = decode(event)?;
             if record.follower != follower || record.upstream != upstream {
                 continue;
             }
@@ -237,4 +226,35 @@ pub(crate) fn open_records(
         from = last + 1;
     }
     Ok(parked)
+}
+
+/// The open record of one parked event, read from its own stream (no scan of the log):
+/// `None` when there is none, or it was retried or discarded.
+pub(crate) fn open_record(
+    store: &dyn crate::persistence::Storage,
+    follower: &str,
+    upstream: &str,
+    position: u64,
+) -> Result<Option<ParkedEvent>, PersistenceError> {
+    let stream = ParkedEvent::stream_id_for(follower, upstream, position);
+    match store
+        .select_events(&stream, &EventQuery::all().limit(2))?
+        .as_slice()
+    {
+        [record] if record.topic == PARKED_TOPIC => decode(record).map(Some),
+        _ => Ok(None),
+    }
+}
+
+fn decode(event: &StoredEvent) -> Result<ParkedEvent, PersistenceError> {
+    serde_json::from_slice(&event.payload).map_err(|source| PersistenceError::Decode {
+        stream_id: event.stream_id.clone(),
+        version: event.version,
+        position: event.position,
+        topic: event.topic.clone(),
+        source: DomainError::Payload {
+            topic: PARKED_TOPIC.to_owned(),
+            source,
+        },
+    })
 }

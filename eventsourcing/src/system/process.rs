@@ -742,21 +742,25 @@ impl<P: Policy> ProcessApplication<P> {
     }
 
     fn parked_at(&self, position: u64) -> Result<ParkedEvent, SystemError> {
-        self.parked()?
-            .into_iter()
-            .find(|p| p.position == position)
-            .ok_or_else(|| {
-                self.store_error(ApplicationError::Persistence(
-                    PersistenceError::EventNotFound {
-                        stream_id: ParkedEvent::stream_id_for(
-                            &self.name,
-                            self.upstream.name(),
-                            position,
-                        ),
-                        version: 1,
-                    },
-                ))
-            })
+        parked::open_record(
+            &**self.application.event_store().recorder(),
+            &self.name,
+            self.upstream.name(),
+            position,
+        )
+        .map_err(|e| self.store_error(e.into()))?
+        .ok_or_else(|| {
+            self.store_error(ApplicationError::Persistence(
+                PersistenceError::EventNotFound {
+                    stream_id: ParkedEvent::stream_id_for(
+                        &self.name,
+                        self.upstream.name(),
+                        position,
+                    ),
+                    version: 1,
+                },
+            ))
+        })
     }
 
     /// Runs the policy again on the parked event at upstream `position` (once, whatever the

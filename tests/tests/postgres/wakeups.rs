@@ -11,7 +11,7 @@ use eventsourcing::persistence::{
 };
 use eventsourcing_tests::conformance::append;
 use eventsourcing_tests::wakeups::{
-    latencies, micros_now, percentile, report_commit, run_child_writer,
+    latencies, micros_now, percentile, report_commit, run_child_writer, wait_until_listening,
 };
 use eventsourcing_tests::{postgres_url, unique_schema};
 
@@ -62,28 +62,31 @@ fn run_writer(url: &str, schema: &str, events: u64, notify: bool) -> Vec<u128> {
     )
 }
 
+/// A store in a schema of its own (dropped with it), and the schema's name.
+fn open_here(url: &str) -> (PostgresRecorder, String) {
+    let schema = unique_schema();
+    let here = PostgresRecorder::open(
+        PostgresConfig::new(url)
+            .schema(schema.clone())
+            .drop_schema_on_drop_for_testing(),
+    )
+    .expect("open");
+    (here, schema)
+}
+
 #[test]
 fn a_commit_in_another_process_wakes_a_listener_within_milliseconds() {
     let Some(url) = postgres_url("wakeups") else {
         return;
     };
-    let schema = unique_schema();
-    let here = PostgresRecorder::open(
-        PostgresConfig::new(url.clone())
-            .schema(schema.clone())
-            .drop_schema_on_drop_for_testing(),
-    )
-    .expect("open");
+    let (here, schema) = open_here(&url);
     let (tx, rx) = mpsc::channel();
     // A poll interval far above what is measured: only notifications can explain wake-ups
     // within it.
     let listener = here.listen_for_commits(Duration::from_secs(30), move || {
         let _ = tx.send(micros_now());
     });
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while listener.connections() == 0 && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    wait_until_listening(&listener);
     assert_eq!(listener.connections(), 1, "listening");
     let commits = run_writer(&url, &schema, 8, true);
     assert_eq!(commits.len(), 8);
@@ -114,22 +117,13 @@ fn a_lost_listener_connection_or_missing_notifications_delay_by_at_most_the_poll
     let Some(url) = postgres_url("wakeups") else {
         return;
     };
-    let schema = unique_schema();
-    let here = PostgresRecorder::open(
-        PostgresConfig::new(url.clone())
-            .schema(schema.clone())
-            .drop_schema_on_drop_for_testing(),
-    )
-    .expect("open");
+    let (here, schema) = open_here(&url);
     let (tx, rx) = mpsc::channel();
     let poll = Duration::from_millis(700);
     let listener = here.listen_for_commits(poll, move || {
         let _ = tx.send(micros_now());
     });
-    let deadline = Instant::now() + Duration::from_secs(5);
-    while listener.connections() == 0 && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    wait_until_listening(&listener);
     // The listener's connection dies: it reconnects by itself and keeps waking.
     let mut admin = postgres::Client::connect(&url, postgres::NoTls).expect("admin");
     let killed = admin

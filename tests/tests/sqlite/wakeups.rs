@@ -8,7 +8,7 @@ use eventsourcing::persistence::{AggregateRecorder, SqliteConfig, SqliteRecorder
 use eventsourcing_tests::conformance::append;
 use eventsourcing_tests::support::TempDb;
 use eventsourcing_tests::wakeups::{
-    latencies, micros_now, percentile, report_commit, run_child_writer,
+    latencies, micros_now, percentile, report_commit, run_child_writer, wait_until_listening,
 };
 
 const WRITER_ENV: &str = "ES_SQLITE_WAKEUP_WRITER";
@@ -41,10 +41,7 @@ fn a_commit_by_another_process_wakes_a_listener_within_milliseconds() {
     let listener = here.listen_for_commits(Duration::from_secs(30), move || {
         let _ = tx.send(micros_now());
     });
-    let deadline = std::time::Instant::now() + Duration::from_secs(5);
-    while listener.connections() == 0 && std::time::Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(5));
-    }
+    wait_until_listening(&listener);
     let spec = format!("{} 6", file.path().display());
     let commits = run_child_writer("sqlite_wakeup_writer_entry", WRITER_ENV, &spec);
     assert_eq!(commits.len(), 6);

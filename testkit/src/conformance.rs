@@ -1125,6 +1125,148 @@ pub fn notifications_into_keep_what_the_vector_held(store: &Store) {
     }
 }
 
+/// Leases: taken when free, released or expired (a new epoch each time), renewed by their
+/// holder, refused to others; a commit fenced by a lease is written only while the lease is
+/// held at its epoch, and a fenced commit writes nothing. A store without leases
+/// ([`ProcessRecorder::leases`](eventsourcing::persistence::ProcessRecorder::leases) is
+/// `None`) passes trivially: nothing can hand out a lease it would have to check.
+pub fn leases_fence_commits(store: &Store) {
+    use std::time::Duration;
+    let Some(leases) = store.leases() else {
+        return;
+    };
+    let long = Duration::from_secs(30);
+    let run = Uuid::now_v7();
+    let name = format!("conformance-{run}/partition/0");
+    let a = format!("a-{run}");
+    let b = format!("b-{run}");
+    let held = leases.acquire_lease(&name, &a, long).expect("acquire");
+    let held = held.expect("a new lease is free");
+    assert_eq!((held.epoch, held.owner.as_str()), (1, a.as_str()));
+    assert_eq!(
+        leases.acquire_lease(&name, &b, long).expect("acquire"),
+        None
+    );
+    assert_eq!(
+        leases
+            .acquire_lease(&name, &a, long)
+            .expect("acquire")
+            .as_ref(),
+        Some(&held),
+        "the holder renews, at the same epoch"
+    );
+    assert!(leases.renew_lease(&held, long).expect("renew"));
+
+    let upstream = format!("upstream-{run}");
+    let stream = new_stream();
+    let fenced_by = |lease: &eventsourcing::persistence::Lease, position| {
+        Tracking::new(upstream.clone(), position).fenced(lease.clone())
+    };
+    store
+        .append(&[append(&stream, 0, 1)], Some(&fenced_by(&held, 1)))
+        .expect("a commit fenced by a lease held");
+    let assert_fenced = |lease: &eventsourcing::persistence::Lease, position, what: &str| {
+        match store.append(&[append(&stream, 1, 1)], Some(&fenced_by(lease, position))) {
+            Err(PersistenceError::Fenced {
+                lease: l,
+                owner,
+                epoch,
+            }) => {
+                assert_eq!(
+                    (l, owner, epoch),
+                    (lease.name.clone(), lease.owner.clone(), lease.epoch),
+                    "{what}"
+                );
+            }
+            other => panic!("{what}: expected PersistenceError::Fenced, got {other:?}"),
+        }
+        assert_eq!(
+            store
+                .select_events(&stream, &EventQuery::all())
+                .expect("select")
+                .len(),
+            1,
+            "{what}: a fenced commit writes nothing"
+        );
+        assert_eq!(
+            store.max_tracking_position(&upstream).expect("tracking"),
+            Some(1),
+            "{what}: nor its tracking record"
+        );
+    };
+    let mut stale = held.clone();
+    stale.epoch += 1;
+    assert_fenced(&stale, 2, "another epoch");
+    let mut other = held.clone();
+    other.owner.clone_from(&b);
+    assert_fenced(&other, 2, "another owner");
+    let mut missing = held.clone();
+    missing.name = format!("{name}-never-taken");
+    assert_fenced(&missing, 2, "a lease never taken");
+
+    // Released: fenced at once, not renewable, and the next taker gets a new epoch.
+    leases.release_lease(&held).expect("release");
+    assert_fenced(&held, 2, "a released lease");
+    assert!(!leases.renew_lease(&held, long).expect("renew"));
+    let taken = leases.acquire_lease(&name, &b, long).expect("acquire");
+    let taken = taken.expect("a released lease is free");
+    assert_eq!(taken.epoch, 2);
+    // A release of the old epoch does not end the new holder's lease.
+    leases.release_lease(&held).expect("release");
+    assert!(leases.renew_lease(&taken, long).expect("renew"));
+    store
+        .append(&[append(&stream, 1, 1)], Some(&fenced_by(&taken, 2)))
+        .expect("the new holder commits");
+
+    // Expired: fenced, not renewable, free for anyone, at a new epoch.
+    let short_name = format!("conformance-{run}/partition/1");
+    let short = leases
+        .acquire_lease(&short_name, &a, Duration::from_millis(150))
+        .expect("acquire")
+        .expect("free");
+    thread::sleep(Duration::from_millis(400));
+    match store.append(&[append(&stream, 2, 1)], Some(&fenced_by(&short, 3))) {
+        Err(PersistenceError::Fenced { .. }) => {}
+        other => panic!("an expired lease: expected Fenced, got {other:?}"),
+    }
+    assert!(!leases.renew_lease(&short, long).expect("renew"));
+    let again = leases
+        .acquire_lease(&short_name, &a, long)
+        .expect("acquire");
+    assert_eq!(
+        again.map(|l| l.epoch),
+        Some(2),
+        "expired, even to its owner, is a new epoch"
+    );
+
+    // Listing by prefix, by name; `%` and `_` are not wildcards.
+    let odd = format!("conformance-{run}%_/partition/0");
+    leases.acquire_lease(&odd, &a, long).expect("acquire");
+    let listed = leases
+        .list_leases(&format!("conformance-{run}/"))
+        .expect("list");
+    let names: Vec<&str> = listed.iter().map(|l| l.name.as_str()).collect();
+    assert_eq!(names, [name.as_str(), short_name.as_str()]);
+    assert!(listed.iter().all(|l| l.is_held()));
+    assert_eq!((listed[0].owner.as_str(), listed[0].epoch), (b.as_str(), 2));
+    assert!(listed[0].expires_in.is_some_and(|left| left <= long));
+    leases.release_lease(&taken).expect("release");
+    let listed = leases.list_leases(&name).expect("list");
+    assert_eq!(listed.len(), 1);
+    assert!(!listed[0].is_held(), "released: listed, not held");
+
+    // Bad input is a typed error, before any I/O.
+    for (name, owner) in [("", a.as_str()), ("x", ""), ("nul\0", a.as_str())] {
+        assert!(
+            matches!(
+                leases.acquire_lease(name, owner, long),
+                Err(PersistenceError::Config(_))
+            ),
+            "{name:?} {owner:?}"
+        );
+    }
+}
+
 /// Declares one `#[test]` per conformance check for a backend. `$fresh` is a function
 /// returning `Option<Store>`: a fresh, empty store, or `None` to skip.
 #[macro_export]
@@ -1139,7 +1281,7 @@ macro_rules! recorder_conformance {
             concurrent_writers_gap_free, conflicts_are_exact_and_first_in_batch_order,
             large_appends_are_atomic_and_ordered, a_conflict_comes_before_already_tracked,
             visiting_stops_early_and_the_store_stays_usable,
-            notifications_into_keep_what_the_vector_held);
+            notifications_into_keep_what_the_vector_held, leases_fence_commits);
     };
     (@tests $fresh:path; $($check:ident),* $(,)?) => {
         $(

@@ -41,6 +41,19 @@ pub enum PersistenceError {
         /// The position.
         position: u64,
     },
+    /// The commit was fenced by a lease that its committer does not hold any more (it expired
+    /// or another instance took it over); nothing was written.
+    #[error(
+        "lease `{lease}` is no longer held by `{owner}` at epoch {epoch} (it expired or was taken over): nothing was written"
+    )]
+    Fenced {
+        /// The lease's name.
+        lease: String,
+        /// The committer that thought it held it.
+        owner: String,
+        /// The epoch it held.
+        epoch: u64,
+    },
     /// A batch that breaks the recorder contract (versions not contiguous, empty stream id...).
     #[error("invalid batch for stream `{stream_id}`: {reason}")]
     InvalidBatch {

@@ -4,10 +4,14 @@ use crate::persistence::Conflict;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::ops::ControlFlow;
 use std::sync::{PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::time::Duration;
 
 use uuid::Uuid;
 
 use super::error::PersistenceError;
+use super::lease::{
+    fenced, now_micros, remaining, ttl_micros, validate_lease, Lease, LeaseRecorder, LeaseState,
+};
 use super::recorder::{
     check_not_tracked, validate_append, validate_text, AdminRecorder, AggregateRecorder,
     ApplicationRecorder, ProcessRecorder, SnapshotRecorder,
@@ -36,6 +40,8 @@ struct Inner {
     log: BTreeMap<u64, (usize, usize)>,
     by_event_id: HashMap<Uuid, u64>,
     tracking: HashMap<String, BTreeSet<u64>>,
+    /// Leases by name: owner, epoch, expiry (µs since the Unix epoch).
+    leases: BTreeMap<String, (String, u64, i64)>,
     /// Each stream's snapshots by version.
     snapshots: HashMap<String, BTreeMap<u64, StoredSnapshot>>,
     last_position: u64,
@@ -96,6 +102,17 @@ impl Inner {
                         reason: format!("event id {} is already stored", event.metadata.event_id),
                     });
                 }
+            }
+        }
+        if let Some(lease) = tracking.and_then(|t| t.lease.as_ref()) {
+            let held = self
+                .leases
+                .get(&lease.name)
+                .is_some_and(|(owner, epoch, expires)| {
+                    *owner == lease.owner && *epoch == lease.epoch && *expires > now_micros()
+                });
+            if !held {
+                return Err(fenced(lease));
             }
         }
         if let Some(t) = tracking {
@@ -288,12 +305,86 @@ impl ApplicationRecorder for MemoryRecorder {
 }
 
 impl ProcessRecorder for MemoryRecorder {
+    fn leases(&self) -> Option<&dyn LeaseRecorder> {
+        Some(self)
+    }
+
     fn max_tracking_position(&self, upstream: &str) -> Result<Option<u64>, PersistenceError> {
         Ok(self
             .read()
             .tracking
             .get(upstream)
             .and_then(|s| s.last().copied()))
+    }
+}
+
+impl LeaseRecorder for MemoryRecorder {
+    fn acquire_lease(
+        &self,
+        name: &str,
+        owner: &str,
+        ttl: Duration,
+    ) -> Result<Option<Lease>, PersistenceError> {
+        validate_lease(name, owner)?;
+        let now = now_micros();
+        let expires = now.saturating_add(ttl_micros(ttl));
+        let mut inner = self.write();
+        let row = inner
+            .leases
+            .entry(name.to_owned())
+            .or_insert_with(|| (owner.to_owned(), 0, i64::MIN));
+        let held = row.2 > now;
+        if held && row.0 != owner {
+            return Ok(None);
+        }
+        if !held {
+            *row = (owner.to_owned(), row.1 + 1, expires);
+        } else {
+            row.2 = expires;
+        }
+        Ok(Some(Lease {
+            name: name.to_owned(),
+            owner: owner.to_owned(),
+            epoch: row.1,
+        }))
+    }
+
+    fn renew_lease(&self, lease: &Lease, ttl: Duration) -> Result<bool, PersistenceError> {
+        let now = now_micros();
+        let mut inner = self.write();
+        match inner.leases.get_mut(&lease.name) {
+            Some(row) if row.0 == lease.owner && row.1 == lease.epoch && row.2 > now => {
+                row.2 = now.saturating_add(ttl_micros(ttl));
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
+    }
+
+    fn release_lease(&self, lease: &Lease) -> Result<(), PersistenceError> {
+        let mut inner = self.write();
+        if let Some(row) = inner.leases.get_mut(&lease.name) {
+            if row.0 == lease.owner && row.1 == lease.epoch {
+                row.2 = i64::MIN;
+            }
+        }
+        Ok(())
+    }
+
+    fn list_leases(&self, prefix: &str) -> Result<Vec<LeaseState>, PersistenceError> {
+        let now = now_micros();
+        let inner = self.read();
+        Ok(inner
+            .leases
+            .range(prefix.to_owned()..)
+            .take_while(|(name, _)| name.starts_with(prefix))
+            .map(|(name, (owner, epoch, expires))| LeaseState {
+                name: name.clone(),
+                owner: owner.clone(),
+                epoch: *epoch,
+                expires_in: remaining(*expires, now),
+            })
+            .collect())
     }
 }
 

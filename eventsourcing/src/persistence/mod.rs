@@ -4,6 +4,7 @@
 pub mod cassandra;
 mod error;
 pub mod inspect;
+mod lease;
 mod limits;
 mod listener;
 mod mapper;
@@ -19,6 +20,7 @@ pub mod transcoders;
 #[cfg(feature = "cassandra")]
 pub use cassandra::{CassandraConfig, CassandraRecorder};
 pub use error::{BoxError, Conflict, PersistenceError};
+pub use lease::{fenced, validate_lease, Lease, LeaseRecorder, LeaseState};
 pub use limits::Limits;
 pub use listener::CommitListener;
 pub use mapper::{Mapper, PayloadContext, PayloadKind, Transcoder};

@@ -1,5 +1,6 @@
 //! The stored form of an event, as every recorder keeps it.
 
+use super::lease::Lease;
 use crate::domain::Metadata;
 
 /// An event as it is stored: identity and order, the topic and schema version that say how to
@@ -203,6 +204,9 @@ impl NotificationQuery {
 /// page of a batched commit); it is refused when the upstream has any tracked position at or
 /// above `from_position`, since upstream events are processed in order and such a record
 /// means another instance has processed some of them already.
+///
+/// A record may also carry a [`Lease`] ([`Tracking::fenced`]): the commit is then written only
+/// while that lease is held at its epoch (see [`LeaseRecorder`](super::LeaseRecorder)).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Tracking {
     /// The name of the upstream application.
@@ -211,6 +215,8 @@ pub struct Tracking {
     pub position: u64,
     /// The first upstream position this commit covers (`position` for one event).
     pub from_position: u64,
+    /// The lease this commit is fenced by, if any.
+    pub lease: Option<Lease>,
 }
 
 impl Tracking {
@@ -221,6 +227,7 @@ impl Tracking {
             upstream: upstream.into(),
             position,
             from_position: position,
+            lease: None,
         }
     }
 
@@ -231,7 +238,17 @@ impl Tracking {
             upstream: upstream.into(),
             position,
             from_position: from_position.min(position),
+            lease: None,
         }
+    }
+
+    /// The same record, written only while `lease` is held at its epoch: a commit of an
+    /// instance whose lease expired or was taken over fails with
+    /// [`PersistenceError::Fenced`](super::PersistenceError::Fenced).
+    #[must_use]
+    pub fn fenced(mut self, lease: Lease) -> Self {
+        self.lease = Some(lease);
+        self
     }
 }
 

@@ -297,6 +297,11 @@ impl PostgresRecorder {
         chunks: &[Columns<'_>],
         tracked: Option<(&Tracking, i64)>,
     ) -> Result<Vec<u64>, AppendFailure> {
+        // First: a fenced committer learns nothing else about the store, and the lease row
+        // stays share-locked until commit, so a takeover waits for this commit to end.
+        if let Some(lease) = tracked.and_then(|(t, _)| t.lease.as_ref()) {
+            self.check_fence(&mut tx, lease)?;
+        }
         // The lock is held until commit and serialises appenders; the version check runs
         // under it, in the first insert statement (a cheap index probe per stream).
         if !events.is_empty() && self.config.ordering == OrderingMode::TableLock {

@@ -494,6 +494,7 @@ pub(super) struct Names {
     pub(super) events: String,
     pub(super) tracking: String,
     pub(super) snapshots: String,
+    pub(super) leases: String,
     pub(super) meta: String,
     pub(super) event_id_key: String,
     pub(super) stream_version_key: String,
@@ -517,6 +518,7 @@ impl Names {
             events: table("events")?,
             tracking: table("tracking")?,
             snapshots: table("snapshots")?,
+            leases: table("leases")?,
             meta: table("eventsourcing_schema")?,
             event_id_key: table("events_event_id_key")?,
             stream_version_key: table("events_stream_version_key")?,
@@ -536,6 +538,7 @@ impl Names {
             .replace("{events}", &self.events)
             .replace("{tracking}", &self.tracking)
             .replace("{snapshots}", &self.snapshots)
+            .replace("{leases}", &self.leases)
             .replace("{meta}", &self.meta)
             .replace("{event_id_key}", &self.event_id_key)
             .replace("{stream_version_key}", &self.stream_version_key)

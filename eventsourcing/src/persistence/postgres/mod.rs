@@ -213,6 +213,7 @@ mod append;
 mod config;
 mod error;
 mod inspect;
+mod leases;
 mod notify;
 mod pool;
 mod read;
@@ -565,9 +566,15 @@ impl PostgresRecorder {
     /// A newer schema is the typed [`PersistenceError::SchemaVersion`].
     fn schema_is_current(&self, conn: &mut Connection) -> Result<bool, PersistenceError> {
         let meta = self.names.qualified(&self.names.meta);
+        // The leases table came later without a version bump: a store without it is created
+        // up to date (every statement of the schema is idempotent).
+        let leases = self.names.qualified(&self.names.leases);
         let exists: bool = conn
             .client
-            .query_one("SELECT to_regclass($1) IS NOT NULL", &[&meta])
+            .query_one(
+                "SELECT to_regclass($1) IS NOT NULL AND to_regclass($2) IS NOT NULL",
+                &[&meta, &leases],
+            )
             .map_err(classify)?
             .try_get(0)
             .map_err(|e| corrupt(None, "schema lookup", e))?;
@@ -722,5 +729,9 @@ impl ApplicationRecorder for PostgresRecorder {
 impl ProcessRecorder for PostgresRecorder {
     fn max_tracking_position(&self, upstream: &str) -> Result<Option<u64>, PersistenceError> {
         self.load_max_tracking_position(upstream)
+    }
+
+    fn leases(&self) -> Option<&dyn crate::persistence::LeaseRecorder> {
+        Some(self)
     }
 }

@@ -56,7 +56,18 @@ pub(super) struct Sql {
     pub(super) max_tracking: String,
     pub(super) put_snapshot: String,
     pub(super) latest_snapshot: String,
+    pub(super) acquire_lease: String,
+    pub(super) renew_lease: String,
+    pub(super) release_lease: String,
+    pub(super) list_leases: String,
+    /// In a fenced append's transaction: the lease row, share-locked until commit, if held.
+    pub(super) lease_held: String,
 }
+
+/// Now, by the server's clock, in microseconds since the Unix epoch: leases are judged by one
+/// clock for every instance.
+/// `statement_timestamp()`: one instant for the whole statement.
+const NOW_US: &str = "(extract(epoch FROM statement_timestamp()) * 1000000)::bigint";
 
 /// The event columns, in the order [`decode_event_ref`] reads them. The event id and the
 /// metadata come in their binary formats (16 bytes; a version byte and JSON text), so the
@@ -71,6 +82,7 @@ impl Sql {
         let events = names.qualified(&names.events);
         let tracking = names.qualified(&names.tracking);
         let snapshots = names.qualified(&names.snapshots);
+        let leases = names.qualified(&names.leases);
         let meta = names.qualified(&names.meta);
         let offset = OFFSET.replace("{meta}", &meta);
         let horizon = HORIZON
@@ -230,6 +242,33 @@ impl Sql {
                 "SELECT stream_id, version, topic, schema_version, state, created_on, modified_on \
                  FROM {snapshots} WHERE stream_id = $1 AND version <= $2 \
                  ORDER BY version DESC LIMIT 1"
+            ),
+            // $1 name, $2 owner, $3 time to live (µs). Taken when expired or released (a new
+            // epoch), renewed when the owner holds it (the same epoch), else no row.
+            acquire_lease: format!(
+                "INSERT INTO {leases} AS l (name, owner, epoch, expires_at) \
+                 VALUES ($1, $2, 1, {NOW_US} + $3::int8) \
+                 ON CONFLICT (name) DO UPDATE SET \
+                 epoch = CASE WHEN l.expires_at > {NOW_US} THEN l.epoch ELSE l.epoch + 1 END, \
+                 owner = EXCLUDED.owner, expires_at = EXCLUDED.expires_at \
+                 WHERE l.expires_at <= {NOW_US} OR l.owner = $2 \
+                 RETURNING epoch"
+            ),
+            renew_lease: format!(
+                "UPDATE {leases} SET expires_at = {NOW_US} + $4::int8 \
+                 WHERE name = $1 AND owner = $2 AND epoch = $3 AND expires_at > {NOW_US}"
+            ),
+            release_lease: format!(
+                "UPDATE {leases} SET expires_at = 0 WHERE name = $1 AND owner = $2 AND epoch = $3"
+            ),
+            list_leases: format!(
+                "SELECT name, owner, epoch, expires_at - {NOW_US} FROM {leases} \
+                 WHERE left(name, length($1)) = $1 ORDER BY name"
+            ),
+            lease_held: format!(
+                "SELECT 1 FROM {leases} \
+                 WHERE name = $1 AND owner = $2 AND epoch = $3 AND expires_at > {NOW_US} \
+                 FOR SHARE"
             ),
         }
     }

@@ -3,6 +3,7 @@
 //!
 //! Only the required methods are forwarded: the provided (collecting) forms are built on
 //! them and no backend overrides them, so a forwarded call takes the path the store takes.
+//! The one provided method that is forwarded is a capability, [`ProcessRecorder::leases`].
 
 use std::ops::ControlFlow;
 use std::sync::Arc;
@@ -14,6 +15,7 @@ use super::{
     Storage,
 };
 use crate::persistence::error::PersistenceError;
+use crate::persistence::lease::LeaseRecorder;
 use crate::persistence::stored_event::{
     EventQuery, NotificationQuery, StoredEvent, StoredEventRef, StoredSnapshot, StreamAppend,
     Tracking,
@@ -45,6 +47,9 @@ macro_rules! forward_pointers {
         impl<R: ProcessRecorder + ?Sized> ProcessRecorder for $ptr {
             fn max_tracking_position(&self, upstream: &str) -> Result<Option<u64>, PersistenceError> {
                 (**self).max_tracking_position(upstream)
+            }
+            fn leases(&self) -> Option<&dyn LeaseRecorder> {
+                (**self).leases()
             }
         }
         impl<R: AdminRecorder + ?Sized> AdminRecorder for $ptr {
@@ -163,6 +168,11 @@ pub trait RecorderLayer: Send + Sync {
         self.inner().max_tracking_position(upstream)
     }
 
+    /// [`ProcessRecorder::leases`].
+    fn leases(&self) -> Option<&dyn LeaseRecorder> {
+        self.inner().leases()
+    }
+
     /// [`AdminRecorder::event_by_id`].
     ///
     /// # Errors
@@ -255,6 +265,9 @@ impl<L: RecorderLayer> ApplicationRecorder for Layered<L> {
 impl<L: RecorderLayer> ProcessRecorder for Layered<L> {
     fn max_tracking_position(&self, upstream: &str) -> Result<Option<u64>, PersistenceError> {
         self.0.max_tracking_position(upstream)
+    }
+    fn leases(&self) -> Option<&dyn LeaseRecorder> {
+        self.0.leases()
     }
 }
 

@@ -12,6 +12,9 @@
 //! takes exactly the path production takes. [`Layered`] is such a wrapper, for an
 //! interceptor that changes one method and forwards the rest. The conformance suite
 //! (`eventsourcing-testkit`) runs the same checks against every implementation.
+//!
+//! Leases ([`LeaseRecorder`], for competing instances of one follower) are an optional
+//! capability of a process recorder: [`ProcessRecorder::leases`].
 
 mod forward;
 mod validate;
@@ -21,6 +24,7 @@ use std::ops::ControlFlow;
 use uuid::Uuid;
 
 use super::error::PersistenceError;
+use super::lease::LeaseRecorder;
 use super::stored_event::{
     EventQuery, NotificationQuery, StoredEvent, StoredEventRef, StoredSnapshot, StreamAppend,
     Tracking,
@@ -151,6 +155,14 @@ pub trait ProcessRecorder: ApplicationRecorder {
     /// # Errors
     /// Backend failures.
     fn max_tracking_position(&self, upstream: &str) -> Result<Option<u64>, PersistenceError>;
+
+    /// The store's leases, when it keeps them (memory, SQLite and PostgreSQL do): what
+    /// competing instances of one follower share an upstream with. `None` by default.
+    ///
+    /// This is a capability, not a collecting form: forwarding impls forward it.
+    fn leases(&self) -> Option<&dyn LeaseRecorder> {
+        None
+    }
 }
 
 /// Administration of stored events: what tools, migrations and deletions need and the hot

@@ -96,7 +96,11 @@ pub fn validate_tracking(tracking: &Tracking) -> Result<(), PersistenceError> {
     if tracking.upstream.contains('\0') {
         return Err(invalid("contains a NUL character"));
     }
-    check_identifier("tracking upstream name length in bytes", &tracking.upstream)
+    check_identifier("tracking upstream name length in bytes", &tracking.upstream)?;
+    if let Some(lease) = &tracking.lease {
+        super::super::lease::validate_lease(&lease.name, &lease.owner)?;
+    }
+    Ok(())
 }
 
 /// The tracking guard of [`AggregateRecorder::append`](super::AggregateRecorder::append), for recorders to call with the highest

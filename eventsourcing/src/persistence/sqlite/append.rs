@@ -84,6 +84,10 @@ impl SqliteRecorder {
             return Ok(Vec::new());
         }
         self.writer.append(|tx| {
+            // First: a fenced committer learns nothing else about the store.
+            if let Some(lease) = tracking.and_then(|t| t.lease.as_ref()) {
+                self.check_fence(tx, lease)?;
+            }
             if !self.config.skip_version_check {
                 for append in batch {
                     let actual = Self::max_version(tx, &self.sql.max_version, &append.stream_id)?;

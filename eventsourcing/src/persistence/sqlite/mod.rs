@@ -98,6 +98,7 @@ mod config;
 mod error;
 mod group_commit;
 mod inspect;
+mod leases;
 mod pool;
 mod read;
 mod rows;
@@ -311,5 +312,9 @@ impl ApplicationRecorder for SqliteRecorder {
 impl ProcessRecorder for SqliteRecorder {
     fn max_tracking_position(&self, upstream: &str) -> Result<Option<u64>, PersistenceError> {
         self.load_max_tracking_position(upstream)
+    }
+
+    fn leases(&self) -> Option<&dyn crate::persistence::LeaseRecorder> {
+        Some(self)
     }
 }

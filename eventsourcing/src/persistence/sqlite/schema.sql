@@ -45,3 +45,14 @@ CREATE TABLE IF NOT EXISTS {prefix}snapshots (
     modified_on    INTEGER NOT NULL,
     PRIMARY KEY (stream_id, version)
 ) WITHOUT ROWID;
+
+-- Leases of competing instances of a follower (one per partition of its upstream, and one per
+-- live instance). A tracked append that carries a lease is written only while the lease is
+-- held at its epoch and unexpired. Times are this machine's clock, which every process
+-- sharing the file shares.
+CREATE TABLE IF NOT EXISTS {prefix}leases (
+    name       TEXT    PRIMARY KEY,
+    owner      TEXT    NOT NULL,
+    epoch      INTEGER NOT NULL,      -- raised each time the lease changes hands, from 1
+    expires_at INTEGER NOT NULL       -- microseconds since the Unix epoch; 0 once released
+) WITHOUT ROWID;

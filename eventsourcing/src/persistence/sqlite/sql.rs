@@ -93,11 +93,21 @@ impl Statements {
                  WHERE stream_id = ?1 AND version <= ?2 ORDER BY version DESC LIMIT 1"),
             // ?1 name, ?2 owner, ?3 now, ?4 expiry. Taken when expired or released (a new
             // epoch), renewed when the owner holds it (the same epoch), else no row.
-            acquire_lease: t("INSERT INTO {prefix}leases (name, owner, epoch, expires_at)                  VALUES (?1, ?2, 1, ?4)                  ON CONFLICT (name) DO UPDATE SET                  epoch = CASE WHEN expires_at > ?3 THEN epoch ELSE epoch + 1 END,                  owner = excluded.owner, expires_at = excluded.expires_at                  WHERE expires_at <= ?3 OR owner = ?2                  RETURNING epoch"),
-            renew_lease: t("UPDATE {prefix}leases SET expires_at = ?5                  WHERE name = ?1 AND owner = ?2 AND epoch = ?3 AND expires_at > ?4"),
-            release_lease: t("UPDATE {prefix}leases SET expires_at = 0                  WHERE name = ?1 AND owner = ?2 AND epoch = ?3"),
-            list_leases: t("SELECT name, owner, epoch, expires_at FROM {prefix}leases                  WHERE substr(name, 1, length(?1)) = ?1 ORDER BY name"),
-            lease_held: t("SELECT 1 FROM {prefix}leases                  WHERE name = ?1 AND owner = ?2 AND epoch = ?3 AND expires_at > ?4"),
+            acquire_lease: t("INSERT INTO {prefix}leases (name, owner, epoch, expires_at) \
+                 VALUES (?1, ?2, 1, ?4) \
+                 ON CONFLICT (name) DO UPDATE SET \
+                 epoch = CASE WHEN expires_at > ?3 THEN epoch ELSE epoch + 1 END, \
+                 owner = excluded.owner, expires_at = excluded.expires_at \
+                 WHERE expires_at <= ?3 OR owner = ?2 \
+                 RETURNING epoch"),
+            renew_lease: t("UPDATE {prefix}leases SET expires_at = ?5 \
+                 WHERE name = ?1 AND owner = ?2 AND epoch = ?3 AND expires_at > ?4"),
+            release_lease: t("UPDATE {prefix}leases SET expires_at = 0 \
+                 WHERE name = ?1 AND owner = ?2 AND epoch = ?3"),
+            list_leases: t("SELECT name, owner, epoch, expires_at FROM {prefix}leases \
+                 WHERE substr(name, 1, length(?1)) = ?1 ORDER BY name"),
+            lease_held: t("SELECT 1 FROM {prefix}leases \
+                 WHERE name = ?1 AND owner = ?2 AND epoch = ?3 AND expires_at > ?4"),
         }
     }
 }

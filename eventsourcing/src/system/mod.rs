@@ -3,6 +3,7 @@
 //! (`follow/`: upstreams, followers, runners): process applications
 //! (exactly-once effects) and catch-up projections. `docs/SYSTEM.md` walks through them.
 
+mod competing;
 mod error;
 mod follow;
 mod parked;
@@ -10,9 +11,11 @@ mod persistence_subscriber;
 mod process;
 mod projection;
 
+pub use competing::{partition_of, Competing};
 pub use error::SystemError;
 pub use follow::{
-    Follower, Notification, Runner, RunnerHandle, RunnerWaker, Upstream, DEFAULT_PAGE_SIZE,
+    Follower, FollowerStatus, Notification, Runner, RunnerHandle, RunnerWaker, Serve, ServeStopper,
+    Upstream, DEFAULT_PAGE_SIZE,
 };
 pub use parked::{ErrorPolicy, ParkedEvent, DISCARDED_TOPIC, PARKED_TOPIC, RETRIED_TOPIC};
 pub use persistence_subscriber::PersistenceSubscriber;

@@ -2,7 +2,7 @@
 //! policy's new events together with the tracking record, so every upstream event takes
 //! effect exactly once.
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use uuid::Uuid;
@@ -18,8 +18,12 @@ use crate::persistence::{
     BoxError, Mapper, PersistenceError, StoredEvent, StoredSnapshot, StreamAppend, Tracking,
 };
 
+use super::competing::{partition_of, Competing, Membership};
 use super::error::SystemError;
-use super::follow::{catch_up, Follower, Notification, Upstream, DEFAULT_PAGE_SIZE};
+use super::follow::{
+    catch_up, Follower, FollowerStatus, Notification, Upstream, DEFAULT_PAGE_SIZE,
+};
+use crate::persistence::{Lease, LeaseRecorder};
 
 /// What a process application does with each upstream event.
 ///
@@ -309,6 +313,28 @@ pub enum Processed {
     /// The policy kept failing and the event was parked ([`ErrorPolicy::park_after`]): its
     /// dead-letter record was committed with the tracking record, and nothing else.
     Parked,
+    /// The event's partition is not (or no longer) leased to this instance
+    /// ([`ProcessApplication::competing`]): nothing was written; its holder processes it.
+    Fenced,
+}
+
+/// Where the commit of an upstream event is tracked, and the lease that fences it (for an
+/// instance of a competing process application).
+#[derive(Debug, Clone)]
+struct Route {
+    tracking: String,
+    lease: Option<Lease>,
+    partition: Option<u32>,
+}
+
+impl Route {
+    fn tracking(&self, from_position: u64, position: u64) -> Tracking {
+        let tracking = Tracking::page(self.tracking.clone(), from_position, position);
+        match &self.lease {
+            Some(lease) => tracking.fenced(lease.clone()),
+            None => tracking,
+        }
+    }
 }
 
 /// A downstream application that follows an upstream application's log and runs a
@@ -362,6 +388,10 @@ pub struct ProcessApplication<P> {
     page_size: usize,
     batch_commits: bool,
     errors: ErrorPolicy,
+    /// The leases of this instance, when it competes with others for the upstream.
+    competing: Option<Membership>,
+    /// Competing: the last upstream position scanned for the partitions held.
+    cursor: u64,
 }
 
 impl<P: Policy> ProcessApplication<P> {
@@ -379,7 +409,25 @@ impl<P: Policy> ProcessApplication<P> {
             page_size: DEFAULT_PAGE_SIZE,
             batch_commits: false,
             errors: ErrorPolicy::default(),
+            competing: None,
+            cursor: u64::MAX,
         }
+    }
+
+    /// Shares the upstream with other instances of this process application (same name, same
+    /// downstream store), in this or other processes: the upstream is divided into
+    /// partitions by stream id, and each instance processes the partitions it leases
+    /// (see [`Competing`] and `docs/SYSTEM.md`). Per-stream order and exactly-once are
+    /// kept; an instance whose lease expired or was taken over cannot commit.
+    ///
+    /// The downstream store must keep leases ([`crate::ProcessRecorder::leases`]: memory,
+    /// SQLite and PostgreSQL do); the first pull fails with [`SystemError::Store`]
+    /// otherwise. Moving a follower from one instance to competing instances carries its
+    /// position over; moving back is not automatic.
+    #[must_use]
+    pub fn competing(mut self, competing: Competing) -> Self {
+        self.competing = Some(Membership::new(competing, &self.name));
+        self
     }
 
     /// What to do when the policy fails on an upstream event: retry with backoff, then stop
@@ -397,6 +445,9 @@ impl<P: Policy> ProcessApplication<P> {
     #[must_use]
     pub fn named(mut self, name: impl Into<String>) -> Self {
         self.name = name.into();
+        if let Some(membership) = self.competing.take() {
+            self.competing = Some(Membership::new(membership.config().clone(), &self.name));
+        }
         self
     }
 
@@ -455,17 +506,169 @@ impl<P: Policy> ProcessApplication<P> {
         &mut self.policy
     }
 
-    /// The last upstream position committed (0 when none).
+    /// The last upstream position committed (0 when none). For competing instances, the
+    /// lowest of the partitions' positions: every upstream event up to it is processed, by
+    /// one instance or another.
     ///
     /// # Errors
     /// [`SystemError::Store`] when the downstream store fails.
     pub fn position(&self) -> Result<u64, SystemError> {
+        let Some(membership) = &self.competing else {
+            return self.tracked_at(self.upstream.name());
+        };
+        let count = membership.config().partitions();
+        let mut lowest = u64::MAX;
+        for partition in 0..count {
+            lowest = lowest.min(self.partition_position(partition, count)?);
+        }
+        Ok(lowest)
+    }
+
+    /// The highest position tracked under `name` (0 when none).
+    fn tracked_at(&self, name: &str) -> Result<u64, SystemError> {
         self.application
             .event_store()
             .recorder()
-            .max_tracking_position(self.upstream.name())
+            .max_tracking_position(name)
             .map(Option::unwrap_or_default)
             .map_err(|e| self.store_error(e.into()))
+    }
+
+    /// A partition's tracked position: its own record, or the position tracked before the
+    /// follower was partitioned.
+    fn partition_position(&self, partition: u32, count: u32) -> Result<u64, SystemError> {
+        let own = super::competing::tracking_name(self.upstream.name(), partition, count);
+        Ok(self
+            .tracked_at(&own)?
+            .max(self.tracked_at(self.upstream.name())?))
+    }
+
+    /// The partitions this instance leases now (empty unless competing), with the position
+    /// tracked for each.
+    #[must_use]
+    pub fn partitions_held(&self) -> Vec<(u32, u64)> {
+        self.competing
+            .as_ref()
+            .map(|m| m.held.iter().map(|(p, h)| (*p, h.tracked)).collect())
+            .unwrap_or_default()
+    }
+
+    /// The live instances seen at the last heartbeat (owner ids), this one included; empty
+    /// unless competing.
+    #[must_use]
+    pub fn members(&self) -> &[String] {
+        self.competing
+            .as_ref()
+            .map_or(&[], |m| m.members.as_slice())
+    }
+
+    /// Releases this instance's leases (graceful stop): the other instances take its
+    /// partitions over at their next heartbeat rather than after the leases expire. The next
+    /// pull takes leases again.
+    ///
+    /// # Errors
+    /// [`SystemError::Store`] when the store fails (the leases then expire on their own).
+    pub fn release_leases(&mut self) -> Result<(), SystemError> {
+        let Some(membership) = &mut self.competing else {
+            return Ok(());
+        };
+        let result = match self.application.event_store().recorder().leases() {
+            Some(leases) => membership.release_all(leases),
+            None => Ok(()),
+        };
+        self.cursor = u64::MAX;
+        result.map_err(|e| self.store_error(e.into()))
+    }
+
+    /// The store's leases, or the error saying that the store keeps none.
+    fn leases_of(application: &Application) -> Result<&dyn LeaseRecorder, PersistenceError> {
+        application
+            .event_store()
+            .recorder()
+            .leases()
+            .ok_or_else(|| PersistenceError::Unsupported {
+                backend: "this store",
+                operation: "leases (competing process applications)",
+                reason: "it keeps no leases (ProcessRecorder::leases is None): use SQLite or \
+                         PostgreSQL, whose leases fence each commit",
+            })
+    }
+
+    /// Competing: renews leases and rebalances when a heartbeat is due; returns whether
+    /// partitions were taken (their earlier events are then to be read).
+    fn heartbeat_if_due(&mut self) -> Result<bool, SystemError> {
+        let Some(membership) = &mut self.competing else {
+            return Ok(false);
+        };
+        if !membership.due() {
+            return Ok(false);
+        }
+        let change = Self::leases_of(&self.application)
+            .and_then(|leases| membership.heartbeat(leases, self.upstream.name()));
+        let change = match change {
+            Ok(change) => change,
+            Err(e) => return Err(self.store_error(e.into())),
+        };
+        let count = self
+            .competing
+            .as_ref()
+            .map_or(1, |m| m.config().partitions());
+        for &partition in &change.taken {
+            let tracked = self.partition_position(partition, count)?;
+            if let Some(held) = self
+                .competing
+                .as_mut()
+                .and_then(|m| m.held.get_mut(&partition))
+            {
+                held.tracked = tracked;
+            }
+            self.cursor = self.cursor.min(tracked);
+        }
+        if !change.taken.is_empty() || !change.dropped.is_empty() {
+            tracing::info!(follower = %self.name, taken = ?change.taken, dropped = ?change.dropped,
+                "partitions rebalanced");
+        }
+        Ok(!change.taken.is_empty())
+    }
+
+    /// The route of every event of a single instance: the upstream's tracking record.
+    fn single_route(&self) -> Route {
+        Route {
+            tracking: self.upstream.name().to_owned(),
+            lease: None,
+            partition: None,
+        }
+    }
+
+    /// Where `event` commits: the upstream's tracking record, or (competing) its partition's,
+    /// fenced by the partition's lease; `None` when another instance holds the partition.
+    fn route(&self, event: &StoredEvent, tracked: u64) -> Option<(Route, u64)> {
+        let Some(membership) = &self.competing else {
+            return Some((self.single_route(), tracked));
+        };
+        let partition = partition_of(&event.stream_id, membership.config().partitions());
+        let held = membership.held.get(&partition)?;
+        Some((
+            Route {
+                tracking: held.tracking.clone(),
+                lease: Some(held.lease.clone()),
+                partition: Some(partition),
+            },
+            held.tracked,
+        ))
+    }
+
+    /// Competing: notes what processing an event of `route` came to.
+    fn settle(&mut self, route: &Route, position: u64, processed: Processed) {
+        let (Some(membership), Some(partition)) = (&mut self.competing, route.partition) else {
+            return;
+        };
+        if processed == Processed::Fenced {
+            membership.lost(partition);
+            tracing::warn!(follower = %self.name, partition, "lease lost: partition dropped");
+        } else if let Some(held) = membership.held.get_mut(&partition) {
+            held.tracked = held.tracked.max(position);
+        }
     }
 
     /// Processes one page of upstream events after the last committed position; returns how
@@ -493,19 +696,24 @@ impl<P: Policy> ProcessApplication<P> {
 
     /// One page; how many events were read and the position tracked after them.
     fn pull_page(&mut self) -> Result<(usize, u64), SystemError> {
+        if self.competing.is_some() {
+            return self.pull_page_competing();
+        }
         let from = self.position()? + 1;
         let page = self.upstream.select(from, self.page_size, &self.topics)?;
+        let route = self.single_route();
         if self.batch_commits {
+            let events: Vec<&StoredEvent> = page.iter().collect();
             let mut done = 0;
-            while done < page.len() {
-                done += self.process_batch(&page[done..])?;
+            while done < events.len() {
+                done += self.process_batch(&events[done..], &route)?;
             }
         } else {
             // The tracked position is read once a page: each commit's tracking guard still
             // refuses an event that a competing instance committed meanwhile.
             let mut tracked = from - 1;
             for event in &page {
-                self.process_after(event, tracked, None)?;
+                self.process_after(event, &route, tracked, None)?;
                 tracked = tracked.max(event.position.unwrap_or(tracked));
             }
         }
@@ -516,12 +724,70 @@ impl<P: Policy> ProcessApplication<P> {
         Ok((page.len(), tracked))
     }
 
+    /// One page as a competing instance: the events of the partitions held, each committed
+    /// with its partition's tracking record and lease; the others are skipped (their
+    /// holders process them).
+    fn pull_page_competing(&mut self) -> Result<(usize, u64), SystemError> {
+        self.heartbeat_if_due()?;
+        if self.competing.as_ref().is_none_or(|m| m.held.is_empty()) {
+            return Ok((0, 0));
+        }
+        let from = self.cursor.saturating_add(1);
+        let page = self.upstream.select(from, self.page_size, &self.topics)?;
+        let last = page.last().and_then(|e| e.position);
+        if self.batch_commits {
+            // Per partition, in position order: one commit per run of a partition's events.
+            let mut groups: BTreeMap<u32, (Route, Vec<&StoredEvent>)> = BTreeMap::new();
+            for event in &page {
+                if let Some((route, tracked)) = self.route(event, 0) {
+                    if event.position.is_some_and(|p| p > tracked) {
+                        if let Some(partition) = route.partition {
+                            groups
+                                .entry(partition)
+                                .or_insert((route, Vec::new()))
+                                .1
+                                .push(event);
+                        }
+                    }
+                }
+            }
+            for (_, (route, events)) in groups {
+                let mut done = 0;
+                while done < events.len() && self.route(events[done], 0).is_some() {
+                    done += self.process_batch(&events[done..], &route)?;
+                }
+            }
+        } else {
+            for event in &page {
+                if let Some((route, tracked)) = self.route(event, 0) {
+                    let position = event.position.unwrap_or_default();
+                    if position > tracked {
+                        self.process_after(event, &route, tracked, None)?;
+                    }
+                }
+                self.cursor = event.position.unwrap_or(self.cursor);
+                // Partitions taken mid-page start further back: read from there next.
+                if self.heartbeat_if_due()? {
+                    return Ok((page.len(), self.cursor));
+                }
+            }
+        }
+        if let Some(last) = last {
+            self.cursor = self.cursor.max(last);
+        }
+        Ok((page.len(), self.cursor))
+    }
+
     /// Runs the policy on the leading events of `events` and commits their events with one
     /// tracking record (the last one's position) in one transaction; returns how many events
     /// were dealt with (at least one). The batch ends before an event whose policy fails, or
     /// that would have seen stale state; a failing commit falls back to [`Self::process`]
     /// for each event of the batch.
-    fn process_batch(&mut self, events: &[StoredEvent]) -> Result<usize, SystemError> {
+    fn process_batch(
+        &mut self,
+        events: &[&StoredEvent],
+        route: &Route,
+    ) -> Result<usize, SystemError> {
         let span = Timed::new(tracing::debug_span!(
             "process",
             process = %self.name,
@@ -531,7 +797,7 @@ impl<P: Policy> ProcessApplication<P> {
             duration_us = tracing::field::Empty,
             error = tracing::field::Empty,
         ));
-        let result = span.in_scope(|| self.process_batch_traced(events));
+        let result = span.in_scope(|| self.process_batch_traced(events, route));
         if let Ok(taken) = &result {
             span.record("events", *taken);
         }
@@ -539,7 +805,11 @@ impl<P: Policy> ProcessApplication<P> {
         result
     }
 
-    fn process_batch_traced(&mut self, events: &[StoredEvent]) -> Result<usize, SystemError> {
+    fn process_batch_traced(
+        &mut self,
+        events: &[&StoredEvent],
+        route: &Route,
+    ) -> Result<usize, SystemError> {
         let mut appends: Vec<StreamAppend> = Vec::new();
         let mut snapshots = Vec::new();
         let mut written = HashSet::new();
@@ -585,32 +855,40 @@ impl<P: Policy> ProcessApplication<P> {
             // see stale state (it runs alone).
             return match failure {
                 Some(error @ SystemError::Policy { .. }) => {
-                    let tracked = self.position()?;
-                    self.process_after(&events[0], tracked, Some(error))
+                    let tracked = self.tracked_for(route)?;
+                    self.process_after(events[0], route, tracked, Some(error))
                         .map(|_| 1)
                 }
                 Some(error) => Err(error),
                 None => {
-                    let tracked = self.position()?;
-                    self.process_after(&events[0], tracked, None).map(|_| 1)
+                    let tracked = self.tracked_for(route)?;
+                    self.process_after(events[0], route, tracked, None)
+                        .map(|_| 1)
                 }
             };
         };
         // The record covers the whole page, so that a page of another instance that
         // overlaps it cannot commit too.
         let first = events[0].position.unwrap_or(position);
-        let tracking = Tracking::page(self.upstream.name(), first, position);
+        let tracking = route.tracking(first, position);
         match self
             .application
             .event_store()
             .commit(&appends, Some(&tracking), snapshots)
         {
-            Ok(saved) => self.publish(appends, &saved.positions),
+            Ok(saved) => {
+                let events = saved.positions.len();
+                self.publish(appends, &saved.positions);
+                self.settle(route, position, Processed::Committed { events });
+            }
             // Conflicts, positions tracked meanwhile, store errors: one event at a time, as
             // without batching, so the event at fault is the one reported.
             Err(_) => {
                 for event in &events[..taken] {
-                    self.process(event)?;
+                    let tracked = self.tracked_for(route)?;
+                    if self.process_after(event, route, tracked, None)? == Processed::Fenced {
+                        return Ok(events.len());
+                    }
                 }
             }
         }
@@ -618,8 +896,8 @@ impl<P: Policy> ProcessApplication<P> {
             // The event after the committed ones failed its policy: its error policy decides
             // (retry, stop or park), as without batching.
             Some(error @ SystemError::Policy { .. }) if taken < events.len() => {
-                let tracked = self.position()?;
-                self.process_after(&events[taken], tracked, Some(error))
+                let tracked = self.tracked_for(route)?;
+                self.process_after(events[taken], route, tracked, Some(error))
                     .map(|_| taken + 1)
             }
             Some(error) => Err(error),
@@ -643,9 +921,30 @@ impl<P: Policy> ProcessApplication<P> {
     /// # Errors
     /// [`SystemError::Policy`], [`SystemError::Conflict`] or [`SystemError::Store`]; nothing
     /// of this event is written then.
+    ///
+    /// A competing instance processes only the events of the partitions it leases, and
+    /// returns [`Processed::Fenced`] for the others.
     pub fn process(&mut self, event: &StoredEvent) -> Result<Processed, SystemError> {
+        if self.competing.is_some() {
+            self.heartbeat_if_due()?;
+            return match self.route(event, 0) {
+                Some((route, tracked)) => self.process_after(event, &route, tracked, None),
+                None => Ok(Processed::Fenced),
+            };
+        }
         let tracked = self.position()?;
-        self.process_after(event, tracked, None)
+        let route = self.single_route();
+        self.process_after(event, &route, tracked, None)
+    }
+
+    /// The position tracked for `route`, read from the store.
+    fn tracked_for(&self, route: &Route) -> Result<u64, SystemError> {
+        match (route.partition, &self.competing) {
+            (Some(partition), Some(m)) => {
+                self.partition_position(partition, m.config().partitions())
+            }
+            _ => self.tracked_at(&route.tracking),
+        }
     }
 
     /// [`Self::process`] under the [`ErrorPolicy`], with the tracked position known to the
@@ -653,6 +952,20 @@ impl<P: Policy> ProcessApplication<P> {
     fn process_after(
         &mut self,
         event: &StoredEvent,
+        route: &Route,
+        tracked: u64,
+        failed: Option<SystemError>,
+    ) -> Result<Processed, SystemError> {
+        let processed = self.attempt(event, route, tracked, failed)?;
+        self.settle(route, event.position.unwrap_or_default(), processed);
+        Ok(processed)
+    }
+
+    /// [`Self::process_after`] before the outcome is noted.
+    fn attempt(
+        &mut self,
+        event: &StoredEvent,
+        route: &Route,
         tracked: u64,
         failed: Option<SystemError>,
     ) -> Result<Processed, SystemError> {
@@ -666,14 +979,14 @@ impl<P: Policy> ProcessApplication<P> {
                     // A store that failed under the policy is not a poison event: stop, and
                     // the next pull tries again.
                     return if self.errors.parks() && !store_failure(&error) {
-                        self.park(event, &error, attempt, first_failed_at)
+                        self.park(event, route, &error, attempt, first_failed_at)
                     } else {
                         Err(error)
                     };
                 }
                 std::thread::sleep(self.errors.delay(attempt));
             }
-            match self.process_once(event, tracked) {
+            match self.process_once(event, route, tracked) {
                 Err(error @ SystemError::Policy { .. }) => last = Some(error),
                 other => return other,
             }
@@ -686,6 +999,7 @@ impl<P: Policy> ProcessApplication<P> {
     fn park(
         &mut self,
         event: &StoredEvent,
+        route: &Route,
         error: &SystemError,
         attempts: u32,
         first_failed_at: Timestamp,
@@ -705,7 +1019,7 @@ impl<P: Policy> ProcessApplication<P> {
             first_failed_at,
         );
         let append = record.record().map_err(|e| self.store_error(e.into()))?;
-        let tracking = Tracking::new(self.upstream.name(), position);
+        let tracking = route.tracking(position, position);
         match self
             .application
             .event_store()
@@ -718,9 +1032,10 @@ impl<P: Policy> ProcessApplication<P> {
                 Ok(Processed::Parked)
             }
             Err(PersistenceError::AlreadyTracked { .. }) => Ok(Processed::AlreadyTracked),
+            Err(PersistenceError::Fenced { .. }) => Ok(Processed::Fenced),
             // A competing instance parked (or processed) it first: its record is what this
             // one conflicted with.
-            Err(PersistenceError::Conflict(_)) if self.position()? >= position => {
+            Err(PersistenceError::Conflict(_)) if self.tracked_for(route)? >= position => {
                 Ok(Processed::AlreadyTracked)
             }
             Err(e) => Err(self.store_error(e.into())),
@@ -840,6 +1155,7 @@ impl<P: Policy> ProcessApplication<P> {
     fn process_once(
         &mut self,
         event: &StoredEvent,
+        route: &Route,
         tracked: u64,
     ) -> Result<Processed, SystemError> {
         let span = Timed::new(tracing::debug_span!(
@@ -853,7 +1169,7 @@ impl<P: Policy> ProcessApplication<P> {
             duration_us = tracing::field::Empty,
             error = tracing::field::Empty,
         ));
-        let result = span.in_scope(|| self.process_traced(event, tracked));
+        let result = span.in_scope(|| self.process_traced(event, route, tracked));
         if let Ok(Processed::Committed { events }) = &result {
             span.record("events", *events);
         }
@@ -864,6 +1180,7 @@ impl<P: Policy> ProcessApplication<P> {
     fn process_traced(
         &mut self,
         event: &StoredEvent,
+        route: &Route,
         tracked: u64,
     ) -> Result<Processed, SystemError> {
         let Some(position) = event.position else {
@@ -892,7 +1209,7 @@ impl<P: Policy> ProcessApplication<P> {
                 source,
             })?;
         let (appends, snapshots) = ctx.into_parts();
-        let tracking = Tracking::new(self.upstream.name(), position);
+        let tracking = route.tracking(position, position);
         match self
             .application
             .event_store()
@@ -905,9 +1222,10 @@ impl<P: Policy> ProcessApplication<P> {
                 })
             }
             Err(PersistenceError::AlreadyTracked { .. }) => Ok(Processed::AlreadyTracked),
+            Err(PersistenceError::Fenced { .. }) => Ok(Processed::Fenced),
             // A competing instance may have committed this position meanwhile, and its
             // events are what this commit conflicted with.
-            Err(PersistenceError::Conflict(_)) if self.position()? >= position => {
+            Err(PersistenceError::Conflict(_)) if self.tracked_for(route)? >= position => {
                 Ok(Processed::AlreadyTracked)
             }
             Err(PersistenceError::Conflict(conflict)) => Err(SystemError::Conflict {
@@ -954,6 +1272,32 @@ impl<P: Policy> Follower for ProcessApplication<P> {
 
     fn pull(&mut self) -> Result<usize, SystemError> {
         ProcessApplication::pull(self)
+    }
+
+    fn release(&mut self) -> Result<(), SystemError> {
+        self.release_leases()
+    }
+
+    fn status(&self) -> FollowerStatus {
+        FollowerStatus {
+            name: self.name.clone(),
+            position: self.position().ok(),
+            partitions: self.partitions_held(),
+            members: self.members().len(),
+            parked: self.parked().ok().map(|p| p.len()),
+        }
+    }
+}
+
+/// A dropped competing instance releases its leases (best effort), so that the others take
+/// its partitions over at once.
+impl<P> Drop for ProcessApplication<P> {
+    fn drop(&mut self) {
+        if let Some(membership) = &mut self.competing {
+            if let Some(leases) = self.application.event_store().recorder().leases() {
+                let _ = membership.release_all(leases);
+            }
+        }
     }
 }
 

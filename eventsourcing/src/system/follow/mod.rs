@@ -3,9 +3,11 @@
 //! implement, catching up page by page, and [`Runner`]s that drive followers.
 
 mod runner;
+mod serve;
 mod upstream;
 
 pub use runner::{Runner, RunnerHandle, RunnerWaker};
+pub use serve::{Serve, ServeStopper};
 pub use upstream::{Notification, Upstream};
 
 use super::error::SystemError;
@@ -32,6 +34,26 @@ pub trait Follower: Send {
     /// # Errors
     /// The first failure; the events before it stay committed.
     fn pull(&mut self) -> Result<usize, SystemError>;
+
+    /// Gives up what this follower holds for other instances (a competing process
+    /// application's leases) at a graceful stop. Nothing by default.
+    ///
+    /// # Errors
+    /// Store failures (leases then expire on their own).
+    fn release(&mut self) -> Result<(), SystemError> {
+        Ok(())
+    }
+
+    /// What a status report shows of this follower. By default its name and position.
+    fn status(&self) -> FollowerStatus {
+        FollowerStatus {
+            name: self.name().to_owned(),
+            position: self.position().ok(),
+            partitions: Vec::new(),
+            members: 0,
+            parked: None,
+        }
+    }
 
     /// Pulls until a pull reads nothing; returns the total read.
     ///
@@ -60,6 +82,54 @@ impl<F: Follower + ?Sized> Follower for Box<F> {
     }
     fn run_until_caught_up(&mut self) -> Result<u64, SystemError> {
         (**self).run_until_caught_up()
+    }
+    fn release(&mut self) -> Result<(), SystemError> {
+        (**self).release()
+    }
+    fn status(&self) -> FollowerStatus {
+        (**self).status()
+    }
+}
+
+/// One follower in a status report ([`Runner::status`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FollowerStatus {
+    /// The follower's name.
+    pub name: String,
+    /// Its committed position (`None` when the store could not be read).
+    pub position: Option<u64>,
+    /// Competing: the partitions this instance leases, with each one's tracked position.
+    pub partitions: Vec<(u32, u64)>,
+    /// Competing: the live instances seen at the last heartbeat (0 otherwise).
+    pub members: usize,
+    /// How many parked events are open (`None` when not known).
+    pub parked: Option<usize>,
+}
+
+impl std::fmt::Display for FollowerStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: position ", self.name)?;
+        match self.position {
+            Some(position) => write!(f, "{position}")?,
+            None => f.write_str("unknown")?,
+        }
+        if self.members > 0 {
+            let held: Vec<String> = self
+                .partitions
+                .iter()
+                .map(|(p, at)| format!("{p}@{at}"))
+                .collect();
+            write!(
+                f,
+                ", {} instance(s), partitions held [{}]",
+                self.members,
+                held.join(" ")
+            )?;
+        }
+        if let Some(parked) = self.parked {
+            write!(f, ", {parked} parked")?;
+        }
+        Ok(())
     }
 }
 

@@ -5,7 +5,7 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use super::Follower;
+use super::{Follower, FollowerStatus};
 use crate::application::{EventBus, SubscriptionId};
 use crate::system::SystemError;
 
@@ -102,6 +102,27 @@ impl Runner {
         }
     }
 
+    /// Releases what every follower holds for other instances (competing leases); the first
+    /// error is returned after trying them all.
+    ///
+    /// # Errors
+    /// The first follower's [`Follower::release`] error.
+    pub fn release(&mut self) -> Result<(), SystemError> {
+        let mut first_error = None;
+        for follower in &mut self.followers {
+            if let Err(error) = follower.release() {
+                first_error.get_or_insert(error);
+            }
+        }
+        first_error.map_or(Ok(()), Err)
+    }
+
+    /// A status report: each follower's position, partitions held and parked events.
+    #[must_use]
+    pub fn status(&self) -> Vec<FollowerStatus> {
+        self.followers.iter().map(|f| f.status()).collect()
+    }
+
     /// Moves the runner to a background thread that runs it when triggered (by
     /// [`RunnerHandle::trigger`] or a bus given to [`RunnerHandle::follow_bus`]) and at
     /// least every `poll_interval`, so it catches up even if a notification is missed.
@@ -123,16 +144,16 @@ impl Runner {
     }
 }
 
-#[derive(Default)]
-struct Shared {
+#[derive(Default, Debug)]
+pub(super) struct Shared {
     state: Mutex<State>,
-    changed: Condvar,
+    pub(super) changed: Condvar,
 }
 
-#[derive(Default)]
-struct State {
+#[derive(Default, Debug)]
+pub(super) struct State {
     /// Incremented by every trigger.
-    requested: u64,
+    pub(super) requested: u64,
     /// The `requested` value seen when the last finished round started.
     served: u64,
     stop: bool,
@@ -142,11 +163,11 @@ struct State {
 }
 
 impl Shared {
-    fn lock(&self) -> MutexGuard<'_, State> {
+    pub(super) fn lock(&self) -> MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    fn trigger(&self) -> u64 {
+    pub(super) fn trigger(&self) -> u64 {
         let mut state = self.lock();
         state.requested += 1;
         let requested = state.requested;
@@ -184,6 +205,10 @@ fn background(mut runner: Runner, shared: &Shared, poll_interval: Duration) -> R
         drop(state);
         shared.changed.notify_all();
         if stopping {
+            // A graceful stop: competing instances elsewhere take the partitions over now.
+            if let Err(error) = runner.release() {
+                shared.lock().error = Some(error);
+            }
             return runner;
         }
     }
@@ -194,6 +219,10 @@ fn background(mut runner: Runner, shared: &Shared, poll_interval: Duration) -> R
 pub struct RunnerWaker(Arc<Shared>);
 
 impl RunnerWaker {
+    pub(super) fn new(shared: Arc<Shared>) -> Self {
+        Self(shared)
+    }
+
     /// Wakes the runner for a round (a no-op once it has stopped).
     pub fn wake(&self) {
         self.0.trigger();

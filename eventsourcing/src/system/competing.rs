@@ -1,0 +1,363 @@
+//! Competing consumers: several instances of one process application, in different OS
+//! processes or on different machines, share one upstream.
+//!
+//! The upstream's streams are divided into a fixed number of partitions by a stable hash of
+//! the stream id ([`partition_of`]). Each partition is a lease in the downstream store
+//! ([`LeaseRecorder`]), held by one instance at a time, with its own tracking record
+//! (`"<upstream>#<partition>/<count>"`), so:
+//! - per-stream order is kept: a stream's events are all in one partition, processed in
+//!   position order by its one holder, and a new holder resumes after the partition's last
+//!   tracked position;
+//! - exactly-once is kept: each partition's tracking record commits with its outputs;
+//! - an instance whose lease expired or was taken over cannot commit (fencing): every commit
+//!   carries the lease and the store refuses it unless the lease is still held at its epoch.
+//!
+//! Instances find each other through member leases (`"<follower>/member/<owner>"`), renewed
+//! with the partition leases at each heartbeat. Partition `p` is assigned to the live member at
+//! index `p % members` in owner order: when an instance joins, the others release what is now
+//! its share (between events, after their commits); when one dies or hangs, its member lease
+//! and partition leases expire and the others take its share over.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use crate::persistence::{Lease, LeaseRecorder, LeaseState, PersistenceError};
+
+/// How instances of one process application share its upstream
+/// ([`ProcessApplication::competing`](super::ProcessApplication::competing)).
+///
+/// ```
+/// use std::time::Duration;
+/// use eventsourcing::system::Competing;
+///
+/// let competing = Competing::new(16).lease_ttl(Duration::from_secs(5));
+/// assert_eq!(competing.partitions(), 16);
+/// assert!(competing.owner_id().len() > 8); // host, process and a random part
+/// assert_eq!(competing.heartbeat_interval(), Duration::from_millis(1666));
+/// ```
+#[derive(Debug, Clone)]
+pub struct Competing {
+    partitions: u32,
+    owner: String,
+    lease_ttl: Duration,
+    heartbeat: Option<Duration>,
+}
+
+impl Competing {
+    /// The upstream divided into `partitions` partitions (at least 1; fixed for the life of
+    /// the follower: streams would change partition with another count, so a follower that
+    /// finds leases of another count refuses to start). Leases last 10 s by default.
+    #[must_use]
+    pub fn new(partitions: u32) -> Self {
+        Self {
+            partitions: partitions.max(1),
+            owner: default_owner(),
+            lease_ttl: Duration::from_secs(10),
+            heartbeat: None,
+        }
+    }
+
+    /// How long a lease lasts without renewal: an instance that dies loses its partitions
+    /// this long after its last heartbeat (at least 10 ms).
+    #[must_use]
+    pub fn lease_ttl(mut self, ttl: Duration) -> Self {
+        self.lease_ttl = ttl.max(Duration::from_millis(10));
+        self
+    }
+
+    /// How often leases are renewed and the partitions rebalanced (a third of the lease's
+    /// time to live by default). Renewal happens inside [`Follower::pull`](super::Follower::pull):
+    /// drive the follower at least this often ([`Runner::spawn`](super::Runner::spawn) with a
+    /// poll interval below it).
+    #[must_use]
+    pub fn heartbeat(mut self, interval: Duration) -> Self {
+        self.heartbeat = Some(interval);
+        self
+    }
+
+    /// This instance's owner id in its leases: unique per process (by default the host
+    /// name, the process id and a random part). Two processes must never share one.
+    #[must_use]
+    pub fn owner(mut self, owner: impl Into<String>) -> Self {
+        self.owner = owner.into();
+        self
+    }
+
+    /// The number of partitions.
+    #[must_use]
+    pub fn partitions(&self) -> u32 {
+        self.partitions
+    }
+
+    /// This instance's owner id.
+    #[must_use]
+    pub fn owner_id(&self) -> &str {
+        &self.owner
+    }
+
+    /// The leases' time to live.
+    #[must_use]
+    pub fn ttl(&self) -> Duration {
+        self.lease_ttl
+    }
+
+    /// The interval between heartbeats.
+    #[must_use]
+    pub fn heartbeat_interval(&self) -> Duration {
+        self.heartbeat.unwrap_or(self.lease_ttl / 3)
+    }
+}
+
+/// `<host>-<pid>-<8 hex digits>`.
+fn default_owner() -> String {
+    let host = std::env::var("HOSTNAME")
+        .ok()
+        .filter(|h| !h.is_empty())
+        .or_else(|| {
+            std::fs::read_to_string("/etc/hostname")
+                .ok()
+                .map(|h| h.trim().to_owned())
+        })
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "host".to_owned());
+    let random = uuid::Uuid::new_v4().as_u128() as u32;
+    format!("{host}-{}-{random:08x}", std::process::id())
+}
+
+/// The partition of `stream_id` among `partitions`: FNV-1a (64 bits) of the id's UTF-8 bytes,
+/// modulo the count. Part of the stored format (tracking records are per partition): it never
+/// changes between versions, processes or platforms.
+///
+/// ```
+/// use eventsourcing::system::partition_of;
+/// assert_eq!(partition_of("order-1", 1), 0);
+/// assert_eq!(partition_of("order-1", 16), partition_of("order-1", 16));
+/// assert!(partition_of("order-1", 16) < 16);
+/// ```
+#[must_use]
+pub fn partition_of(stream_id: &str, partitions: u32) -> u32 {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for byte in stream_id.as_bytes() {
+        hash ^= u64::from(*byte);
+        hash = hash.wrapping_mul(0x0100_0000_01b3);
+    }
+    u32::try_from(hash % u64::from(partitions.max(1))).unwrap_or(0)
+}
+
+/// The tracking record name of one partition of `upstream`.
+pub(crate) fn tracking_name(upstream: &str, partition: u32, partitions: u32) -> String {
+    format!("{upstream}#{partition}/{partitions}")
+}
+
+/// One partition held by this instance.
+#[derive(Debug, Clone)]
+pub(crate) struct Held {
+    pub(crate) lease: Lease,
+    /// The partition's tracking record name.
+    pub(crate) tracking: String,
+    /// The last position tracked for it (read when the lease was taken, then kept up to date
+    /// by this instance's commits: nobody else commits for it while the lease is held).
+    pub(crate) tracked: u64,
+}
+
+/// What one heartbeat changed.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub(crate) struct Rebalance {
+    /// Partitions taken (their tracked positions must be read).
+    pub(crate) taken: Vec<u32>,
+    /// Partitions released or lost.
+    pub(crate) dropped: Vec<u32>,
+}
+
+/// The leases of one instance of one follower.
+#[derive(Debug)]
+pub(crate) struct Membership {
+    config: Competing,
+    follower: String,
+    member: Option<Lease>,
+    pub(crate) held: BTreeMap<u32, Held>,
+    next_heartbeat: Option<Instant>,
+    /// The live members at the last heartbeat.
+    pub(crate) members: Vec<String>,
+}
+
+impl Membership {
+    pub(crate) fn new(config: Competing, follower: &str) -> Self {
+        Self {
+            config,
+            follower: follower.to_owned(),
+            member: None,
+            held: BTreeMap::new(),
+            next_heartbeat: None,
+            members: Vec::new(),
+        }
+    }
+
+    pub(crate) fn config(&self) -> &Competing {
+        &self.config
+    }
+
+    fn member_prefix(&self) -> String {
+        format!("{}/member/", self.follower)
+    }
+
+    fn partition_prefix(&self) -> String {
+        format!("{}/partition/", self.follower)
+    }
+
+    /// `<follower>/partition/<count>/<p>`: the count is in the name, so that leases of
+    /// another count are seen.
+    fn partition_name(&self, partition: u32) -> String {
+        format!(
+            "{}{}/{partition}",
+            self.partition_prefix(),
+            self.config.partitions
+        )
+    }
+
+    /// Whether a heartbeat is due.
+    pub(crate) fn due(&self) -> bool {
+        self.next_heartbeat.is_none_or(|at| Instant::now() >= at)
+    }
+
+    /// Renews this member's lease and the partitions held, drops those lost, releases those
+    /// now assigned to another member and takes the free ones assigned to this one.
+    pub(crate) fn heartbeat(
+        &mut self,
+        leases: &dyn LeaseRecorder,
+        upstream: &str,
+    ) -> Result<Rebalance, PersistenceError> {
+        let ttl = self.config.lease_ttl;
+        let owner = self.config.owner.clone();
+        self.next_heartbeat = Some(Instant::now() + self.config.heartbeat_interval());
+        let member_name = format!("{}{owner}", self.member_prefix());
+        self.member = leases.acquire_lease(&member_name, &owner, ttl)?;
+        if self.member.is_none() {
+            return Err(PersistenceError::Config(format!(
+                "another live instance of follower `{}` uses the owner id `{owner}`: give each \
+                 process its own (Competing::owner)",
+                self.follower
+            )));
+        }
+        let listed = leases.list_leases(&format!("{}/", self.follower))?;
+        self.check_partition_count(&listed)?;
+        let prefix = self.member_prefix();
+        let mut members: Vec<String> = listed
+            .iter()
+            .filter(|l| l.is_held())
+            .filter_map(|l| l.name.strip_prefix(&prefix).map(str::to_owned))
+            .collect();
+        if !members.contains(&owner) {
+            members.push(owner.clone());
+        }
+        members.sort();
+        let index = members.iter().position(|m| *m == owner).unwrap_or(0);
+        let count = members.len();
+        let assigned = |p: u32| usize::try_from(p).unwrap_or(0) % count == index;
+        self.members = members;
+
+        let mut change = Rebalance::default();
+        let held: Vec<u32> = self.held.keys().copied().collect();
+        for partition in held {
+            let Some(entry) = self.held.get(&partition) else {
+                continue;
+            };
+            let keep = if assigned(partition) {
+                leases.renew_lease(&entry.lease, ttl)?
+            } else {
+                leases.release_lease(&entry.lease)?;
+                false
+            };
+            if !keep {
+                self.held.remove(&partition);
+                change.dropped.push(partition);
+            }
+        }
+        for partition in (0..self.config.partitions).filter(|p| assigned(*p)) {
+            if self.held.contains_key(&partition) {
+                continue;
+            }
+            if let Some(lease) =
+                leases.acquire_lease(&self.partition_name(partition), &owner, ttl)?
+            {
+                let tracking = tracking_name(upstream, partition, self.config.partitions);
+                self.held.insert(
+                    partition,
+                    Held {
+                        lease,
+                        tracking,
+                        tracked: 0,
+                    },
+                );
+                change.taken.push(partition);
+            }
+        }
+        Ok(change)
+    }
+
+    /// Refuses to run beside leases of another partition count.
+    fn check_partition_count(&self, listed: &[LeaseState]) -> Result<(), PersistenceError> {
+        let prefix = self.partition_prefix();
+        let count = self.config.partitions.to_string();
+        let other = listed.iter().find_map(|l| {
+            let rest = l.name.strip_prefix(&prefix)?;
+            let found = rest.split('/').next()?;
+            (found != count).then(|| found.to_owned())
+        });
+        match other {
+            Some(found) => Err(PersistenceError::Config(format!(
+                "follower `{}` was partitioned into {found}, not {count}: streams would move \
+                 between partitions and be processed again; keep the count (or give the \
+                 follower a new name and a new downstream store)",
+                self.follower
+            ))),
+            None => Ok(()),
+        }
+    }
+
+    /// Forgets a partition whose commit was fenced: its lease is someone else's now.
+    pub(crate) fn lost(&mut self, partition: u32) {
+        self.held.remove(&partition);
+    }
+
+    /// Releases every lease (graceful stop): the others take the partitions over at their
+    /// next heartbeat instead of after the leases' expiry.
+    pub(crate) fn release_all(
+        &mut self,
+        leases: &dyn LeaseRecorder,
+    ) -> Result<(), PersistenceError> {
+        let mut first_error = None;
+        for (_, held) in std::mem::take(&mut self.held) {
+            if let Err(e) = leases.release_lease(&held.lease) {
+                first_error.get_or_insert(e);
+            }
+        }
+        if let Some(member) = self.member.take() {
+            if let Err(e) = leases.release_lease(&member) {
+                first_error.get_or_insert(e);
+            }
+        }
+        self.next_heartbeat = None;
+        first_error.map_or(Ok(()), Err)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_partition_hash_is_fixed() {
+        // Stored format: these values must never change.
+        assert_eq!(partition_of("", 16), 0xcbf2_9ce4_8422_2325_u64 as u32 % 16);
+        assert_eq!(
+            partition_of("a", 1000),
+            (0xaf63_dc4c_8601_ec8c_u64 % 1000) as u32
+        );
+        let spread: std::collections::BTreeSet<u32> = (0..1000)
+            .map(|i| partition_of(&format!("stream-{i}"), 8))
+            .collect();
+        assert_eq!(spread.len(), 8, "every partition gets streams");
+        assert_eq!(partition_of("x", 0), 0, "a count of 0 is 1");
+    }
+}

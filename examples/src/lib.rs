@@ -3,6 +3,7 @@
 
 pub mod bank;
 pub mod bank_service;
+pub mod competing;
 pub mod dog_school;
 pub mod seed;
 pub mod shop;

@@ -3,6 +3,7 @@
 //! crash harness. The conformance suite, the evolution scenarios and the model test are the
 //! public kit `eventsourcing-testkit`, re-exported here under their old paths.
 
+pub mod competing;
 pub mod crash;
 pub mod support;
 pub mod wakeups;

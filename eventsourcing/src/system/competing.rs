@@ -179,6 +179,8 @@ pub(crate) struct Membership {
     next_heartbeat: Option<Instant>,
     /// The live members at the last heartbeat.
     pub(crate) members: Vec<String>,
+    /// How many commits were refused by fencing since this instance started.
+    pub(crate) fenced: u64,
 }
 
 impl Membership {
@@ -190,6 +192,7 @@ impl Membership {
             held: BTreeMap::new(),
             next_heartbeat: None,
             members: Vec::new(),
+            fenced: 0,
         }
     }
 
@@ -317,6 +320,7 @@ impl Membership {
 
     /// Forgets a partition whose commit was fenced: its lease is someone else's now.
     pub(crate) fn lost(&mut self, partition: u32) {
+        self.fenced += 1;
         self.held.remove(&partition);
     }
 

@@ -1284,6 +1284,7 @@ impl<P: Policy> Follower for ProcessApplication<P> {
             position: self.position().ok(),
             partitions: self.partitions_held(),
             members: self.members().len(),
+            fenced: self.competing.as_ref().map_or(0, |m| m.fenced),
             parked: self.parked().ok().map(|p| p.len()),
         }
     }

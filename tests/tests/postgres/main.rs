@@ -5,6 +5,7 @@
 //! One test binary per backend or layer: each binary links the whole framework once, so a few
 //! binaries build and link far faster, and take far less disk, than one binary per file.
 
+mod competing;
 mod concurrency;
 mod conformance;
 mod evolution;

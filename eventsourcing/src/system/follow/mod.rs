@@ -51,6 +51,7 @@ pub trait Follower: Send {
             position: self.position().ok(),
             partitions: Vec::new(),
             members: 0,
+            fenced: 0,
             parked: None,
         }
     }
@@ -102,6 +103,8 @@ pub struct FollowerStatus {
     pub partitions: Vec<(u32, u64)>,
     /// Competing: the live instances seen at the last heartbeat (0 otherwise).
     pub members: usize,
+    /// Competing: commits refused since start because the lease had expired or moved.
+    pub fenced: u64,
     /// How many parked events are open (`None` when not known).
     pub parked: Option<usize>,
 }
@@ -121,9 +124,10 @@ impl std::fmt::Display for FollowerStatus {
                 .collect();
             write!(
                 f,
-                ", {} instance(s), partitions held [{}]",
+                ", {} instance(s), partitions held [{}], {} fenced",
                 self.members,
-                held.join(" ")
+                held.join(" "),
+                self.fenced
             )?;
         }
         if let Some(parked) = self.parked {

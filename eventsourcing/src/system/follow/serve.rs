@@ -86,9 +86,10 @@ impl Serve {
 
 impl Runner {
     /// Runs the followers in this thread until SIGTERM or SIGINT (Ctrl-C) or
-    /// [`Serve::stopper`]: a round when woken and at least every poll interval, a status
-    /// report to `on_status` every status interval. On the signal, the round in progress
-    /// finishes (its commits are whole), every follower releases its leases (competing
+    /// [`Serve::stopper`]: a page of each follower in turn while they read anything, then a
+    /// round when woken and at least every poll interval; a status report to `on_status`
+    /// every status interval. On the signal, the page in progress finishes (its commits are
+    /// whole), every follower releases its leases (competing
     /// instances elsewhere take the partitions over at their next heartbeat) and the last
     /// status is returned. A second SIGINT while stopping ends the process at once.
     ///
@@ -107,8 +108,18 @@ impl Runner {
         let mut next_status = serve.status_interval.map(|every| Instant::now() + every);
         while !serve.stop.load(Ordering::SeqCst) {
             let seen = serve.shared.lock().requested;
-            if let Err(error) = self.run_until_caught_up() {
-                tracing::warn!(error = %error, "runner round failed; retried at the next round");
+            // One page per follower at a time, so that a stop waits for one page, not for a
+            // whole catch-up.
+            let mut read = 0;
+            for follower in self.followers_mut() {
+                if serve.stop.load(Ordering::SeqCst) {
+                    break;
+                }
+                match follower.pull() {
+                    Ok(n) => read += n,
+                    Err(error) => tracing::warn!(follower = follower.name(), error = %error,
+                        "pull failed; retried at the next round"),
+                }
             }
             if let (Some(at), Some(every)) = (next_status, serve.status_interval) {
                 if Instant::now() >= at {
@@ -116,7 +127,9 @@ impl Runner {
                     next_status = Some(Instant::now() + every);
                 }
             }
-            wait(&serve, seen);
+            if read == 0 {
+                wait(&serve, seen);
+            }
         }
         let released = self.release();
         let status = self.status();

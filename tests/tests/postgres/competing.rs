@@ -1,0 +1,209 @@
+//! Competing instances of one process application in separate OS processes over PostgreSQL:
+//! three instances share the upstream, one is killed with SIGKILL in mid-stream and one is
+//! stopped with SIGTERM; a paused instance whose leases expired cannot commit when it
+//! resumes. Every upstream event is applied exactly once downstream, in per-stream order.
+
+use std::time::{Duration, Instant};
+
+use eventsourcing::prelude::*;
+use eventsourcing_tests::competing::{
+    assert_exactly_once_in_order, copies, copy_count, wait_for_copies, write_tickers, Instance,
+};
+use eventsourcing_tests::{postgres_url, unique_schema};
+
+const EXE: &str = env!("CARGO_BIN_EXE_competing_instance");
+
+/// The URLs of a fresh upstream and a fresh downstream schema.
+fn urls(test: &str) -> Option<(String, String)> {
+    let base = postgres_url(test)?;
+    let separator = if base.contains('?') { '&' } else { '?' };
+    let url = |schema: String| format!("{base}{separator}schema={schema}");
+    Some((url(unique_schema()), url(unique_schema())))
+}
+
+fn wait_until(timeout: Duration, mut done: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + timeout;
+    while Instant::now() < deadline {
+        if done() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    false
+}
+
+/// Whether every partition lease of the copier is held, by one of `owners` only.
+fn all_held_by(downstream: &Application, partitions: usize, owners: &[&str]) -> bool {
+    let leases = downstream
+        .event_store()
+        .recorder()
+        .leases()
+        .expect("PostgreSQL keeps leases");
+    let listed = leases
+        .list_leases("copier/partition/")
+        .expect("list leases");
+    listed.len() == partitions
+        && listed
+            .iter()
+            .all(|l| l.is_held() && owners.contains(&l.owner.as_str()))
+}
+
+#[test]
+fn three_instances_share_the_work_and_survive_a_kill_and_a_stop(
+) -> Result<(), Box<dyn std::error::Error>> {
+    let Some((up, down)) = urls("three_instances_share_the_work_and_survive_a_kill_and_a_stop")
+    else {
+        return Ok(());
+    };
+    let upstream = Application::open(&up)?;
+    let downstream = Application::open(&down)?;
+    let ttl = Duration::from_millis(1000);
+    let settings = [
+        ("PARTITIONS", "8"),
+        ("LEASE_TTL_MS", "1000"),
+        ("WORK_MS", "2"),
+    ];
+    let mut a = Instance::start(EXE, "instance-a", &up, &down, &settings);
+    let mut b = Instance::start(EXE, "instance-b", &up, &down, &settings);
+    let mut c = Instance::start(EXE, "instance-c", &up, &down, &settings);
+    assert!(
+        wait_until(Duration::from_secs(20), || !a.held().is_empty()
+            && !b.held().is_empty()
+            && !c.held().is_empty()),
+        "the three instances share the partitions"
+    );
+    let mut written = write_tickers(&upstream, 60, 9);
+    assert!(wait_for_copies(&downstream, 60, Duration::from_secs(20)));
+    assert!(copy_count(&downstream) < 600, "killed in mid-stream");
+
+    // SIGKILL: no release, the leases expire.
+    a.signal("KILL");
+    let killed_at = Instant::now();
+    written.extend(write_tickers(&upstream, 30, 9));
+    assert!(
+        wait_until(Duration::from_secs(20), || all_held_by(
+            &downstream,
+            8,
+            &["instance-b", "instance-c"]
+        )),
+        "the killed instance's partitions are taken over"
+    );
+    let takeover = killed_at.elapsed();
+    assert!(
+        takeover < ttl + ttl / 3 * 2 + Duration::from_millis(700),
+        "taken over within the lease time and a heartbeat: {takeover:?}"
+    );
+    assert_eq!(a.wait(Duration::from_secs(5)), Some(false), "killed");
+
+    // SIGTERM: the instance finishes its event, releases its leases and exits cleanly; the
+    // last one takes everything well before the leases would have expired.
+    b.signal("TERM");
+    let stopped_at = Instant::now();
+    assert_eq!(
+        b.wait(Duration::from_secs(10)),
+        Some(true),
+        "a graceful stop exits cleanly"
+    );
+    assert!(
+        b.lines
+            .lock()
+            .expect("lines")
+            .iter()
+            .any(|l| l.starts_with("STOPPED instance-b partitions= ")),
+        "the stopped instance released its partitions"
+    );
+    assert!(
+        wait_until(Duration::from_secs(20), || all_held_by(
+            &downstream,
+            8,
+            &["instance-c"]
+        )),
+        "the last instance takes every partition"
+    );
+    let handover = stopped_at.elapsed();
+    assert!(
+        handover < ttl,
+        "released leases move without waiting for expiry: {handover:?}"
+    );
+
+    written.extend(write_tickers(&upstream, 10, 9));
+    let total: u64 = written.values().sum();
+    assert!(
+        wait_for_copies(
+            &downstream,
+            usize::try_from(total)?,
+            Duration::from_secs(60)
+        ),
+        "every upstream event is copied ({} of {total})",
+        copy_count(&downstream)
+    );
+    assert_exactly_once_in_order(&written, &downstream);
+    let (_, by_instance) = copies(&downstream);
+    assert_eq!(
+        by_instance.len(),
+        3,
+        "all three did some of the work: {by_instance:?}"
+    );
+    c.signal("TERM");
+    assert_eq!(c.wait(Duration::from_secs(10)), Some(true));
+    Ok(())
+}
+
+#[test]
+fn a_paused_instance_whose_leases_expired_cannot_commit_after_it_resumes(
+) -> Result<(), Box<dyn std::error::Error>> {
+    let Some((up, down)) =
+        urls("a_paused_instance_whose_leases_expired_cannot_commit_after_it_resumes")
+    else {
+        return Ok(());
+    };
+    let upstream = Application::open(&up)?;
+    let downstream = Application::open(&down)?;
+    // Most of an event's time is its work: a pause almost always lands inside a policy, with
+    // a commit to make when the process resumes.
+    let settings = [
+        ("PARTITIONS", "4"),
+        ("LEASE_TTL_MS", "400"),
+        ("WORK_MS", "150"),
+    ];
+    let written = write_tickers(&upstream, 8, 4);
+    let mut a = Instance::start(EXE, "instance-a", &up, &down, &settings);
+    assert!(wait_until(Duration::from_secs(20), || copy_count(
+        &downstream
+    ) >= 2));
+    a.signal("STOP");
+    let mut b = Instance::start(EXE, "instance-b", &up, &down, &settings);
+    assert!(
+        wait_until(Duration::from_secs(20), || all_held_by(
+            &downstream,
+            4,
+            &["instance-b"]
+        )),
+        "the paused instance's leases expire and move"
+    );
+    // Resumed while its partitions are someone else's: whatever it was doing cannot commit.
+    a.signal("CONT");
+    let total: u64 = written.values().sum();
+    assert!(
+        wait_for_copies(
+            &downstream,
+            usize::try_from(total)?,
+            Duration::from_secs(60)
+        ),
+        "every upstream event is copied"
+    );
+    assert_exactly_once_in_order(&written, &downstream);
+    // Its in-flight commit (the pause lands inside the 150 ms of work of an event almost
+    // always) was refused by the fence; later it may rejoin and commit with new leases.
+    assert!(
+        wait_until(Duration::from_secs(5), || a.fenced() >= 1),
+        "the resumed instance's commit was fenced: {:?}",
+        a.lines.lock().expect("lines").last()
+    );
+
+    for instance in [&mut a, &mut b] {
+        instance.signal("TERM");
+        assert_eq!(instance.wait(Duration::from_secs(10)), Some(true));
+    }
+    Ok(())
+}

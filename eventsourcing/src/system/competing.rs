@@ -260,6 +260,21 @@ impl Membership {
         self.members = members;
 
         let mut change = Rebalance::default();
+        // Leases under this owner id that this instance does not know of (an earlier
+        // instance that used the same id): released, so that they do not sit until expiry.
+        let partition_prefix = self.partition_prefix();
+        for stale in listed.iter().filter(|l| {
+            l.is_held()
+                && l.owner == owner
+                && l.name.starts_with(&partition_prefix)
+                && !self.held.values().any(|h| h.lease.name == l.name)
+        }) {
+            leases.release_lease(&Lease {
+                name: stale.name.clone(),
+                owner: owner.clone(),
+                epoch: stale.epoch,
+            })?;
+        }
         let held: Vec<u32> = self.held.keys().copied().collect();
         for partition in held {
             let Some(entry) = self.held.get(&partition) else {

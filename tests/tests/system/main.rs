@@ -7,6 +7,7 @@
 mod application;
 mod asynchronous;
 mod batch;
+mod competing;
 mod harness;
 mod metrics;
 mod poison;

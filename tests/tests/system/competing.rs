@@ -1,0 +1,215 @@
+//! Competing instances of one process application in one process, on one shared in-memory
+//! downstream store: the partitions are shared and rebalanced, a released lease moves at
+//! once, batched commits stay exactly-once, and a commit whose lease moved while its policy
+//! ran is refused (fencing), deterministically.
+
+use std::sync::mpsc;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use eventsourcing::persistence::{
+    BoxError, LeaseRecorder, MemoryRecorder, RecorderLayer, Layered, Storage,
+};
+use eventsourcing::prelude::*;
+use eventsourcing::system::{
+    Competing, Notification, Policy, ProcessApplication, ProcessingContext,
+    SystemError, Upstream,
+};
+use eventsourcing_examples::competing::CopyPolicy;
+use eventsourcing_tests::competing::{assert_exactly_once_in_order, copies, write_tickers};
+
+type TestResult = Result<(), Box<dyn std::error::Error>>;
+
+fn instance<P: Policy>(
+    name: &str,
+    store: &Arc<dyn Storage>,
+    upstream: &Application,
+    policy: P,
+    ttl: Duration,
+) -> Result<ProcessApplication<P>, ApplicationError> {
+    let downstream = Application::builder().storage(Arc::clone(store)).build()?;
+    Ok(ProcessApplication::new(downstream, Upstream::application("tickers", upstream), policy)
+        .named("copier")
+        .competing(Competing::new(8).owner(name).lease_ttl(ttl)))
+}
+
+fn copier(name: &str) -> CopyPolicy {
+    CopyPolicy {
+        instance: name.to_owned(),
+        work: Duration::ZERO,
+    }
+}
+
+#[test]
+fn two_instances_share_the_partitions_and_apply_each_event_once() -> TestResult {
+    let upstream = Application::in_memory()?;
+    let store: Arc<dyn Storage> = Arc::new(MemoryRecorder::new());
+    let ttl = Duration::from_secs(30);
+    let every_pull = |name: &str| Competing::new(8).owner(name).lease_ttl(ttl).heartbeat(Duration::ZERO);
+    let mut a = instance("a", &store, &upstream, copier("a"), ttl)?.competing(every_pull("a"));
+    let mut b = instance("b", &store, &upstream, copier("b"), ttl)?.competing(every_pull("b"));
+    let written = write_tickers(&upstream, 40, 4);
+    // The first heartbeat of `a` sees one member and takes all eight partitions.
+    a.pull()?;
+    assert_eq!(a.partitions_held().len(), 8);
+    b.pull()?;
+    assert!(b.partitions_held().is_empty(), "all are held by a");
+    // At a's next heartbeat it sees b and releases b's share, which b then takes.
+    for _ in 0..2 {
+        a.pull()?;
+        b.pull()?;
+    }
+    let held_a: Vec<u32> = a.partitions_held().iter().map(|(p, _)| *p).collect();
+    let held_b: Vec<u32> = b.partitions_held().iter().map(|(p, _)| *p).collect();
+    assert_eq!((held_a.len(), held_b.len()), (4, 4), "{held_a:?} {held_b:?}");
+    assert_eq!(a.members(), ["a", "b"]);
+    a.run_until_caught_up()?;
+    b.run_until_caught_up()?;
+    let downstream = Application::builder().storage(Arc::clone(&store)).build()?;
+    assert_exactly_once_in_order(&written, &downstream);
+    let (_, by_instance) = copies(&downstream);
+    assert_eq!(by_instance.len(), 2, "{by_instance:?}");
+    assert_eq!(a.position()?, b.position()?, "one position for the follower");
+    Ok(())
+}
+
+#[test]
+fn a_released_lease_moves_at_the_next_heartbeat_and_batches_stay_exactly_once() -> TestResult {
+    let upstream = Application::in_memory()?;
+    let store: Arc<dyn Storage> = Arc::new(MemoryRecorder::new());
+    let ttl = Duration::from_secs(30);
+    let fast = |name: &str| Competing::new(8).owner(name).lease_ttl(ttl).heartbeat(Duration::ZERO);
+    let mut a = instance("a", &store, &upstream, copier("a"), ttl)?.competing(fast("a")).batch_commits(true);
+    let mut b = instance("b", &store, &upstream, copier("b"), ttl)?.competing(fast("b")).batch_commits(true);
+    let mut written = write_tickers(&upstream, 30, 5);
+    for _ in 0..2 {
+        a.pull()?;
+        b.pull()?;
+    }
+    written.extend(write_tickers(&upstream, 30, 5));
+    a.release_leases()?;
+    // `a` is gone (its leases released, long before they would expire): b takes everything.
+    b.run_until_caught_up()?;
+    assert_eq!(b.partitions_held().len(), 8);
+    assert_eq!(b.members(), ["b"]);
+    let downstream = Application::builder().storage(Arc::clone(&store)).build()?;
+    assert_exactly_once_in_order(&written, &downstream);
+    Ok(())
+}
+
+/// Waits at a gate inside the policy, once, on the event of one stream.
+struct Gated {
+    inner: CopyPolicy,
+    stream: String,
+    reached: mpsc::Sender<()>,
+    gate: Arc<Mutex<mpsc::Receiver<()>>>,
+}
+
+impl Policy for Gated {
+    fn process(&mut self, event: &Notification<'_>, ctx: &mut ProcessingContext<'_>) -> Result<(), BoxError> {
+        if event.stream_id == self.stream {
+            let _ = self.reached.send(());
+            let _ = self.gate.lock().expect("gate").recv();
+        }
+        self.inner.process(event, ctx)
+    }
+}
+
+#[test]
+fn a_commit_whose_lease_moved_while_its_policy_ran_is_refused() -> TestResult {
+    let upstream = Application::in_memory()?;
+    let store: Arc<dyn Storage> = Arc::new(MemoryRecorder::new());
+    let written = write_tickers(&upstream, 1, 0);
+    let stream = written.keys().next().cloned().unwrap_or_default();
+    let ttl = Duration::from_millis(150);
+    let (a_reached, a_at_gate) = mpsc::channel();
+    let (a_open, a_gate) = mpsc::channel();
+    let a_policy = Gated {
+        inner: copier("a"),
+        stream: stream.clone(),
+        reached: a_reached,
+        gate: Arc::new(Mutex::new(a_gate)),
+    };
+    let mut a = instance("a", &store, &upstream, a_policy, ttl)?;
+    let a_thread = std::thread::spawn(move || {
+        let result = a.pull();
+        (a, result)
+    });
+    a_at_gate.recv_timeout(Duration::from_secs(5))?;
+    // a's leases expire while its policy waits; b takes the partition over and reaches the
+    // same event, where it waits too: nobody has committed the event yet.
+    std::thread::sleep(ttl * 2);
+    let (b_reached, b_at_gate) = mpsc::channel();
+    let (b_open, b_gate) = mpsc::channel();
+    let b_policy = Gated {
+        inner: copier("b"),
+        stream,
+        reached: b_reached,
+        gate: Arc::new(Mutex::new(b_gate)),
+    };
+    let mut b = instance("b", &store, &upstream, b_policy, Duration::from_secs(30))?;
+    let b_thread = std::thread::spawn(move || {
+        let result = b.pull();
+        (b, result)
+    });
+    b_at_gate.recv_timeout(Duration::from_secs(5))?;
+    let downstream = Application::builder().storage(Arc::clone(&store)).build()?;
+
+    // a resumes first: its commit is fenced, nothing is written.
+    a_open.send(())?;
+    let (a, result) = a_thread.join().map_err(|_| "a panicked")?;
+    result?;
+    assert_eq!(copies(&downstream).1.get("a"), None, "the fenced commit wrote nothing");
+    assert!(a.partitions_held().is_empty(), "a dropped the partition");
+    assert_eq!(eventsourcing::system::Follower::status(&a).fenced, 1);
+
+    // b commits the event, once.
+    b_open.send(())?;
+    let (_b, result) = b_thread.join().map_err(|_| "b panicked")?;
+    result?;
+    assert_exactly_once_in_order(&written, &downstream);
+    assert_eq!(copies(&downstream).1.get("b"), Some(&1));
+    Ok(())
+}
+
+/// A store that keeps no leases.
+struct NoLeases(Arc<dyn Storage>);
+
+impl RecorderLayer for NoLeases {
+    fn inner(&self) -> &dyn Storage {
+        &*self.0
+    }
+    fn leases(&self) -> Option<&dyn LeaseRecorder> {
+        None
+    }
+}
+
+#[test]
+fn a_store_without_leases_and_a_changed_partition_count_are_refused() -> TestResult {
+    let upstream = Application::in_memory()?;
+    let _ = write_tickers(&upstream, 2, 1);
+    let plain: Arc<dyn Storage> = Arc::new(Layered(NoLeases(Arc::new(MemoryRecorder::new()))));
+    let mut process = instance("a", &plain, &upstream, copier("a"), Duration::from_secs(5))?;
+    match process.pull() {
+        Err(SystemError::Store { source, .. }) => {
+            assert!(source.to_string().contains("leases"), "{source}");
+        }
+        other => panic!("expected a store error, got {other:?}"),
+    }
+
+    let store: Arc<dyn Storage> = Arc::new(MemoryRecorder::new());
+    let mut eight = instance("a", &store, &upstream, copier("a"), Duration::from_secs(5))?;
+    eight.run_until_caught_up()?;
+    drop(eight);
+    let downstream = Application::builder().storage(Arc::clone(&store)).build()?;
+    let mut four = ProcessApplication::new(downstream, Upstream::application("tickers", &upstream), copier("b"))
+        .named("copier")
+        .competing(Competing::new(4).owner("b"));
+    match four.pull() {
+        Err(SystemError::Store { source, .. }) => {
+            assert!(source.to_string().contains("partitioned into 8, not 4"), "{source}");
+        }
+        other => panic!("expected the partition count refused, got {other:?}"),
+    }
+    Ok(())
+}

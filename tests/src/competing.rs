@@ -50,7 +50,9 @@ impl Instance {
         let sink = Arc::clone(&lines);
         std::thread::spawn(move || {
             for line in BufReader::new(out).lines().map_while(Result::ok) {
-                sink.lock().expect("lines").push(line);
+                sink.lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .push(line);
             }
         });
         Self {
@@ -63,7 +65,10 @@ impl Instance {
     /// The partitions of its last status line.
     #[must_use]
     pub fn held(&self) -> Vec<u32> {
-        let lines = self.lines.lock().expect("lines");
+        let lines = self
+            .lines
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         lines
             .iter()
             .rev()
@@ -78,7 +83,10 @@ impl Instance {
     /// The fenced commits of its last status line.
     #[must_use]
     pub fn fenced(&self) -> u64 {
-        let lines = self.lines.lock().expect("lines");
+        let lines = self
+            .lines
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         lines
             .iter()
             .rev()
@@ -90,7 +98,10 @@ impl Instance {
     /// Whether any status line showed partitions held.
     #[must_use]
     pub fn ever_held(&self) -> bool {
-        let lines = self.lines.lock().expect("lines");
+        let lines = self
+            .lines
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         lines
             .iter()
             .any(|l| l.contains("partitions=") && !l.contains("partitions= "))

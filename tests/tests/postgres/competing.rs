@@ -198,7 +198,10 @@ fn a_paused_instance_whose_leases_expired_cannot_commit_after_it_resumes(
     assert!(
         wait_until(Duration::from_secs(5), || a.fenced() >= 1),
         "the resumed instance's commit was fenced: {:?}",
-        a.lines.lock().expect("lines").last()
+        a.lines
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .last()
     );
 
     for instance in [&mut a, &mut b] {

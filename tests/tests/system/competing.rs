@@ -8,12 +8,11 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use eventsourcing::persistence::{
-    BoxError, LeaseRecorder, MemoryRecorder, RecorderLayer, Layered, Storage,
+    BoxError, Layered, LeaseRecorder, MemoryRecorder, RecorderLayer, Storage,
 };
 use eventsourcing::prelude::*;
 use eventsourcing::system::{
-    Competing, Notification, Policy, ProcessApplication, ProcessingContext,
-    SystemError, Upstream,
+    Competing, Notification, Policy, ProcessApplication, ProcessingContext, SystemError, Upstream,
 };
 use eventsourcing_examples::competing::CopyPolicy;
 use eventsourcing_tests::competing::{assert_exactly_once_in_order, copies, write_tickers};
@@ -28,9 +27,13 @@ fn instance<P: Policy>(
     ttl: Duration,
 ) -> Result<ProcessApplication<P>, ApplicationError> {
     let downstream = Application::builder().storage(Arc::clone(store)).build()?;
-    Ok(ProcessApplication::new(downstream, Upstream::application("tickers", upstream), policy)
-        .named("copier")
-        .competing(Competing::new(8).owner(name).lease_ttl(ttl)))
+    Ok(ProcessApplication::new(
+        downstream,
+        Upstream::application("tickers", upstream),
+        policy,
+    )
+    .named("copier")
+    .competing(Competing::new(8).owner(name).lease_ttl(ttl)))
 }
 
 fn copier(name: &str) -> CopyPolicy {
@@ -45,7 +48,12 @@ fn two_instances_share_the_partitions_and_apply_each_event_once() -> TestResult 
     let upstream = Application::in_memory()?;
     let store: Arc<dyn Storage> = Arc::new(MemoryRecorder::new());
     let ttl = Duration::from_secs(30);
-    let every_pull = |name: &str| Competing::new(8).owner(name).lease_ttl(ttl).heartbeat(Duration::ZERO);
+    let every_pull = |name: &str| {
+        Competing::new(8)
+            .owner(name)
+            .lease_ttl(ttl)
+            .heartbeat(Duration::ZERO)
+    };
     let mut a = instance("a", &store, &upstream, copier("a"), ttl)?.competing(every_pull("a"));
     let mut b = instance("b", &store, &upstream, copier("b"), ttl)?.competing(every_pull("b"));
     let written = write_tickers(&upstream, 40, 4);
@@ -61,7 +69,11 @@ fn two_instances_share_the_partitions_and_apply_each_event_once() -> TestResult 
     }
     let held_a: Vec<u32> = a.partitions_held().iter().map(|(p, _)| *p).collect();
     let held_b: Vec<u32> = b.partitions_held().iter().map(|(p, _)| *p).collect();
-    assert_eq!((held_a.len(), held_b.len()), (4, 4), "{held_a:?} {held_b:?}");
+    assert_eq!(
+        (held_a.len(), held_b.len()),
+        (4, 4),
+        "{held_a:?} {held_b:?}"
+    );
     assert_eq!(a.members(), ["a", "b"]);
     a.run_until_caught_up()?;
     b.run_until_caught_up()?;
@@ -69,7 +81,11 @@ fn two_instances_share_the_partitions_and_apply_each_event_once() -> TestResult 
     assert_exactly_once_in_order(&written, &downstream);
     let (_, by_instance) = copies(&downstream);
     assert_eq!(by_instance.len(), 2, "{by_instance:?}");
-    assert_eq!(a.position()?, b.position()?, "one position for the follower");
+    assert_eq!(
+        a.position()?,
+        b.position()?,
+        "one position for the follower"
+    );
     Ok(())
 }
 
@@ -78,9 +94,18 @@ fn a_released_lease_moves_at_the_next_heartbeat_and_batches_stay_exactly_once() 
     let upstream = Application::in_memory()?;
     let store: Arc<dyn Storage> = Arc::new(MemoryRecorder::new());
     let ttl = Duration::from_secs(30);
-    let fast = |name: &str| Competing::new(8).owner(name).lease_ttl(ttl).heartbeat(Duration::ZERO);
-    let mut a = instance("a", &store, &upstream, copier("a"), ttl)?.competing(fast("a")).batch_commits(true);
-    let mut b = instance("b", &store, &upstream, copier("b"), ttl)?.competing(fast("b")).batch_commits(true);
+    let fast = |name: &str| {
+        Competing::new(8)
+            .owner(name)
+            .lease_ttl(ttl)
+            .heartbeat(Duration::ZERO)
+    };
+    let mut a = instance("a", &store, &upstream, copier("a"), ttl)?
+        .competing(fast("a"))
+        .batch_commits(true);
+    let mut b = instance("b", &store, &upstream, copier("b"), ttl)?
+        .competing(fast("b"))
+        .batch_commits(true);
     let mut written = write_tickers(&upstream, 30, 5);
     for _ in 0..2 {
         a.pull()?;
@@ -106,7 +131,11 @@ struct Gated {
 }
 
 impl Policy for Gated {
-    fn process(&mut self, event: &Notification<'_>, ctx: &mut ProcessingContext<'_>) -> Result<(), BoxError> {
+    fn process(
+        &mut self,
+        event: &Notification<'_>,
+        ctx: &mut ProcessingContext<'_>,
+    ) -> Result<(), BoxError> {
         if event.stream_id == self.stream {
             let _ = self.reached.send(());
             let _ = self.gate.lock().expect("gate").recv();
@@ -159,7 +188,11 @@ fn a_commit_whose_lease_moved_while_its_policy_ran_is_refused() -> TestResult {
     a_open.send(())?;
     let (a, result) = a_thread.join().map_err(|_| "a panicked")?;
     result?;
-    assert_eq!(copies(&downstream).1.get("a"), None, "the fenced commit wrote nothing");
+    assert_eq!(
+        copies(&downstream).1.get("a"),
+        None,
+        "the fenced commit wrote nothing"
+    );
     assert!(a.partitions_held().is_empty(), "a dropped the partition");
     assert_eq!(eventsourcing::system::Follower::status(&a).fenced, 1);
 
@@ -202,12 +235,19 @@ fn a_store_without_leases_and_a_changed_partition_count_are_refused() -> TestRes
     eight.run_until_caught_up()?;
     drop(eight);
     let downstream = Application::builder().storage(Arc::clone(&store)).build()?;
-    let mut four = ProcessApplication::new(downstream, Upstream::application("tickers", &upstream), copier("b"))
-        .named("copier")
-        .competing(Competing::new(4).owner("b"));
+    let mut four = ProcessApplication::new(
+        downstream,
+        Upstream::application("tickers", &upstream),
+        copier("b"),
+    )
+    .named("copier")
+    .competing(Competing::new(4).owner("b"));
     match four.pull() {
         Err(SystemError::Store { source, .. }) => {
-            assert!(source.to_string().contains("partitioned into 8, not 4"), "{source}");
+            assert!(
+                source.to_string().contains("partitioned into 8, not 4"),
+                "{source}"
+            );
         }
         other => panic!("expected the partition count refused, got {other:?}"),
     }

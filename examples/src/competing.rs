@@ -1,7 +1,7 @@
 //! Competing instances of one process application: the model of `cargo run --example
 //! competing` and of the multi-process tests.
 //!
-//! Upstream, [`Ticker`]s tick. Downstream, one [`Copy`] per upstream event records which
+//! Upstream, [`Ticker`]s tick. Downstream, one [`struct@Copy`] per upstream event records which
 //! stream and version it copied and which instance did it. [`run_instance`] is one OS process
 //! of the deployment: it follows the upstream as a competing instance until SIGTERM or
 //! Ctrl-C, printing a status line (`STATUS ...`) a few times a second.

@@ -12,6 +12,7 @@
 mod alloc;
 mod cassandra_raw;
 mod domain;
+mod followers;
 mod large_state;
 mod memory;
 mod ours;

@@ -244,6 +244,7 @@ pub fn run(params: &Params, outcomes: &mut Vec<Outcome>) -> R<()> {
     if params.wants("wake_latency") && notify {
         wake_latency(params, &full, &storage, &mut raw, &url, outcomes)?;
     }
+    crate::followers::run(params, &url, notify, outcomes)?;
     drop((full, events_only, raw));
     admin.batch_execute(&format!(
         "DROP SCHEMA IF EXISTS {OURS} CASCADE; DROP SCHEMA IF EXISTS {RAW} CASCADE"

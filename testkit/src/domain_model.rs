@@ -2,7 +2,7 @@
 //! style (`impl DomainEvent` and `impl Entity` by hand), as "new code" that reads data written
 //! by older deployments.
 //!
-//! `Ledger` was called `Account` in an older deployment, and its `Withdrawn` event was called
+//! `Ledger` was called `LegacyAccount` in an older deployment, and its `Withdrawn` event was called
 //! `Debited`: the old topics are aliases. `Ledger.Deposited` is at schema version 3:
 //!
 //! | version | payload |
@@ -43,7 +43,7 @@ pub struct Deposited {
     pub memo: String,
 }
 
-/// `Ledger.Withdrawn` (once `Ledger.Debited`, and before that `Account.Debited`), version 1.
+/// `Ledger.Withdrawn` (once `Ledger.Debited`, and before that `LegacyAccount.Debited`), version 1.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Withdrawn {
     /// Amount in cents.
@@ -104,7 +104,7 @@ pub static LEDGER_TOPICS: [TopicRegistration; 3] = [
         event: "Opened",
         type_name: "LedgerEvent",
         version: 1,
-        aliases: &["Account.Opened"],
+        aliases: &["LegacyAccount.Opened"],
         upcasters: &[],
         creates: true,
     },
@@ -114,7 +114,7 @@ pub static LEDGER_TOPICS: [TopicRegistration; 3] = [
         event: "Deposited",
         type_name: "LedgerEvent",
         version: 3,
-        aliases: &["Account.Deposited"],
+        aliases: &["LegacyAccount.Deposited"],
         upcasters: &DEPOSITED_UPCASTERS,
         creates: false,
     },
@@ -124,7 +124,7 @@ pub static LEDGER_TOPICS: [TopicRegistration; 3] = [
         event: "Withdrawn",
         type_name: "LedgerEvent",
         version: 1,
-        aliases: &["Ledger.Debited", "Account.Debited"],
+        aliases: &["Ledger.Debited", "LegacyAccount.Debited"],
         upcasters: &[],
         creates: false,
     },

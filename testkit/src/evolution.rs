@@ -320,8 +320,8 @@ fn stored(
 fn old_history(store: &Store) -> Uuid {
     let id = Uuid::now_v7();
     let events = vec![
-        stored(id, 1, "Account.Opened", 1, r#"{"owner":"ann"}"#),
-        stored(id, 2, "Account.Deposited", 1, r#"{"cents":100}"#),
+        stored(id, 1, "LegacyAccount.Opened", 1, r#"{"owner":"ann"}"#),
+        stored(id, 2, "LegacyAccount.Deposited", 1, r#"{"cents":100}"#),
         stored(id, 3, "Ledger.Deposited", 1, r#"{"cents":200}"#),
         stored(
             id,
@@ -337,7 +337,7 @@ fn old_history(store: &Store) -> Uuid {
             3,
             r#"{"amount":400,"currency":"EUR","memo":"new"}"#,
         ),
-        stored(id, 6, "Account.Debited", 1, r#"{"amount":50}"#),
+        stored(id, 6, "LegacyAccount.Debited", 1, r#"{"amount":50}"#),
         stored(id, 7, "Ledger.Debited", 1, r#"{"amount":25}"#),
     ];
     store
@@ -591,9 +591,9 @@ pub fn aliases_resolve_on_read(store: Store) {
                 stream_id: id.to_string(),
                 expected_version: 0,
                 events: vec![
-                    stored(id, 1, "Account.Opened", 1, r#"{"owner":"cy"}"#),
+                    stored(id, 1, "LegacyAccount.Opened", 1, r#"{"owner":"cy"}"#),
                     stored(id, 2, "Ledger.Debited", 1, r#"{"amount":5}"#),
-                    stored(id, 3, "Account.Debited", 1, r#"{"amount":6}"#),
+                    stored(id, 3, "LegacyAccount.Debited", 1, r#"{"amount":6}"#),
                 ],
             }],
             None,
@@ -613,7 +613,7 @@ pub fn aliases_resolve_on_read(store: Store) {
         vec!["Ledger.Opened", "Ledger.Withdrawn", "Ledger.Withdrawn"]
     );
     // An unknown topic is a typed error listing the known ones.
-    let error = eventsourcing::domain::resolve_topic("Account.Closed").expect_err("unknown");
+    let error = eventsourcing::domain::resolve_topic("LegacyAccount.Closed").expect_err("unknown");
     assert!(error.to_string().contains("Ledger.Withdrawn"), "{error}");
 
     // Migration scans the global log, where the store keeps one.

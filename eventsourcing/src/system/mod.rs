@@ -20,7 +20,10 @@ pub use follow::{
 pub use parked::{ErrorPolicy, ParkedEvent, DISCARDED_TOPIC, PARKED_TOPIC, RETRIED_TOPIC};
 pub use persistence_subscriber::PersistenceSubscriber;
 pub use process::{Policy, ProcessApplication, Processed, ProcessingContext};
-pub use projection::{DurableProjection, DurableProjector, Projection, Projector};
+pub use projection::{
+    DurableProjection, DurableProjector, Pause, Projection, Projector, SideBySide,
+    VersionedProjection,
+};
 
 /// The examples of `docs/SYSTEM.md`, run as doc tests.
 #[cfg(doctest)]

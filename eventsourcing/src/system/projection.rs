@@ -1,6 +1,9 @@
 //! Catch-up projections: read models built from an upstream log, that can be added at any
 //! time (they start from position 1) and rebuilt (reset, then replay).
 
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
 use crate::persistence::{BoxError, StoredEvent};
 use crate::trace::Timed;
 
@@ -73,6 +76,7 @@ pub struct Projector<P> {
     topics: Vec<String>,
     position: u64,
     page_size: usize,
+    pause: Pause,
 }
 
 impl<P: Projection> Projector<P> {
@@ -85,7 +89,21 @@ impl<P: Projection> Projector<P> {
             topics,
             position: 0,
             page_size: DEFAULT_PAGE_SIZE,
+            pause: Pause::default(),
         }
+    }
+
+    /// The handle that pauses and resumes this projector, from any thread.
+    #[must_use]
+    pub fn pause_handle(&self) -> Pause {
+        self.pause.clone()
+    }
+
+    /// Clears the state and the position without replaying (the next pull starts from the
+    /// beginning of the log).
+    pub fn reset(&mut self) {
+        self.projection.reset();
+        self.position = 0;
     }
 
     /// Reads `page_size` events per page (at least 1).
@@ -118,7 +136,12 @@ impl<P: Projection> Projector<P> {
     /// # Errors
     /// Reading upstream, or [`SystemError::Projection`] for the first event the projection
     /// rejects (the events before it stay applied, the position stops before it).
+    ///
+    /// A paused projector reads nothing (returns 0).
     pub fn pull(&mut self) -> Result<usize, SystemError> {
+        if self.pause.is_paused() {
+            return Ok(0);
+        }
         let name = self.projection.name().to_owned();
         let read = crate::trace::pull(&name, || self.pull_page())?;
         crate::trace::metrics::follower_lag(&name, || {
@@ -176,8 +199,7 @@ impl<P: Projection> Projector<P> {
     /// # Errors
     /// As [`Projector::pull`].
     pub fn rebuild(&mut self) -> Result<u64, SystemError> {
-        self.projection.reset();
-        self.position = 0;
+        self.reset();
         self.run_until_caught_up()
     }
 }
@@ -242,6 +264,7 @@ pub struct DurableProjector<P> {
     upstream: Upstream,
     topics: Vec<String>,
     page_size: usize,
+    pause: Pause,
 }
 
 impl<P: DurableProjection> DurableProjector<P> {
@@ -253,7 +276,25 @@ impl<P: DurableProjection> DurableProjector<P> {
             upstream,
             topics,
             page_size: DEFAULT_PAGE_SIZE,
+            pause: Pause::default(),
         }
+    }
+
+    /// The handle that pauses and resumes this projector, from any thread.
+    #[must_use]
+    pub fn pause_handle(&self) -> Pause {
+        self.pause.clone()
+    }
+
+    /// Deletes the read model and sets its position to 0 ([`DurableProjection::reset`])
+    /// without replaying: the next pull starts from the beginning of the log.
+    ///
+    /// # Errors
+    /// [`SystemError::Projection`] when the projection's store fails.
+    pub fn reset(&mut self) -> Result<(), SystemError> {
+        self.projection
+            .reset()
+            .map_err(|source| self.error(0, source))
     }
 
     /// Reads `page_size` events per batch (at least 1).
@@ -269,10 +310,21 @@ impl<P: DurableProjection> DurableProjector<P> {
         &self.projection
     }
 
+    /// The projection, mutably.
+    pub fn projection_mut(&mut self) -> &mut P {
+        &mut self.projection
+    }
+
     /// The projection, consuming the projector.
     #[must_use]
     pub fn into_projection(self) -> P {
         self.projection
+    }
+
+    /// The upstream log.
+    #[must_use]
+    pub fn upstream(&self) -> &Upstream {
+        &self.upstream
     }
 
     /// The committed position.
@@ -290,7 +342,12 @@ impl<P: DurableProjection> DurableProjector<P> {
     ///
     /// # Errors
     /// Reading upstream, or [`SystemError::Projection`] (nothing of the page committed).
+    ///
+    /// A paused projector reads nothing (returns 0).
     pub fn pull(&mut self) -> Result<usize, SystemError> {
+        if self.pause.is_paused() {
+            return Ok(0);
+        }
         let name = self.projection.name().to_owned();
         let read = crate::trace::pull(&name, || self.pull_page())?;
         crate::trace::metrics::follower_lag(&name, || {
@@ -341,9 +398,7 @@ impl<P: DurableProjection> DurableProjector<P> {
     /// # Errors
     /// As [`DurableProjector::pull`].
     pub fn rebuild(&mut self) -> Result<u64, SystemError> {
-        self.projection
-            .reset()
-            .map_err(|source| self.error(0, source))?;
+        self.reset()?;
         self.run_until_caught_up()
     }
 
@@ -367,5 +422,271 @@ impl<P: DurableProjection> Follower for DurableProjector<P> {
 
     fn pull(&mut self) -> Result<usize, SystemError> {
         DurableProjector::pull(self)
+    }
+}
+
+/// Pauses and resumes a projector from any thread (an admin endpoint, a signal handler):
+/// a paused projector's pulls read nothing until it is resumed, and its position and state
+/// stay as they were. Cloning gives another handle to the same switch.
+#[derive(Debug, Clone, Default)]
+pub struct Pause(Arc<AtomicBool>);
+
+impl Pause {
+    /// Pauses: the next pull reads nothing (a pull in progress finishes its page).
+    pub fn pause(&self) {
+        self.0.store(true, Ordering::SeqCst);
+    }
+
+    /// Resumes: the next pull carries on from the committed position.
+    pub fn resume(&self) {
+        self.0.store(false, Ordering::SeqCst);
+    }
+
+    /// Whether it is paused.
+    #[must_use]
+    pub fn is_paused(&self) -> bool {
+        self.0.load(Ordering::SeqCst)
+    }
+}
+
+/// A durable projection kept in versions side by side: each version has storage of its own
+/// (its own tables, say `orders_v2`), so a new version can be built while the old one keeps
+/// serving readers.
+pub trait VersionedProjection: DurableProjection {
+    /// This version's number (in reports).
+    fn version(&self) -> u32;
+
+    /// Deletes this version's storage, after readers were switched to a newer version.
+    ///
+    /// # Errors
+    /// Store failures.
+    fn drop_version(&mut self) -> Result<(), BoxError>;
+}
+
+/// Rebuilds a durable projection side by side: [`SideBySide::start_rebuild`] begins building
+/// a new version from the start of the log while the serving version keeps following it;
+/// once the new version has caught up with the serving one, `switch` makes it the one
+/// readers see (in one step of the read model's store: update a pointer row, replace a view,
+/// swap an `Arc`), then the old version is dropped. Until the switch, readers only ever see
+/// the old version, whole; after it, only the new one.
+///
+/// ```
+/// use std::sync::{Arc, RwLock};
+/// use eventsourcing::prelude::*;
+/// use eventsourcing::persistence::BoxError;
+/// use eventsourcing::system::{DurableProjection, Notification, SideBySide, Upstream, VersionedProjection};
+///
+/// /// Counts events; version 2 counts them twice. Readers see `served`.
+/// struct Count { version: u32, count: u64, position: u64 }
+/// impl DurableProjection for Count {
+///     fn name(&self) -> &str { "count" }
+///     fn position(&self) -> Result<u64, BoxError> { Ok(self.position) }
+///     fn apply_batch(&mut self, events: &[Notification<'_>], position: u64) -> Result<(), BoxError> {
+///         self.count += events.len() as u64 * u64::from(self.version);
+///         self.position = position;
+///         Ok(())
+///     }
+///     fn reset(&mut self) -> Result<(), BoxError> { self.count = 0; self.position = 0; Ok(()) }
+/// }
+/// impl VersionedProjection for Count {
+///     fn version(&self) -> u32 { self.version }
+///     fn drop_version(&mut self) -> Result<(), BoxError> { Ok(()) }
+/// }
+///
+/// # #[derive(Debug, Clone, Serialize, Deserialize)]
+/// # pub struct Note { text: String }
+/// # #[entity]
+/// # impl Note { #[event(Written)] fn write(text: String) -> Self { Note { text } } }
+/// let notes = Application::in_memory()?;
+/// notes.save(&mut Note::write("a".into()))?;
+/// let served = Arc::new(RwLock::new(1u32)); // which version readers query
+/// let switch_to = Arc::clone(&served);
+/// let mut counts = SideBySide::new(
+///     Count { version: 1, count: 0, position: 0 },
+///     Upstream::application("notes", &notes),
+///     move |next: &Count| { *switch_to.write().map_err(|e| e.to_string())? = next.version; Ok(()) },
+/// );
+/// counts.run_until_caught_up()?;
+/// counts.start_rebuild(Count { version: 2, count: 0, position: 0 })?;
+/// notes.save(&mut Note::write("b".into()))?;
+/// counts.run_until_caught_up()?; // builds v2, switches, drops v1
+/// assert_eq!(*served.read().unwrap(), 2);
+/// assert_eq!(counts.serving().count, 4);
+/// assert!(counts.building().is_none());
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub struct SideBySide<P> {
+    serving: DurableProjector<P>,
+    building: Option<DurableProjector<P>>,
+    page_size: usize,
+    switch: Box<dyn FnMut(&P) -> Result<(), BoxError> + Send>,
+}
+
+impl<P> std::fmt::Debug for SideBySide<P> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SideBySide")
+            .field("building", &self.building.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+impl<P: VersionedProjection> SideBySide<P> {
+    /// Serves `serving` (resuming from its committed position); `switch` makes a caught-up
+    /// new version the one readers see.
+    pub fn new(
+        serving: P,
+        upstream: Upstream,
+        switch: impl FnMut(&P) -> Result<(), BoxError> + Send + 'static,
+    ) -> Self {
+        Self {
+            serving: DurableProjector::new(serving, upstream),
+            building: None,
+            page_size: DEFAULT_PAGE_SIZE,
+            switch: Box::new(switch),
+        }
+    }
+
+    /// Reads `page_size` events per batch, in both versions (at least 1).
+    #[must_use]
+    pub fn page_size(mut self, page_size: usize) -> Self {
+        self.page_size = page_size.max(1);
+        self.serving.page_size = self.page_size;
+        if let Some(building) = &mut self.building {
+            building.page_size = self.page_size;
+        }
+        self
+    }
+
+    /// The version readers see.
+    #[must_use]
+    pub fn serving(&self) -> &P {
+        self.serving.projection()
+    }
+
+    /// The version being built, if any.
+    #[must_use]
+    pub fn building(&self) -> Option<&P> {
+        self.building.as_ref().map(DurableProjector::projection)
+    }
+
+    /// The handle that pauses and resumes both versions.
+    #[must_use]
+    pub fn pause_handle(&self) -> Pause {
+        self.serving.pause_handle()
+    }
+
+    /// Starts building `next` from the beginning of the log (resetting it first), beside the
+    /// serving version. A rebuild already in progress is replaced (its storage dropped).
+    ///
+    /// # Errors
+    /// [`SystemError::Projection`] when a store fails.
+    pub fn start_rebuild(&mut self, next: P) -> Result<(), SystemError> {
+        let mut building =
+            DurableProjector::new(next, self.serving.upstream().clone()).page_size(self.page_size);
+        building.pause = self.serving.pause.clone();
+        building.reset()?;
+        self.replace_building(Some(building))
+    }
+
+    /// Carries on building `next` from its committed position (after a restart in the middle
+    /// of a rebuild).
+    ///
+    /// # Errors
+    /// [`SystemError::Projection`] when a store fails.
+    pub fn resume_rebuild(&mut self, next: P) -> Result<(), SystemError> {
+        let mut building =
+            DurableProjector::new(next, self.serving.upstream().clone()).page_size(self.page_size);
+        building.pause = self.serving.pause.clone();
+        self.replace_building(Some(building))
+    }
+
+    /// Abandons the rebuild in progress and drops its storage.
+    ///
+    /// # Errors
+    /// [`SystemError::Projection`] when its store fails.
+    pub fn cancel_rebuild(&mut self) -> Result<(), SystemError> {
+        self.replace_building(None)
+    }
+
+    fn replace_building(
+        &mut self,
+        building: Option<DurableProjector<P>>,
+    ) -> Result<(), SystemError> {
+        if let Some(mut old) = std::mem::replace(&mut self.building, building) {
+            old.projection
+                .drop_version()
+                .map_err(|source| old.error(0, source))?;
+        }
+        Ok(())
+    }
+
+    /// One page of the serving version and one of the version being built; switches when the
+    /// new version has reached the serving one's position. Returns the events read by both.
+    ///
+    /// # Errors
+    /// As [`DurableProjector::pull`]; a failing `switch` leaves the old version serving and
+    /// the new one built (the next pull tries the switch again).
+    pub fn pull(&mut self) -> Result<usize, SystemError> {
+        let mut read = self.serving.pull()?;
+        let Some(building) = &mut self.building else {
+            return Ok(read);
+        };
+        read += building.pull()?;
+        if self.serving.pause.is_paused() || building.position()? < self.serving.position()? {
+            return Ok(read);
+        }
+        (self.switch)(building.projection()).map_err(|source| SystemError::Projection {
+            projection: building.projection().name().to_owned(),
+            position: 0,
+            source,
+        })?;
+        let version = building.projection().version();
+        if let Some(next) = self.building.take() {
+            let mut old = std::mem::replace(&mut self.serving, next);
+            tracing::info!(
+                projection = old.projection().name(),
+                from = old.projection().version(),
+                to = version,
+                "switched to the rebuilt version"
+            );
+            old.projection
+                .drop_version()
+                .map_err(|source| old.error(0, source))?;
+        }
+        // Caught up is not finished: the caller reads 0 only once both are.
+        Ok(read.max(1))
+    }
+
+    /// Pulls until both versions are caught up (switching on the way); returns the events
+    /// read.
+    ///
+    /// # Errors
+    /// As [`SideBySide::pull`].
+    pub fn run_until_caught_up(&mut self) -> Result<u64, SystemError> {
+        let mut total = 0u64;
+        loop {
+            match self.pull()? {
+                0 => return Ok(total),
+                read => total += read as u64,
+            }
+        }
+    }
+}
+
+impl<P: VersionedProjection> Follower for SideBySide<P> {
+    fn name(&self) -> &str {
+        self.serving.projection().name()
+    }
+
+    fn position(&self) -> Result<u64, SystemError> {
+        self.serving.position()
+    }
+
+    fn pull(&mut self) -> Result<usize, SystemError> {
+        SideBySide::pull(self)
+    }
+
+    fn run_until_caught_up(&mut self) -> Result<u64, SystemError> {
+        SideBySide::run_until_caught_up(self)
     }
 }

@@ -13,6 +13,7 @@ mod metrics;
 mod poison;
 mod process;
 mod projection;
+mod projection_ops;
 mod seed_example;
 mod topics;
 mod transcoders;

@@ -69,11 +69,6 @@ pub fn run(params: &Params, url: &str, notify: bool, outcomes: &mut Vec<Outcome>
     Ok(())
 }
 
-fn schema_url(url: &str, schema: &str) -> String {
-    let separator = if url.contains('?') { '&' } else { '?' };
-    format!("{url}{separator}schema={schema}")
-}
-
 fn drop_schemas(url: &str, schemas: &[&str]) -> R<()> {
     let mut admin = Client::connect(url, NoTls)?;
     for schema in schemas {

@@ -519,8 +519,11 @@ pub struct SideBySide<P> {
     serving: DurableProjector<P>,
     building: Option<DurableProjector<P>>,
     page_size: usize,
-    switch: Box<dyn FnMut(&P) -> Result<(), BoxError> + Send>,
+    switch: Switch<P>,
 }
+
+/// What makes a caught-up version the one readers see.
+type Switch<P> = Box<dyn FnMut(&P) -> Result<(), BoxError> + Send>;
 
 impl<P> std::fmt::Debug for SideBySide<P> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {

@@ -68,6 +68,8 @@ pub struct CopyPolicy {
     pub instance: String,
     /// Time spent per event.
     pub work: Duration,
+    /// Prints `WORK <position>` and `DONE <position>` around the work of each event.
+    pub trace: bool,
 }
 
 impl Policy for CopyPolicy {
@@ -79,8 +81,14 @@ impl Policy for CopyPolicy {
         if !event.is::<TickerEvent>() {
             return Ok(());
         }
+        if self.trace {
+            println!("WORK {}", event.position());
+        }
         if !self.work.is_zero() {
             std::thread::sleep(self.work);
+        }
+        if self.trace {
+            println!("DONE {}", event.position());
         }
         let mut copy = Copy::make(
             event.stream_id.clone(),
@@ -107,6 +115,8 @@ pub struct InstanceConfig {
     pub lease_ttl: Duration,
     /// Time spent per event.
     pub work: Duration,
+    /// Prints the start and end of each event's work (`ES_COMPETING_TRACE`).
+    pub trace: bool,
 }
 
 /// The process application of one instance.
@@ -124,6 +134,7 @@ pub fn process_application(
     let policy = CopyPolicy {
         instance: config.instance.clone(),
         work: config.work,
+        trace: config.trace,
     };
     Ok(ProcessApplication::new(
         downstream,
@@ -173,7 +184,8 @@ pub fn line(status: &FollowerStatus) -> String {
 }
 
 /// Reads an [`InstanceConfig`] from `ES_COMPETING_*` environment variables (upstream and
-/// downstream URLs, instance, partitions, lease ttl and work in milliseconds).
+/// downstream URLs, instance, partitions, lease ttl and work in milliseconds, and `TRACE`
+/// for lines around each event's work).
 ///
 /// # Errors
 /// A missing URL or a number that does not parse.
@@ -192,5 +204,6 @@ pub fn config_from_env() -> Result<InstanceConfig, String> {
         partitions: u32::try_from(number("PARTITIONS", 8)?).map_err(|e| e.to_string())?,
         lease_ttl: Duration::from_millis(number("LEASE_TTL_MS", 1000)?),
         work: Duration::from_millis(number("WORK_MS", 1)?),
+        trace: var("TRACE").is_ok(),
     })
 }

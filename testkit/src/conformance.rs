@@ -1190,23 +1190,49 @@ pub fn leases_fence_commits(store: &Store) {
         );
         assert_eq!(
             store.max_tracking_position(&upstream).expect("tracking"),
-            Some(1),
+            Some(2),
             "{what}: nor its tracking record"
         );
     };
+    // Held: the other refusals still apply, and a commit without events tracks alone.
+    match store.append(&[append(&stream, 1, 1)], Some(&fenced_by(&held, 1))) {
+        Err(PersistenceError::AlreadyTracked { .. }) => {}
+        other => {
+            panic!("a fenced commit of a tracked position: expected AlreadyTracked, got {other:?}")
+        }
+    }
+    match store.append(&[append(&stream, 0, 1)], Some(&fenced_by(&held, 2))) {
+        Err(PersistenceError::Conflict(_)) => {}
+        other => panic!("a fenced commit at a stale version: expected Conflict, got {other:?}"),
+    }
+    store
+        .append(&[], Some(&fenced_by(&held, 2)))
+        .expect("a fenced commit without events");
+    assert_eq!(
+        store.max_tracking_position(&upstream).expect("tracking"),
+        Some(2)
+    );
+    assert_eq!(
+        store
+            .select_events(&stream, &EventQuery::all())
+            .expect("select")
+            .len(),
+        1,
+        "the refused commits wrote nothing"
+    );
     let mut stale = held.clone();
     stale.epoch += 1;
-    assert_fenced(&stale, 2, "another epoch");
+    assert_fenced(&stale, 3, "another epoch");
     let mut other = held.clone();
     other.owner.clone_from(&b);
-    assert_fenced(&other, 2, "another owner");
+    assert_fenced(&other, 3, "another owner");
     let mut missing = held.clone();
     missing.name = format!("{name}-never-taken");
-    assert_fenced(&missing, 2, "a lease never taken");
+    assert_fenced(&missing, 3, "a lease never taken");
 
     // Released: fenced at once, not renewable, and the next taker gets a new epoch.
     leases.release_lease(&held).expect("release");
-    assert_fenced(&held, 2, "a released lease");
+    assert_fenced(&held, 3, "a released lease");
     assert!(!leases.renew_lease(&held, long).expect("renew"));
     let taken = leases.acquire_lease(&name, &b, long).expect("acquire");
     let taken = taken.expect("a released lease is free");
@@ -1215,7 +1241,7 @@ pub fn leases_fence_commits(store: &Store) {
     leases.release_lease(&held).expect("release");
     assert!(leases.renew_lease(&taken, long).expect("renew"));
     store
-        .append(&[append(&stream, 1, 1)], Some(&fenced_by(&taken, 2)))
+        .append(&[append(&stream, 1, 1)], Some(&fenced_by(&taken, 3)))
         .expect("the new holder commits");
 
     // Expired: fenced, not renewable, free for anyone, at a new epoch.
@@ -1225,7 +1251,7 @@ pub fn leases_fence_commits(store: &Store) {
         .expect("acquire")
         .expect("free");
     thread::sleep(Duration::from_millis(400));
-    match store.append(&[append(&stream, 2, 1)], Some(&fenced_by(&short, 3))) {
+    match store.append(&[append(&stream, 2, 1)], Some(&fenced_by(&short, 4))) {
         Err(PersistenceError::Fenced { .. }) => {}
         other => panic!("an expired lease: expected Fenced, got {other:?}"),
     }

@@ -80,6 +80,16 @@ impl Instance {
             .unwrap_or_default()
     }
 
+    /// Its last output line (empty when none).
+    #[must_use]
+    pub fn last_line(&self) -> String {
+        let lines = self
+            .lines
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        lines.last().cloned().unwrap_or_default()
+    }
+
     /// The fenced commits of its last status line.
     #[must_use]
     pub fn fenced(&self) -> u64 {

@@ -337,6 +337,9 @@ impl Membership {
     pub(crate) fn lost(&mut self, partition: u32) {
         self.fenced += 1;
         self.held.remove(&partition);
+        // A lease lost is a sign of a pause or a partition of the network: the others may be
+        // lost too, so look now rather than at the next heartbeat.
+        self.next_heartbeat = None;
     }
 
     /// Releases every lease (graceful stop): the others take the partitions over at their

@@ -159,19 +159,33 @@ fn a_paused_instance_whose_leases_expired_cannot_commit_after_it_resumes(
     };
     let upstream = Application::open(&up)?;
     let downstream = Application::open(&down)?;
-    // Most of an event's time is its work: a pause almost always lands inside a policy, with
-    // a commit to make when the process resumes.
+    // The instance prints a line when it starts an event's work and one when it ends it: it
+    // is stopped in the middle of one, with a commit to make when it resumes.
     let settings = [
         ("PARTITIONS", "4"),
         ("LEASE_TTL_MS", "400"),
-        ("WORK_MS", "150"),
+        ("WORK_MS", "300"),
+        ("TRACE", "1"),
     ];
-    let written = write_tickers(&upstream, 8, 4);
+    let written = write_tickers(&upstream, 4, 3);
     let mut a = Instance::start(EXE, "instance-a", &up, &down, &settings);
     assert!(wait_until(Duration::from_secs(20), || copy_count(
         &downstream
     ) >= 2));
-    a.signal("STOP");
+    let mut stopped_in_work = false;
+    for _ in 0..10 {
+        assert!(wait_until(Duration::from_secs(10), || a
+            .last_line()
+            .starts_with("WORK")));
+        a.signal("STOP");
+        std::thread::sleep(Duration::from_millis(50));
+        if a.last_line().starts_with("WORK") {
+            stopped_in_work = true;
+            break;
+        }
+        a.signal("CONT");
+    }
+    assert!(stopped_in_work, "stopped in the middle of an event's work");
     let mut b = Instance::start(EXE, "instance-b", &up, &down, &settings);
     assert!(
         wait_until(Duration::from_secs(20), || all_held_by(
@@ -193,15 +207,15 @@ fn a_paused_instance_whose_leases_expired_cannot_commit_after_it_resumes(
         "every upstream event is copied"
     );
     assert_exactly_once_in_order(&written, &downstream);
-    // Its in-flight commit (the pause lands inside the 150 ms of work of an event almost
-    // always) was refused by the fence; later it may rejoin and commit with new leases.
+    // Its in-flight commit was refused by the fence; later it may rejoin and commit with new
+    // leases.
     assert!(
-        wait_until(Duration::from_secs(5), || a.fenced() >= 1),
-        "the resumed instance's commit was fenced: {:?}",
+        wait_until(Duration::from_secs(15), || a.fenced() >= 1),
+        "the resumed instance's commit was fenced: {:#?}",
         a.lines
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .last()
+            .clone()
     );
 
     for instance in [&mut a, &mut b] {

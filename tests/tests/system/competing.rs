@@ -40,6 +40,7 @@ fn copier(name: &str) -> CopyPolicy {
     CopyPolicy {
         instance: name.to_owned(),
         work: Duration::ZERO,
+        trace: false,
     }
 }
 

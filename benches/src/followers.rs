@@ -40,7 +40,7 @@ pub fn run(params: &Params, url: &str, notify: bool, outcomes: &mut Vec<Outcome>
     if params.wants("commit_to_apply") && notify {
         commit_to_apply(params, url, outcomes)?;
     }
-    let events: u64 = if params.quick { 600 } else { 2400 };
+    let events: u64 = if params.quick { 1200 } else { 4800 };
     for instances in [1usize, 2, 4] {
         let workload = match instances {
             1 => "competing_1",
@@ -94,8 +94,13 @@ fn ours(url: &str, instances: usize, events: u64) -> R<f64> {
     let (up, down) = ("bench_competing_up", "bench_competing_down");
     drop_schemas(url, &[up, down])?;
     let open = |schema: &str| -> R<Application> {
-        let recorder =
-            PostgresRecorder::open(PostgresConfig::new(url).schema(schema).pool_size(2))?;
+        let notify = std::env::var("BENCH_DOWN_NOTIFY").is_ok();
+        let recorder = PostgresRecorder::open(
+            PostgresConfig::new(url)
+                .schema(schema)
+                .pool_size(2)
+                .notify_commits(notify),
+        )?;
         Ok(Application::builder().storage(Arc::new(recorder)).build()?)
     };
     let upstream = open(up)?;

@@ -172,12 +172,6 @@ pub(crate) fn entity(args: TokenStream, mut item: ItemImpl) -> TokenStream {
             fn decode(_: &str, _: &[u8]) -> ::std::result::Result<Self, #p::DomainError> {
                 #unreachable
             }
-            fn decode_value(
-                _: &str,
-                _: #p::serde_json::Value,
-            ) -> ::std::result::Result<Self, #p::DomainError> {
-                #unreachable
-            }
         }
 
         impl #p::Entity for #self_ty {
@@ -214,9 +208,6 @@ pub(crate) fn derive(input: &syn::DeriveInput) -> TokenStream {
                     ::core::unreachable!()
                 }
                 fn decode(_: &str, _: &[u8]) -> ::core::result::Result<Self, #p::DomainError> {
-                    ::core::unreachable!()
-                }
-                fn decode_value(_: &str, _: #p::serde_json::Value) -> ::core::result::Result<Self, #p::DomainError> {
                     ::core::unreachable!()
                 }
             }

@@ -177,14 +177,6 @@ const _: () = {
         ) -> ::std::result::Result<Self, ::eventsourcing::__private::DomainError> {
             ::eventsourcing::__private::decode_variant::<Self>(__es_topic, __es_payload)
         }
-        fn decode_value(
-            __es_topic: &str,
-            __es_value: ::eventsourcing::__private::serde_json::Value,
-        ) -> ::std::result::Result<Self, ::eventsourcing::__private::DomainError> {
-            ::eventsourcing::__private::decode_variant_value::<
-                Self,
-            >(__es_topic, __es_value)
-        }
     }
     ::eventsourcing::__private::inventory::submit! {
         ::eventsourcing::__private::EventTypeRegistration { type_name :

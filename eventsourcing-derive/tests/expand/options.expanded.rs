@@ -168,12 +168,6 @@ const _: () = {
         ) -> ::std::result::Result<Self, crate::es::__private::DomainError> {
             crate::es::__private::decode_variant::<Self>(__es_topic, __es_payload)
         }
-        fn decode_value(
-            __es_topic: &str,
-            __es_value: crate::es::__private::serde_json::Value,
-        ) -> ::std::result::Result<Self, crate::es::__private::DomainError> {
-            crate::es::__private::decode_variant_value::<Self>(__es_topic, __es_value)
-        }
     }
     crate::es::__private::inventory::submit! {
         crate ::es::__private::EventTypeRegistration { type_name :

@@ -40,9 +40,9 @@ pub(crate) fn expand(entity: &Entity) -> TokenStream {
         });
     let name = entity.name();
     let events: Vec<&Event> = entity.events().collect();
-    // The enum and the command traits live in a hidden module, re-exported by a glob: a user
-    // type or trait of the same name in the entity's module then shadows the glob instead of
-    // clashing with it, and the checks below report that once, with the option to rename.
+    // The enum and the command traits are defined next to the impl block, under their own
+    // names, so that an entity declared in a function body sees that body's items (see
+    // docs/MACROS.md, "A name that is already taken", for what this costs when a name clashes).
     let enum_path = quote!(#enum_ident);
 
     // The impl block: kept items, factories, hidden mutators.

@@ -34,9 +34,9 @@ pub enum DogEvent {
         /// The `name` argument of `Dog::register`.
         name: String,
     },
-    /// The `Dog.TrickAdded` event, recorded by `Dog::add_trick`.
+    /// The `Dog.TrickAdded` event, recorded by `DogPrivateCommands::add_trick`.
     TrickAdded {
-        /// The `trick` argument of `Dog::add_trick`.
+        /// The `trick` argument of `DogPrivateCommands::add_trick`.
         #[serde(default)]
         trick: String,
     },

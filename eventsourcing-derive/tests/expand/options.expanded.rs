@@ -24,7 +24,7 @@ impl Hound {
 pub(crate) enum HoundEvent {
     /// The `Kennel.Born` event, recorded by `Hound::born`.
     Born,
-    /// The `Dog.Fed` event, recorded by `Hound::feed`.
+    /// The `Dog.Fed` event, recorded by `HoundPrivateCommands::feed`.
     Fed {
         /// Grams of food.
         grams: u32,

@@ -16,7 +16,22 @@ use crate::expand::entity::{decl_sig, CommandGroup};
 use crate::expand::names;
 use crate::symbol::EVENT;
 
-pub(crate) fn entity(args: TokenStream, mut item: ItemImpl) -> TokenStream {
+/// The stand-in items for a block whose expansion failed, passed through a local identity
+/// macro: they are then defined one expansion step after the `compile_error!` that precedes
+/// them, so the macro's own error is reported first even when a stand-in item clashes with
+/// an existing one (a second `#[entity]` block for the same type: "the name `DogEvent` is
+/// defined multiple times" used to come before the error that explains it).
+pub(crate) fn entity(args: TokenStream, item: ItemImpl) -> TokenStream {
+    let items = entity_items(args, item);
+    quote! {
+        macro_rules! __es_fallback {
+            ($($tokens:tt)*) => { $($tokens)* };
+        }
+        __es_fallback! { #items }
+    }
+}
+
+fn entity_items(args: TokenStream, mut item: ItemImpl) -> TokenStream {
     // A generic impl has no concrete entity to stand in for: only the items are kept.
     let ident = match &*item.self_ty {
         Type::Path(tp)

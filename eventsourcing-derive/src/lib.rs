@@ -203,10 +203,13 @@ fn formatted(code: &str) -> String {
         .spawn();
     let output = child.and_then(|mut child| {
         // rustfmt reads all of its input before it writes: no deadlock on large expansions.
-        if let Some(mut stdin) = child.stdin.take() {
-            stdin.write_all(code.as_bytes())?;
-        }
-        child.wait_with_output()
+        // The child is waited for even when writing fails (it exited early), so none is left.
+        let written = child
+            .stdin
+            .take()
+            .map_or(Ok(()), |mut stdin| stdin.write_all(code.as_bytes()));
+        let output = child.wait_with_output()?;
+        written.map(|()| output)
     });
     match output {
         Ok(out) if out.status.success() && !out.stdout.is_empty() => {

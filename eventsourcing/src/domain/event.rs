@@ -50,7 +50,9 @@ pub trait DomainEvent: Sized + Clone + fmt::Debug + Send + Sync + 'static {
     /// Provided: writes the value back to bytes and calls [`DomainEvent::decode`], so that a
     /// type's `Deserialize` is compiled for one deserializer only (bytes), not for
     /// `serde_json::Value` as well. Only payloads stored at an older schema version (upcast
-    /// ones) come this way. Override it to decode the value directly.
+    /// ones) come this way. Override it to decode the value directly; an impl whose `decode`
+    /// parses the bytes and calls `decode_value` must override it, or the two call each other
+    /// without end.
     ///
     /// # Errors
     /// As [`DomainEvent::decode`].

@@ -148,7 +148,7 @@ pub(crate) fn check_entity(cx: &Ctxt, entity: &Entity) {
         cx.error_spanned_by(
             &entity.self_ty,
             format!(
-                "an entity needs a creation event: add an `#[event(Name)]` associated fn returning `Self`, e.g. `#[event(Registered)] fn register(name: String) -> Self {{ .. }}` (entity `{}`)",
+                "an entity needs a creation event: add an `#[event(Name)]` associated fn returning `Self`, e.g. `#[event(Registered)] fn register(name: String) -> Self {{ .. }}` (entity `{0}`); a type has one `#[entity]` block: if `{0}` has one already, move these methods into it",
                 entity.ident
             ),
         );

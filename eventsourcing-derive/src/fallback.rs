@@ -16,7 +16,22 @@ use crate::expand::entity::{decl_sig, CommandGroup};
 use crate::expand::names;
 use crate::symbol::EVENT;
 
-pub(crate) fn entity(args: TokenStream, mut item: ItemImpl) -> TokenStream {
+/// The stand-in items for a block whose expansion failed, passed through a local identity
+/// macro: they are then defined one expansion step after the `compile_error!` that precedes
+/// them, so the macro's own error is reported first even when a stand-in item clashes with
+/// an existing one (a second `#[entity]` block for the same type: "the name `DogEvent` is
+/// defined multiple times" used to come before the error that explains it).
+pub(crate) fn entity(args: TokenStream, item: ItemImpl) -> TokenStream {
+    let items = entity_items(args, item);
+    quote! {
+        macro_rules! __es_fallback {
+            ($($tokens:tt)*) => { $($tokens)* };
+        }
+        __es_fallback! { #items }
+    }
+}
+
+fn entity_items(args: TokenStream, mut item: ItemImpl) -> TokenStream {
     // A generic impl has no concrete entity to stand in for: only the items are kept.
     let ident = match &*item.self_ty {
         Type::Path(tp)
@@ -172,12 +187,6 @@ pub(crate) fn entity(args: TokenStream, mut item: ItemImpl) -> TokenStream {
             fn decode(_: &str, _: &[u8]) -> ::std::result::Result<Self, #p::DomainError> {
                 #unreachable
             }
-            fn decode_value(
-                _: &str,
-                _: #p::serde_json::Value,
-            ) -> ::std::result::Result<Self, #p::DomainError> {
-                #unreachable
-            }
         }
 
         impl #p::Entity for #self_ty {
@@ -214,9 +223,6 @@ pub(crate) fn derive(input: &syn::DeriveInput) -> TokenStream {
                     ::core::unreachable!()
                 }
                 fn decode(_: &str, _: &[u8]) -> ::core::result::Result<Self, #p::DomainError> {
-                    ::core::unreachable!()
-                }
-                fn decode_value(_: &str, _: #p::serde_json::Value) -> ::core::result::Result<Self, #p::DomainError> {
                     ::core::unreachable!()
                 }
             }

@@ -5,7 +5,7 @@
 //! parsing), `ast` (our model), `check` (rules across items) and `expand` (generation).
 //!
 //! Set the environment variable `EVENTSOURCING_DEBUG_EXPAND` while building to print every
-//! expansion to stderr.
+//! expansion to stderr, formatted by rustfmt when it is installed.
 
 mod ast;
 mod attr;
@@ -78,9 +78,11 @@ use proc_macro2::TokenStream as TokenStream2;
 ///   `pub(super)` ones to `pub(super) trait DogSuperCommands`, so that no command becomes more
 ///   visible than written (`pub(in path)` is rejected); import the trait where you call them.
 /// - Generated locals are all prefixed `__es_`: do not start your own names with it.
-/// - The enum and the traits live in hidden modules and are glob re-exported into the
-///   entity's module: an item of yours with the same name takes precedence and is reported
-///   once, with the option that renames the generated one. One `#[entity]` block per type.
+/// - The enum and the traits are defined in the entity's own module, under the names above:
+///   an item of yours with the same name is rustc's "the name `DogEvent` is defined multiple
+///   times" (E0428) at your item, followed by errors of the generated code that names it;
+///   rename yours, or the generated one with `event_enum`, `commands`, `private_commands`,
+///   `crate_commands` or `super_commands`. One `#[entity]` block per type.
 /// - `#[cfg(..)]` on an event method is repeated on everything generated for the event.
 ///
 /// # Grammar
@@ -180,6 +182,39 @@ pub fn domain_event(input: TokenStream) -> TokenStream {
 
 fn debug_print(what: &str, tokens: &TokenStream2) {
     if std::env::var_os("EVENTSOURCING_DEBUG_EXPAND").is_some() {
-        eprintln!("----- {what} expansion -----\n{tokens}\n-----");
+        let code = formatted(&tokens.to_string());
+        eprintln!("----- {what} expansion -----\n{code}-----");
+    }
+}
+
+/// `code` formatted by rustfmt (the `RUSTFMT` variable, else `rustfmt` on the `PATH`), or as
+/// given, with a note, when rustfmt cannot be run or refuses it. Only the debug switch calls
+/// it, so the macros take no formatter dependency.
+fn formatted(code: &str) -> String {
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+
+    let rustfmt = std::env::var_os("RUSTFMT").unwrap_or_else(|| "rustfmt".into());
+    let child = Command::new(rustfmt)
+        .args(["--edition", "2021", "--emit", "stdout"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn();
+    let output = child.and_then(|mut child| {
+        // rustfmt reads all of its input before it writes: no deadlock on large expansions.
+        // The child is waited for even when writing fails (it exited early), so none is left.
+        let written = child
+            .stdin
+            .take()
+            .map_or(Ok(()), |mut stdin| stdin.write_all(code.as_bytes()));
+        let output = child.wait_with_output()?;
+        written.map(|()| output)
+    });
+    match output {
+        Ok(out) if out.status.success() && !out.stdout.is_empty() => {
+            String::from_utf8_lossy(&out.stdout).into_owned()
+        }
+        _ => format!("{code}\n(not formatted: rustfmt could not be run on this expansion)\n"),
     }
 }

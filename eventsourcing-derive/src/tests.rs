@@ -267,3 +267,19 @@ fn rollback_is_needed_only_where_an_err_can_follow_an_event() {
         );
     }
 }
+
+/// The debug switch prints formatted code: one item a line, indented, no token spacing.
+#[test]
+fn debug_expansion_is_formatted() {
+    let raw = quote!(impl Dog { fn bark(&self) -> u8 { ::std::convert::identity(1) } }).to_string();
+    let code = crate::formatted(&raw);
+    if code.contains("not formatted") {
+        eprintln!("rustfmt is not installed: the fallback printed the tokens as they are");
+        assert!(code.starts_with(&raw));
+        return;
+    }
+    assert_eq!(
+        code,
+        "impl Dog {\n    fn bark(&self) -> u8 {\n        ::std::convert::identity(1)\n    }\n}\n"
+    );
+}

@@ -276,6 +276,23 @@ fn derived_enum_payloads() {
         CounterEvent::decode("Counter.Reset", b"7"),
         Ok(CounterEvent::Reset(7))
     ));
+    // An upcast payload arrives as a `Value` (decoded through bytes by the provided method).
+    assert!(matches!(
+        CounterEvent::decode_value("Counter.Reset", serde_json::json!(8)),
+        Ok(CounterEvent::Reset(8))
+    ));
+    assert!(matches!(
+        CounterEvent::decode_value("Counter.Incremented", serde_json::json!({ "by": 3 })),
+        Ok(CounterEvent::Incremented { by: 3 })
+    ));
+    assert!(matches!(
+        CounterEvent::decode_value("Counter.Started", serde_json::json!({})),
+        Ok(CounterEvent::Started)
+    ));
+    assert!(matches!(
+        CounterEvent::decode_value("Counter.Reset", serde_json::json!("x")),
+        Err(DomainError::Payload { .. })
+    ));
     assert_eq!(
         CounterEvent::topics(),
         ["Counter.Started", "Counter.Incremented", "Counter.Reset"]

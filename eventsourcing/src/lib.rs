@@ -69,7 +69,7 @@ pub mod __private {
     pub use serde_json;
     pub use std;
 
-    pub use crate::payload::{decode_variant, decode_variant_value, encode_variant};
+    pub use crate::payload::{decode_variant, encode_variant};
 
     pub use crate::domain::{
         Aggregate, Checkpoint, DomainError, DomainEvent, Entity, EventTypeRegistration,

@@ -66,18 +66,6 @@ where
     Ok(event)
 }
 
-/// Decodes a parsed (and upcast) payload of the canonical `topic` into `E`'s variant for it.
-///
-/// # Errors
-/// As [`decode_variant`].
-pub fn decode_variant_value<E>(topic: &str, payload: serde_json::Value) -> Result<E, DomainError>
-where
-    E: DomainEvent + de::DeserializeOwned,
-{
-    let variant = variant_of::<E>(topic)?;
-    E::deserialize(VariantOf { variant, payload }).map_err(|source| payload_error(topic, source))
-}
-
 /// A serializer that writes only the fields of the enum variant it is given.
 struct VariantFields<S>(S);
 

@@ -40,9 +40,9 @@ pub(crate) fn expand(entity: &Entity) -> TokenStream {
         });
     let name = entity.name();
     let events: Vec<&Event> = entity.events().collect();
-    // The enum and the command traits live in a hidden module, re-exported by a glob: a user
-    // type or trait of the same name in the entity's module then shadows the glob instead of
-    // clashing with it, and the checks below report that once, with the option to rename.
+    // The enum and the command traits are defined next to the impl block, under their own
+    // names, so that an entity declared in a function body sees that body's items (see
+    // docs/MACROS.md, "A name that is already taken", for what this costs when a name clashes).
     let enum_path = quote!(#enum_ident);
 
     // The impl block: kept items, factories, hidden mutators.
@@ -69,16 +69,24 @@ pub(crate) fn expand(entity: &Entity) -> TokenStream {
         }
     };
 
-    // The event enum.
+    // The event enum. Its docs name the method that records each event as it exists after
+    // expansion: the factory `Dog::register`, or the command `DogCommands::add_trick` (the
+    // event method itself is now the hidden mutator).
     let serde_crate = serde_crate(&krate);
+    let recorded_by = |e: &Event| match e.kind {
+        EventKind::Create => format!("{ident}::{}", e.func.sig.ident),
+        EventKind::Mutate => {
+            let group = CommandGroup::of(&e.func.vis, &vis);
+            let trait_ident = names::group_trait(ident, &entity.options, group);
+            format!("{trait_ident}::{}", e.func.sig.ident)
+        }
+    };
     let variants = events.iter().map(|e| {
         let topic = entity.topic(e);
+        let recorder = recorded_by(e);
         let variant_docs = docs_or(
             &e.docs,
-            &format!(
-                "The `{topic}` event, recorded by `{ident}::{}`.",
-                e.func.sig.ident
-            ),
+            &format!("The `{topic}` event, recorded by `{recorder}`."),
         );
         let (vname, cfgs) = (&e.name, &e.cfgs);
         if e.fields.is_empty() {
@@ -88,10 +96,7 @@ pub(crate) fn expand(entity: &Entity) -> TokenStream {
             let (fident, ty, attrs) = (&f.ident, &f.ty, &f.attrs);
             let field_doc = docs_or(
                 &f.docs,
-                &format!(
-                    "The `{fident}` argument of `{ident}::{}`.",
-                    e.func.sig.ident
-                ),
+                &format!("The `{fident}` argument of `{recorder}`."),
             );
             quote!(#field_doc #(#attrs)* #fident: #ty,)
         });

@@ -169,7 +169,6 @@ pub(crate) fn domain_event_impl(
     let mut helpers = Vec::new();
     let mut encode_arms = Vec::new();
     let mut decode_slice_arms = Vec::new();
-    let mut decode_value_arms = Vec::new();
     for spec in specs.iter().filter(|_| !serde_enum) {
         let cfgs = spec.cfgs;
         let (arms_before, helpers_before) = (encode_arms.len(), helpers.len());
@@ -186,8 +185,6 @@ pub(crate) fn domain_event_impl(
                 encode_arms.push(quote!(_ => #p::serde_json::to_vec(self),));
                 decode_slice_arms
                     .push(quote!(#topic => #p::serde_json::from_slice::<Self>(__es_payload),));
-                decode_value_arms
-                    .push(quote!(#topic => #p::serde_json::from_value::<Self>(__es_value),));
             }
             PayloadShape::Unit => {
                 let de = format_ident!("__EsDecode{}", variant_name);
@@ -202,18 +199,12 @@ pub(crate) fn domain_event_impl(
                 decode_slice_arms.push(quote! {
                     #topic => #p::serde_json::from_slice::<#de>(__es_payload).map(|#de {}| #constructor {}),
                 });
-                decode_value_arms.push(quote! {
-                    #topic => #p::serde_json::from_value::<#de>(__es_value).map(|#de {}| #constructor {}),
-                });
             }
             PayloadShape::Newtype(inner) => {
                 encode_arms
                     .push(quote!(#pattern(__es_inner) => #p::serde_json::to_vec(__es_inner),));
                 decode_slice_arms.push(quote! {
                     #topic => #p::serde_json::from_slice::<#inner>(__es_payload).map(#constructor),
-                });
-                decode_value_arms.push(quote! {
-                    #topic => #p::serde_json::from_value::<#inner>(__es_value).map(#constructor),
                 });
             }
             PayloadShape::Named(fields) => {
@@ -245,17 +236,12 @@ pub(crate) fn domain_event_impl(
                     #topic => #p::serde_json::from_slice::<#de>(__es_payload)
                         .map(|#de { #(#idents),* }| #constructor { #(#idents),* }),
                 });
-                decode_value_arms.push(quote! {
-                    #topic => #p::serde_json::from_value::<#de>(__es_value)
-                        .map(|#de { #(#idents),* }| #constructor { #(#idents),* }),
-                });
             }
         }
         if !cfgs.is_empty() {
             let wrap = |t: &mut TokenStream| *t = quote!(#(#cfgs)* #t);
             encode_arms[arms_before..].iter_mut().for_each(wrap);
             decode_slice_arms[arms_before..].iter_mut().for_each(wrap);
-            decode_value_arms[arms_before..].iter_mut().for_each(wrap);
             helpers[helpers_before..].iter_mut().for_each(wrap);
         }
     }
@@ -268,13 +254,6 @@ pub(crate) fn domain_event_impl(
 
             fn decode(__es_topic: &str, __es_payload: &[u8]) -> ::std::result::Result<Self, #p::DomainError> {
                 #p::decode_variant::<Self>(__es_topic, __es_payload)
-            }
-
-            fn decode_value(
-                __es_topic: &str,
-                __es_value: #p::serde_json::Value,
-            ) -> ::std::result::Result<Self, #p::DomainError> {
-                #p::decode_variant_value::<Self>(__es_topic, __es_value)
             }
         }
     } else {
@@ -300,19 +279,6 @@ pub(crate) fn domain_event_impl(
                 })
             }
 
-            fn decode_value(
-                __es_topic: &str,
-                __es_value: #p::serde_json::Value,
-            ) -> ::std::result::Result<Self, #p::DomainError> {
-                let __es_decoded = match __es_topic {
-                    #(#decode_value_arms)*
-                    _ => return ::std::result::Result::Err(#p::unknown_topic::<Self>(__es_topic)),
-                };
-                __es_decoded.map_err(|__es_source| #p::DomainError::Payload {
-                    topic: ::std::borrow::ToOwned::to_owned(__es_topic),
-                    source: __es_source,
-                })
-            }
         }
     };
 

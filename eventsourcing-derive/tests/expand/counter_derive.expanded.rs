@@ -127,39 +127,6 @@ const _: () = {
                     source: __es_source,
                 })
         }
-        fn decode_value(
-            __es_topic: &str,
-            __es_value: ::eventsourcing::__private::serde_json::Value,
-        ) -> ::std::result::Result<Self, ::eventsourcing::__private::DomainError> {
-            let __es_decoded = match __es_topic {
-                "Counter.Started" => {
-                    ::eventsourcing::__private::serde_json::from_value::<
-                        __EsDecodeStarted,
-                    >(__es_value)
-                        .map(|__EsDecodeStarted {}| Self::Started {})
-                }
-                "Counter.Incremented" => {
-                    ::eventsourcing::__private::serde_json::from_value::<
-                        __EsDecodeIncremented,
-                    >(__es_value)
-                        .map(|__EsDecodeIncremented { by }| Self::Incremented { by })
-                }
-                "Counter.Reset" => {
-                    ::eventsourcing::__private::serde_json::from_value::<u32>(__es_value)
-                        .map(Self::Reset)
-                }
-                _ => {
-                    return ::std::result::Result::Err(
-                        ::eventsourcing::__private::unknown_topic::<Self>(__es_topic),
-                    );
-                }
-            };
-            __es_decoded
-                .map_err(|__es_source| ::eventsourcing::__private::DomainError::Payload {
-                    topic: ::std::borrow::ToOwned::to_owned(__es_topic),
-                    source: __es_source,
-                })
-        }
     }
     ::eventsourcing::__private::inventory::submit! {
         ::eventsourcing::__private::EventTypeRegistration { type_name :

@@ -34,9 +34,9 @@ pub enum DogEvent {
         /// The `name` argument of `Dog::register`.
         name: String,
     },
-    /// The `Dog.TrickAdded` event, recorded by `Dog::add_trick`.
+    /// The `Dog.TrickAdded` event, recorded by `DogPrivateCommands::add_trick`.
     TrickAdded {
-        /// The `trick` argument of `Dog::add_trick`.
+        /// The `trick` argument of `DogPrivateCommands::add_trick`.
         #[serde(default)]
         trick: String,
     },
@@ -176,14 +176,6 @@ const _: () = {
             __es_payload: &[u8],
         ) -> ::std::result::Result<Self, ::eventsourcing::__private::DomainError> {
             ::eventsourcing::__private::decode_variant::<Self>(__es_topic, __es_payload)
-        }
-        fn decode_value(
-            __es_topic: &str,
-            __es_value: ::eventsourcing::__private::serde_json::Value,
-        ) -> ::std::result::Result<Self, ::eventsourcing::__private::DomainError> {
-            ::eventsourcing::__private::decode_variant_value::<
-                Self,
-            >(__es_topic, __es_value)
         }
     }
     ::eventsourcing::__private::inventory::submit! {

@@ -24,7 +24,7 @@ impl Hound {
 pub(crate) enum HoundEvent {
     /// The `Kennel.Born` event, recorded by `Hound::born`.
     Born,
-    /// The `Dog.Fed` event, recorded by `Hound::feed`.
+    /// The `Dog.Fed` event, recorded by `HoundPrivateCommands::feed`.
     Fed {
         /// Grams of food.
         grams: u32,
@@ -167,12 +167,6 @@ const _: () = {
             __es_payload: &[u8],
         ) -> ::std::result::Result<Self, crate::es::__private::DomainError> {
             crate::es::__private::decode_variant::<Self>(__es_topic, __es_payload)
-        }
-        fn decode_value(
-            __es_topic: &str,
-            __es_value: crate::es::__private::serde_json::Value,
-        ) -> ::std::result::Result<Self, crate::es::__private::DomainError> {
-            crate::es::__private::decode_variant_value::<Self>(__es_topic, __es_value)
         }
     }
     crate::es::__private::inventory::submit! {

@@ -47,9 +47,22 @@ pub trait DomainEvent: Sized + Clone + fmt::Debug + Send + Sync + 'static {
 
     /// Decodes an already parsed (and upcast) JSON value of the canonical `topic`.
     ///
+    /// Provided: writes the value back to bytes and calls [`DomainEvent::decode`], so that a
+    /// type's `Deserialize` is compiled for one deserializer only (bytes), not for
+    /// `serde_json::Value` as well. Only payloads stored at an older schema version (upcast
+    /// ones) come this way. Override it to decode the value directly; an impl whose `decode`
+    /// parses the bytes and calls `decode_value` must override it, or the two call each other
+    /// without end.
+    ///
     /// # Errors
     /// As [`DomainEvent::decode`].
-    fn decode_value(topic: &str, value: serde_json::Value) -> Result<Self, DomainError>;
+    fn decode_value(topic: &str, value: serde_json::Value) -> Result<Self, DomainError> {
+        let bytes = serde_json::to_vec(&value).map_err(|source| DomainError::Payload {
+            topic: topic.to_owned(),
+            source,
+        })?;
+        Self::decode(topic, &bytes)
+    }
 
     /// The topics of this type, in declaration order.
     fn topics() -> Vec<&'static str> {

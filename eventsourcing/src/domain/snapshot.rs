@@ -20,7 +20,6 @@ pub struct SnapshotCodec<T> {
     pub every: Option<u64>,
     encode: fn(&T) -> Result<Vec<u8>, serde_json::Error>,
     decode: fn(&[u8]) -> Result<T, serde_json::Error>,
-    decode_value: fn(serde_json::Value) -> Result<T, serde_json::Error>,
 }
 
 impl<T> Clone for SnapshotCodec<T> {
@@ -50,7 +49,6 @@ impl<T: Serialize + DeserializeOwned> SnapshotCodec<T> {
             every: None,
             encode: |state| serde_json::to_vec(state),
             decode: |bytes| serde_json::from_slice(bytes),
-            decode_value: serde_json::from_value,
         }
     }
 }
@@ -118,6 +116,8 @@ impl<T> SnapshotCodec<T> {
         };
         let value = serde_json::from_slice(bytes).map_err(payload)?;
         let value = registration.upcast(stored_version, value)?;
-        (self.decode_value)(value).map_err(payload)
+        // Back to bytes, so that the state's `Deserialize` is compiled for one deserializer.
+        let bytes = serde_json::to_vec(&value).map_err(payload)?;
+        (self.decode)(&bytes).map_err(payload)
     }
 }

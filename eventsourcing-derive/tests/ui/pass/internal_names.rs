@@ -45,6 +45,22 @@ impl Machine {
         self.reset(checkpoint, 0, 0);
         Ok(self.total)
     }
+
+    /// Records, then may fail: this command runs with a rollback, whose locals must not hide
+    /// its parameters.
+    pub fn reset_then_check(
+        &mut self,
+        rollback: u64,
+        began: u64,
+        outcome: u64,
+        result: u64,
+    ) -> Result<u64, String> {
+        self.reset(rollback, began, outcome);
+        if result == 0 {
+            return Err("zero".to_owned());
+        }
+        Ok(self.total + result)
+    }
 }
 
 /// A hand-written event enum with fields named like the generated code's locals.
@@ -61,6 +77,9 @@ fn main() {
     assert_eq!(machine.change_checked(1, 7), Ok(7));
     assert!(machine.change_checked(0, 9).is_err());
     assert_eq!(machine.version(), 3);
+    assert_eq!(machine.reset_then_check(1, 2, 3, 4), Ok(10));
+    assert!(machine.reset_then_check(5, 5, 5, 0).is_err());
+    assert_eq!((machine.version(), machine.total), (4, 6));
     for envelope in machine.pending_events() {
         let event = &envelope.event;
         let bytes = DomainEvent::encode(event).expect("encodes");

@@ -166,7 +166,7 @@ pub fn run_instance(config: &InstanceConfig) -> Result<(), Box<dyn std::error::E
     Ok(())
 }
 
-/// `partitions=0,3,5 members=2 fenced=0 position=17`.
+/// `partitions=0,3,5 members=2 fenced=0 position=17 lag=3`.
 #[must_use]
 pub fn line(status: &FollowerStatus) -> String {
     let held: Vec<String> = status
@@ -175,11 +175,14 @@ pub fn line(status: &FollowerStatus) -> String {
         .map(|(p, _)| p.to_string())
         .collect();
     format!(
-        "partitions={} members={} fenced={} position={}",
+        "partitions={} members={} fenced={} position={} lag={}",
         held.join(","),
         status.members,
         status.fenced,
-        status.position.unwrap_or_default()
+        status.position.unwrap_or_default(),
+        status
+            .lag
+            .map_or_else(|| "-".to_owned(), |lag| lag.to_string())
     )
 }
 

@@ -1279,9 +1279,20 @@ impl<P: Policy> Follower for ProcessApplication<P> {
     }
 
     fn status(&self) -> FollowerStatus {
+        let position = self.position().ok();
+        // A competing instance is as far as its cursor (0 before its first page).
+        let reached = match &self.competing {
+            Some(m) if !m.held.is_empty() && self.cursor != u64::MAX => Some(self.cursor),
+            Some(_) => None,
+            None => position,
+        };
+        let lag = reached
+            .zip(self.upstream.max_position().ok())
+            .map(|(at, end)| end.saturating_sub(at));
         FollowerStatus {
             name: self.name.clone(),
-            position: self.position().ok(),
+            position,
+            lag,
             partitions: self.partitions_held(),
             members: self.members().len(),
             fenced: self.competing.as_ref().map_or(0, |m| m.fenced),

@@ -87,6 +87,16 @@ fn two_instances_share_the_partitions_and_apply_each_event_once() -> TestResult 
         b.position()?,
         "one position for the follower"
     );
+    let status = eventsourcing::system::Follower::status(&a);
+    assert_eq!(
+        (status.lag, status.members, status.partitions.len()),
+        (Some(0), 2, 4)
+    );
+    assert_eq!(status.parked, Some(0));
+    let _ = write_tickers(&upstream, 1, 2);
+    let status = eventsourcing::system::Follower::status(&b);
+    assert_eq!(status.lag, Some(3), "three events not scanned yet");
+    assert!(status.to_string().contains("lag 3"), "{status}");
     Ok(())
 }
 

@@ -49,6 +49,7 @@ pub trait Follower: Send {
         FollowerStatus {
             name: self.name().to_owned(),
             position: self.position().ok(),
+            lag: None,
             partitions: Vec::new(),
             members: 0,
             fenced: 0,
@@ -99,6 +100,9 @@ pub struct FollowerStatus {
     pub name: String,
     /// Its committed position (`None` when the store could not be read).
     pub position: Option<u64>,
+    /// How far behind the upstream's last position it is (`None` when not known). For a
+    /// competing instance, behind what it has scanned for its own partitions.
+    pub lag: Option<u64>,
     /// Competing: the partitions this instance leases, with each one's tracked position.
     pub partitions: Vec<(u32, u64)>,
     /// Competing: the live instances seen at the last heartbeat (0 otherwise).
@@ -115,6 +119,9 @@ impl std::fmt::Display for FollowerStatus {
         match self.position {
             Some(position) => write!(f, "{position}")?,
             None => f.write_str("unknown")?,
+        }
+        if let Some(lag) = self.lag {
+            write!(f, ", lag {lag}")?;
         }
         if self.members > 0 {
             let held: Vec<String> = self

@@ -91,6 +91,26 @@ pub struct Concurrent {
     pub written: u64,
     /// Times the follower saw a position at or below its cursor (out of order).
     pub holes: u64,
+    /// The median time of one write, in microseconds.
+    pub p50_us: f64,
+    /// The 99th percentile of one write's time, in microseconds.
+    pub p99_us: f64,
+}
+
+/// The median and 99th percentile of `samples` (microseconds).
+#[must_use]
+pub fn quantiles(mut samples: Vec<u32>) -> (f64, f64) {
+    samples.sort_unstable();
+    let at = |q: f64| {
+        #[allow(
+            clippy::cast_precision_loss,
+            clippy::cast_possible_truncation,
+            clippy::cast_sign_loss
+        )]
+        let i = ((samples.len().saturating_sub(1)) as f64 * q).round() as usize;
+        samples.get(i).map_or(0.0, |v| f64::from(*v))
+    };
+    (at(0.5), at(0.99))
 }
 
 /// Runs `writers` threads calling `write` on their own state (made by `make_writer`) for
@@ -122,16 +142,19 @@ where
         let mut handles = Vec::new();
         for w in 0..writers {
             let (stop, written, ready, go) = (&stop, &written, &ready, &go);
-            handles.push(scope.spawn(move || -> R<()> {
+            handles.push(scope.spawn(move || -> R<Vec<u32>> {
                 let state = make_writer(w);
                 ready.wait();
                 go.wait();
                 let mut state = state?;
+                let mut times = Vec::new();
                 while !stop.load(Ordering::Relaxed) {
+                    let began = Instant::now();
                     let n = write(&mut state)?;
+                    times.push(u32::try_from(began.elapsed().as_micros()).unwrap_or(u32::MAX));
                     written.fetch_add(n, Ordering::Relaxed);
                 }
-                Ok(())
+                Ok(times)
             }));
         }
         ready.wait();
@@ -169,9 +192,13 @@ where
         std::thread::sleep(budget);
         stop.store(true, Ordering::Relaxed);
         let mut first_error = None;
+        let mut times = Vec::new();
         for handle in handles {
-            if let Err(e) = handle.join().map_err(|_| "writer panicked")? {
-                first_error.get_or_insert(e);
+            match handle.join().map_err(|_| "writer panicked")? {
+                Ok(mut t) => times.append(&mut t),
+                Err(e) => {
+                    first_error.get_or_insert(e);
+                }
             }
         }
         let elapsed = began.elapsed().as_secs_f64();
@@ -181,11 +208,14 @@ where
             return Err(e);
         }
         let written = written.load(Ordering::Relaxed);
+        let (p50_us, p99_us) = quantiles(times);
         Ok(Concurrent {
             rate: written as f64 / elapsed,
             followed,
             written,
             holes,
+            p50_us,
+            p99_us,
         })
     });
     result

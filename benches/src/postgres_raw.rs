@@ -239,7 +239,24 @@ pub fn run(params: &Params, outcomes: &mut Vec<Outcome>) -> R<()> {
     let mut raw = Raw::connect(&url)?;
     ours::run_common("postgres", params, &full, &events_only, &mut raw, outcomes)?;
     if params.wants("concurrent_8") {
-        concurrent(params, &full, &url, outcomes)?;
+        concurrent(params, "concurrent_8", &full, &url, outcomes)?;
+    }
+    // The writers curve: 1 to 16 writers with a follower, one run each.
+    for (writers, workload) in [
+        (1, "writers_1"),
+        (2, "writers_2"),
+        (4, "writers_4"),
+        (8, "writers_8"),
+        (16, "writers_16"),
+    ] {
+        if params.wants(workload) || params.wants("writers") {
+            let curve = Params {
+                writers,
+                reps: 1,
+                ..params.clone()
+            };
+            concurrent(&curve, workload, &full, &url, outcomes)?;
+        }
     }
     if params.wants("wake_latency") && notify {
         wake_latency(params, &full, &storage, &mut raw, &url, outcomes)?;
@@ -357,7 +374,13 @@ fn wake_latency(
     Ok(())
 }
 
-fn concurrent(params: &Params, app: &Application, url: &str, outcomes: &mut Vec<Outcome>) -> R<()> {
+fn concurrent(
+    params: &Params,
+    workload: &'static str,
+    app: &Application,
+    url: &str,
+    outcomes: &mut Vec<Outcome>,
+) -> R<()> {
     let (mut ours_rates, mut raw_rates) = (Vec::new(), Vec::new());
     let mut notes = Vec::new();
     let budget = params.concurrent_budget;
@@ -428,7 +451,8 @@ fn concurrent(params: &Params, app: &Application, url: &str, outcomes: &mut Vec<
         )?;
         raw_rates.push(base.rate);
         notes.push(format!(
-            "ours followed {}/{} out of order {}; raw followed {}/{} holes {}",
+            "{} writers; save p50/p99 ours {:.0}/{:.0} µs, raw {:.0}/{:.0} µs; ours followed {}/{} out of order {}; raw followed {}/{} holes {}",
+            params.writers, run.p50_us, run.p99_us, base.p50_us, base.p99_us,
             run.followed, run.written, run.holes, base.followed, base.written, base.holes
         ));
     }
@@ -436,12 +460,12 @@ fn concurrent(params: &Params, app: &Application, url: &str, outcomes: &mut Vec<
     push(
         outcomes,
         "postgres",
-        "concurrent_8",
+        workload,
         median(ours_rates),
         median(raw_rates),
         "events/s",
         note,
     );
-    println!("postgres: concurrent_8 done");
+    println!("postgres: {workload} done");
     Ok(())
 }

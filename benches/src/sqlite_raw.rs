@@ -196,10 +196,33 @@ pub fn run(params: &Params, outcomes: &mut Vec<Outcome>) -> R<()> {
         topics: Topics::new(),
     };
     ours::run_common("sqlite", params, &full, &events_only, &mut raw, outcomes)?;
-    if !params.wants("concurrent_8") {
-        return Ok(());
+    if params.wants("concurrent_8") {
+        concurrent(
+            params,
+            "concurrent_8",
+            &full,
+            &raw_path,
+            &raw.topics,
+            outcomes,
+        )?;
     }
-    concurrent(params, &full, &raw_path, &raw.topics, outcomes)
+    // The writers curve with group commit: 1 to 8 writers, one run each.
+    for (writers, workload) in [
+        (1, "writers_1"),
+        (2, "writers_2"),
+        (4, "writers_4"),
+        (8, "writers_8"),
+    ] {
+        if params.wants(workload) || params.wants("writers") {
+            let curve = Params {
+                writers,
+                reps: 1,
+                ..params.clone()
+            };
+            concurrent(&curve, workload, &full, &raw_path, &raw.topics, outcomes)?;
+        }
+    }
+    Ok(())
 }
 
 /// One save waiting for the committer: its row and where to send the outcome.
@@ -319,6 +342,7 @@ fn group_commit_baseline(
 
 fn concurrent(
     params: &Params,
+    workload: &'static str,
     app: &Application,
     raw_path: &Path,
     topics: &Topics,
@@ -358,7 +382,8 @@ fn concurrent(
         let base = group_commit_baseline(params, raw_path, topics, rep, conn)?;
         raw_rates.push(base.rate);
         notes.push(format!(
-            "ours followed {}/{} out of order {}; raw followed {}/{} holes {}",
+            "{} writers; save p50/p99 ours {:.0}/{:.0} µs, raw {:.0}/{:.0} µs; ours followed {}/{} out of order {}; raw followed {}/{} holes {}",
+            params.writers, run.p50_us, run.p99_us, base.p50_us, base.p99_us,
             run.followed, run.written, run.holes, base.followed, base.written, base.holes
         ));
     }
@@ -366,12 +391,12 @@ fn concurrent(
     push(
         outcomes,
         "sqlite",
-        "concurrent_8",
+        workload,
         median(ours_rates),
         median(raw_rates),
         "events/s",
         note,
     );
-    println!("sqlite: concurrent_8 done");
+    println!("sqlite: {workload} done");
     Ok(())
 }

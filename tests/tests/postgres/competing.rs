@@ -224,3 +224,56 @@ fn a_paused_instance_whose_leases_expired_cannot_commit_after_it_resumes(
     }
     Ok(())
 }
+
+/// Two commits under one lease and epoch at once (a retry after a lost connection, whose
+/// first statement still runs on the server), for overlapping ranges of one partition: the
+/// second waits for the first and is refused as already tracked, so nothing is applied twice.
+/// (A fence alone does not serialise them: both hold the lease.)
+#[test]
+fn two_commits_under_one_lease_at_once_apply_once() -> Result<(), Box<dyn std::error::Error>> {
+    use eventsourcing::persistence::{
+        AggregateRecorder, PersistenceError, PostgresConfig, PostgresRecorder, ProcessRecorder,
+        Tracking,
+    };
+    use eventsourcing_tests::conformance::append;
+    let Some(url) = postgres_url("two_commits_under_one_lease_at_once_apply_once") else {
+        return Ok(());
+    };
+    let schema = unique_schema();
+    let slow = PostgresRecorder::open(
+        PostgresConfig::new(url.as_str())
+            .schema(schema.clone())
+            .hold_in_transaction_for_testing(Duration::from_millis(400)),
+    )?;
+    let fast = PostgresRecorder::open(
+        PostgresConfig::new(url.as_str())
+            .schema(schema)
+            .drop_schema_on_drop_for_testing(),
+    )?;
+    let leases = fast.leases().ok_or("leases")?;
+    let lease = leases
+        .acquire_lease(
+            "copier/partition/8/3",
+            "instance-a",
+            Duration::from_secs(30),
+        )?
+        .ok_or("free")?;
+    let first = Tracking::page("tickers#3/8", 40, 42).fenced(lease.clone());
+    let retry = Tracking::page("tickers#3/8", 40, 45).fenced(lease);
+    std::thread::scope(|scope| -> Result<(), Box<dyn std::error::Error>> {
+        let slow_commit = scope.spawn(|| slow.append(&[append("copy-1", 0, 1)], Some(&first)));
+        std::thread::sleep(Duration::from_millis(100));
+        let retried = fast.append(&[append("copy-2", 0, 1)], Some(&retry));
+        assert!(slow_commit.join().map_err(|_| "panicked")?.is_ok());
+        assert!(
+            matches!(retried, Err(PersistenceError::AlreadyTracked { .. })),
+            "the overlapping commit is refused: {retried:?}"
+        );
+        Ok(())
+    })?;
+    assert_eq!(fast.max_tracking_position("tickers#3/8")?, Some(42));
+    assert!(fast
+        .select_events("copy-2", &eventsourcing::persistence::EventQuery::all())?
+        .is_empty());
+    Ok(())
+}

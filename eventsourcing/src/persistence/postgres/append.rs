@@ -3,7 +3,7 @@
 //! conflict a racing writer causes, and the rewrites of stored events (update in place,
 //! delete a stream).
 
-use crate::persistence::{fenced as fenced_error, Conflict};
+use crate::persistence::Conflict;
 use std::sync::atomic::Ordering;
 
 use postgres::types::ToSql;
@@ -95,10 +95,6 @@ enum AppendFailure {
     /// The store's positions are ahead of this cluster's transaction ids (it became a copy of
     /// another cluster's since the open): nothing was inserted; repair the offset and retry.
     Ahead,
-    /// A fenced commit's lease is not held at its epoch: nothing was inserted.
-    Fenced,
-    /// A fenced commit's upstream is tracked at or above its first position already.
-    AlreadyTracked,
 }
 
 impl From<PersistenceError> for AppendFailure {
@@ -134,7 +130,7 @@ impl PostgresRecorder {
                 actual: count,
             });
         }
-        let mut chunks: Vec<Columns<'_>> = events
+        let mut chunks = events
             .chunks(CHUNK_ROWS)
             .map(Columns::encode)
             .collect::<Result<Vec<_>, _>>()?;
@@ -157,64 +153,17 @@ impl PostgresRecorder {
         }
 
         let mut conn = self.conn()?;
-        let one_statement = self.config.ordering != OrderingMode::TableLock
-            && self.config.hold_in_transaction.is_none();
-        // A fenced commit that fits one statement: a commit without events still runs it,
-        // for its tracking record.
-        let fenced = tracked
-            .and_then(|(t, position)| Some((t, t.lease.as_ref()?, position)))
-            .filter(|_| one_statement && self.config.ordering.uses_xid() && chunks.len() <= 1);
-        if fenced.is_some() && chunks.is_empty() {
-            chunks.push(Columns::default());
-        }
-        let insert = match fenced {
-            Some(_) => prepare(&mut conn, &self.sql.insert_fenced)?,
-            None => prepare(&mut conn, &self.sql.insert)?,
-        };
+        let insert = prepare(&mut conn, &self.sql.insert)?;
         let outcome = match (chunks.as_slice(), tracked) {
             // One statement is a transaction of its own in autocommit: the append is one
             // round trip, without BEGIN and COMMIT.
-            ([chunk], None) if one_statement => {
+            ([chunk], None)
+                if self.config.ordering != OrderingMode::TableLock
+                    && self.config.hold_in_transaction.is_none() =>
+            {
                 let mut positions = Vec::with_capacity(events.len());
-                self.insert_chunk(&mut conn.client, &insert, chunk, 0, &[], &mut positions)
+                self.insert_chunk(&mut conn.client, &insert, chunk, 0, &mut positions)
                     .map(|()| positions)
-            }
-            ([chunk], Some(_)) if fenced.is_some() => {
-                let mut positions = Vec::with_capacity(events.len());
-                match fenced {
-                    Some((t, lease, position)) => {
-                        let epoch = i64::try_from(lease.epoch).unwrap_or(i64::MAX);
-                        let from = to_bigint(t.from_position, "tracking position")?;
-                        let extra: [&(dyn ToSql + Sync); 6] = [
-                            &lease.name,
-                            &lease.owner,
-                            &epoch,
-                            &t.upstream,
-                            &position,
-                            &from,
-                        ];
-                        self.insert_chunk(
-                            &mut conn.client,
-                            &insert,
-                            chunk,
-                            0,
-                            &extra,
-                            &mut positions,
-                        )
-                        .map_err(|failure| match failure {
-                            AppendFailure::Fenced => AppendFailure::Error(fenced_error(lease)),
-                            AppendFailure::AlreadyTracked => {
-                                AppendFailure::Error(PersistenceError::AlreadyTracked {
-                                    upstream: t.upstream.clone(),
-                                    position: t.position,
-                                })
-                            }
-                            other => other,
-                        })
-                        .map(|()| positions)
-                    }
-                    None => Ok(positions),
-                }
             }
             _ => {
                 let track = match tracked {
@@ -238,12 +187,6 @@ impl PostgresRecorder {
                 Ok(positions)
             }
             Err(AppendFailure::Error(e)) => Err(e),
-            // Only the fenced statement returns these, and its arm maps them.
-            Err(AppendFailure::Fenced | AppendFailure::AlreadyTracked) => Err(corrupt(
-                None,
-                "rows returned by the insert",
-                "a fenced commit's marker row from an unfenced statement",
-            )),
             Err(AppendFailure::StreamRace) => Err(self.race_conflict(&mut conn, batch)),
             Err(AppendFailure::Ahead) => {
                 self.keep_positions_increasing(&mut conn)?;
@@ -275,12 +218,10 @@ impl PostgresRecorder {
         insert: &Statement,
         chunk: &Columns<'_>,
         index: usize,
-        extra: &[&(dyn ToSql + Sync)],
         positions: &mut Vec<u64>,
     ) -> Result<(), AppendFailure> {
         let offset = i64::try_from(index * CHUNK_ROWS).unwrap_or(i64::MAX);
-        let mut params = chunk.params(&offset, self.config.ordering.uses_xid());
-        params.extend_from_slice(extra);
+        let params = chunk.params(&offset, self.config.ordering.uses_xid());
         let rows = client.query(insert, &params).map_err(|e| {
             if is_unique_violation(&e, &self.names.stream_version_key) {
                 AppendFailure::StreamRace
@@ -305,16 +246,9 @@ impl PostgresRecorder {
             }
             let bad = |what: &str, e: &dyn std::fmt::Display| corrupt(None, what, e);
             let stream_id: Option<String> = row.try_get(1).map_err(|e| bad("stream id", &e))?;
-            // A marker row: the store is ahead of this cluster (all NULLs), or (a fenced
-            // commit) the lease is not held or the upstream is tracked already; nothing was
-            // inserted.
+            // The row of NULLs: the store is ahead of this cluster, nothing was inserted.
             let Some(stream_id) = stream_id else {
-                let marker: Option<i64> = row.try_get(2).map_err(|e| bad("marker", &e))?;
-                return Err(match marker {
-                    Some(-1) => AppendFailure::Fenced,
-                    Some(-2) => AppendFailure::AlreadyTracked,
-                    _ => AppendFailure::Ahead,
-                });
+                return Err(AppendFailure::Ahead);
             };
             let version = |i: usize, what: &str| -> Result<u64, PersistenceError> {
                 let v: i64 = row.try_get(i).map_err(|e| bad(what, &e))?;
@@ -373,20 +307,19 @@ impl PostgresRecorder {
         }
         let mut positions = Vec::with_capacity(events.len());
         for (index, chunk) in chunks.iter().enumerate() {
-            self.insert_chunk(&mut tx, insert, chunk, index, &[], &mut positions)?;
+            self.insert_chunk(&mut tx, insert, chunk, index, &mut positions)?;
         }
         // After the insert, so that a conflict is reported before an already tracked
         // position; either way the transaction rolls back and nothing is written.
         if let (Some((t, position)), Some(track)) = (tracked, track) {
-            // One committer per upstream at a time, across processes: the advisory lock is
-            // held until commit, and the guarded insert after it reads what the previous
-            // holder committed. A fenced commit is serialised already: only the lease's
-            // holder at its epoch gets past the share-locked lease row, and a takeover waits
-            // for this commit.
-            if t.lease.is_none() {
-                tx.execute(&self.sql.track_lock, &[&t.upstream])
-                    .map_err(classify)?;
-            }
+            // One committer per upstream at a time, across processes, fenced or not: the
+            // lock is held until commit, and the guarded insert after it (a statement of its
+            // own, so a snapshot taken after the lock) reads what the previous holder
+            // committed. A fence alone does not serialise: two commits under one lease and
+            // epoch can be in flight at once (a retry after a lost connection whose first
+            // statement still runs on the server).
+            tx.execute(&self.sql.track_lock, &[&t.upstream])
+                .map_err(classify)?;
             let from = to_bigint(t.from_position, "tracking position")?;
             let inserted = tx
                 .execute(track, &[&t.upstream, &position, &from])

@@ -41,10 +41,6 @@ pub(super) struct Sql {
     pub(super) lag: String,
     pub(super) current_versions: String,
     pub(super) insert: String,
-    /// The insert of a fenced, tracked commit (transaction-id ordering): the lease check, the
-    /// version check, the tracking guard, the events and the tracking record in one
-    /// statement, so in autocommit one round trip. Empty in the table-lock mode.
-    pub(super) insert_fenced: String,
     pub(super) track: String,
     /// Serialises tracked commits of one upstream (transaction-scoped advisory lock).
     pub(super) track_lock: String,
@@ -207,53 +203,10 @@ impl Sql {
                  SELECT NULL, x.stream_id, x.expected, x.actual, x.n \
                  FROM expected x WHERE x.actual <> x.expected{ahead_row}"
             ),
-            // $12-$14: the lease (name, owner, epoch); $15-$17: the tracking record (upstream,
-            // position, first position covered). Everything reads the statement's snapshot;
-            // the lease row is share-locked, so a takeover waits for this commit, and a
-            // takeover committed since the snapshot makes the lock re-read the row (its new
-            // epoch): fenced. The only committer of this tracking name is the lease's holder,
-            // whose earlier commits precede the snapshot, so the guard needs no other lock.
-            // Besides positions and conflicts, marker rows (stream id NULL): expected -1 when
-            // fenced, -2 when already tracked, NULL when ahead (as `insert`).
-            insert_fenced: if ordering.uses_xid() {
-                format!(
-                    "WITH fence AS (SELECT 1 FROM {leases} WHERE name = $12 AND owner = $13 \
-                     AND epoch = $14 AND expires_at > {NOW_US} FOR SHARE), \
-                     tracked_before AS (SELECT 1 FROM {tracking} WHERE upstream = $15 \
-                     AND position >= $17 LIMIT 1), \
-                     {ahead_cte}expected AS (SELECT c.stream_id, c.expected, c.n, \
-                     COALESCE((SELECT max(e.version) FROM {events} e \
-                     WHERE e.stream_id = c.stream_id), 0) AS actual \
-                     FROM UNNEST($1::text[], $2::int8[]) WITH ORDINALITY AS c(stream_id, expected, n)), \
-                     ok AS (SELECT EXISTS (SELECT 1 FROM fence) \
-                     AND NOT EXISTS (SELECT 1 FROM tracked_before) \
-                     AND NOT EXISTS (SELECT 1 FROM expected x WHERE x.actual <> x.expected){ahead_guard} AS ok), \
-                     inserted AS (INSERT INTO {events} ({position}stream_id, version, event_id, topic, \
-                     schema_version, \"timestamp\", payload, metadata){overriding} \
-                     SELECT {position_value}r.stream_id, r.version, r.event_id, r.topic, \
-                     r.schema_version, r.ts, r.payload, r.metadata::jsonb \
-                     FROM UNNEST($3::text[], $4::int8[], $5::uuid[], $6::text[], $7::int4[], \
-                     $8::int8[], $9::bytea[], $10::text[]) WITH ORDINALITY \
-                     AS r(stream_id, version, event_id, topic, schema_version, ts, payload, metadata, n) \
-                     WHERE (SELECT ok FROM ok) ORDER BY r.n RETURNING position), \
-                     tracked AS (INSERT INTO {tracking} (upstream, position) SELECT $15, $16 \
-                     WHERE (SELECT ok FROM ok) ON CONFLICT DO NOTHING RETURNING 1) \
-                     SELECT position, NULL::text, NULL::int8, NULL::int8, NULL::int8 \
-                     FROM inserted UNION ALL \
-                     SELECT NULL, x.stream_id, x.expected, x.actual, x.n \
-                     FROM expected x WHERE x.actual <> x.expected AND EXISTS (SELECT 1 FROM fence) \
-                     UNION ALL SELECT NULL, NULL, -1, NULL, NULL WHERE NOT EXISTS (SELECT 1 FROM fence) \
-                     UNION ALL SELECT NULL, NULL, -2, NULL, NULL WHERE EXISTS (SELECT 1 FROM fence) \
-                     AND EXISTS (SELECT 1 FROM tracked_before) \
-                     AND NOT EXISTS (SELECT 1 FROM expected x WHERE x.actual <> x.expected){ahead_row}"
-                )
-            } else {
-                String::new()
-            },
             // The tracking guard and the record in one statement: no row when the upstream
             // has a position at or above $3 (the first position the commit covers). Run after
-            // the commit's serialisation point (the advisory lock, or a fenced commit's lease
-            // row), so that its snapshot sees what the previous committer wrote.
+            // the advisory lock (`track_lock`), in a statement of its own, so that its
+            // snapshot sees what the previous holder of the lock committed.
             track: format!(
                 "INSERT INTO {tracking} (upstream, position) SELECT $1, $2 \
                  WHERE NOT EXISTS (SELECT 1 FROM {tracking} WHERE upstream = $1 AND position >= $3) \

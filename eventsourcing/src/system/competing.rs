@@ -161,12 +161,16 @@ pub(crate) struct Held {
 }
 
 /// What one heartbeat changed.
-#[derive(Debug, Default, Clone, PartialEq, Eq)]
+#[derive(Debug, Default)]
 pub(crate) struct Rebalance {
-    /// Partitions taken (their tracked positions must be read).
-    pub(crate) taken: Vec<u32>,
+    /// Partitions taken, with their leases: not routable until [`Membership::hold`] records
+    /// their tracked position (an instance that routed a partition before knowing where it
+    /// stands would commit past its unprocessed events).
+    pub(crate) taken: Vec<(u32, Lease)>,
     /// Partitions released or lost.
     pub(crate) dropped: Vec<u32>,
+    /// A failure after some partitions were taken: those are still to be held.
+    pub(crate) error: Option<PersistenceError>,
 }
 
 /// The leases of one instance of one follower.
@@ -228,7 +232,6 @@ impl Membership {
     pub(crate) fn heartbeat(
         &mut self,
         leases: &dyn LeaseRecorder,
-        upstream: &str,
     ) -> Result<Rebalance, PersistenceError> {
         let ttl = self.config.lease_ttl;
         let owner = self.config.owner.clone();
@@ -295,22 +298,34 @@ impl Membership {
             if self.held.contains_key(&partition) {
                 continue;
             }
-            if let Some(lease) =
-                leases.acquire_lease(&self.partition_name(partition), &owner, ttl)?
-            {
-                let tracking = tracking_name(upstream, partition, self.config.partitions);
-                self.held.insert(
-                    partition,
-                    Held {
-                        lease,
-                        tracking,
-                        tracked: 0,
-                    },
-                );
-                change.taken.push(partition);
+            match leases.acquire_lease(&self.partition_name(partition), &owner, ttl) {
+                Ok(Some(lease)) => change.taken.push((partition, lease)),
+                Ok(None) => {}
+                Err(error) => {
+                    change.error = Some(error);
+                    break;
+                }
             }
         }
         Ok(change)
+    }
+
+    /// Makes a taken partition routable, at its tracked position.
+    pub(crate) fn hold(&mut self, partition: u32, lease: Lease, upstream: &str, tracked: u64) {
+        let tracking = tracking_name(upstream, partition, self.config.partitions);
+        self.held.insert(
+            partition,
+            Held {
+                lease,
+                tracking,
+                tracked,
+            },
+        );
+    }
+
+    /// Runs the next heartbeat at the next pull (after a failure).
+    pub(crate) fn retry_soon(&mut self) {
+        self.next_heartbeat = None;
     }
 
     /// Refuses to run beside leases of another partition count.

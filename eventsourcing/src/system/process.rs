@@ -603,32 +603,47 @@ impl<P: Policy> ProcessApplication<P> {
         if !membership.due() {
             return Ok(false);
         }
-        let change = Self::leases_of(&self.application)
-            .and_then(|leases| membership.heartbeat(leases, self.upstream.name()));
-        let change = match change {
+        let change =
+            Self::leases_of(&self.application).and_then(|leases| membership.heartbeat(leases));
+        let mut change = match change {
             Ok(change) => change,
-            Err(e) => return Err(self.store_error(e.into())),
-        };
-        let count = self
-            .competing
-            .as_ref()
-            .map_or(1, |m| m.config().partitions());
-        for &partition in &change.taken {
-            let tracked = self.partition_position(partition, count)?;
-            if let Some(held) = self
-                .competing
-                .as_mut()
-                .and_then(|m| m.held.get_mut(&partition))
-            {
-                held.tracked = tracked;
+            Err(e) => {
+                membership.retry_soon();
+                return Err(self.store_error(e.into()));
             }
-            self.cursor = self.cursor.min(tracked);
+        };
+        let count = membership.config().partitions();
+        // A partition becomes routable only once its tracked position is known; one whose
+        // position cannot be read is left out (its lease is released as stale at the next
+        // heartbeat, which comes at the next pull).
+        let mut taken = Vec::new();
+        let mut failure = change.error.take().map(|e| self.store_error(e.into()));
+        for (partition, lease) in std::mem::take(&mut change.taken) {
+            if failure.is_some() {
+                break;
+            }
+            match self.partition_position(partition, count) {
+                Ok(tracked) => {
+                    if let Some(m) = self.competing.as_mut() {
+                        m.hold(partition, lease, self.upstream.name(), tracked);
+                    }
+                    self.cursor = self.cursor.min(tracked);
+                    taken.push(partition);
+                }
+                Err(error) => failure = Some(error),
+            }
         }
-        if !change.taken.is_empty() || !change.dropped.is_empty() {
-            tracing::info!(follower = %self.name, taken = ?change.taken, dropped = ?change.dropped,
+        if !taken.is_empty() || !change.dropped.is_empty() {
+            tracing::info!(follower = %self.name, taken = ?taken, dropped = ?change.dropped,
                 "partitions rebalanced");
         }
-        Ok(!change.taken.is_empty())
+        if let Some(error) = failure {
+            if let Some(m) = self.competing.as_mut() {
+                m.retry_soon();
+            }
+            return Err(error);
+        }
+        Ok(!taken.is_empty())
     }
 
     /// The route of every event of a single instance: the upstream's tracking record.

@@ -264,3 +264,96 @@ fn a_store_without_leases_and_a_changed_partition_count_are_refused() -> TestRes
     }
     Ok(())
 }
+
+/// Leases whose `acquire_lease` fails once, at one given call.
+struct FlakyLeases {
+    store: Arc<MemoryRecorder>,
+    calls: std::sync::atomic::AtomicUsize,
+    fail_at: usize,
+}
+
+impl LeaseRecorder for FlakyLeases {
+    fn acquire_lease(
+        &self,
+        name: &str,
+        owner: &str,
+        ttl: Duration,
+    ) -> Result<
+        Option<eventsourcing::persistence::Lease>,
+        eventsourcing::persistence::PersistenceError,
+    > {
+        let call = self.calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
+        if call == self.fail_at {
+            return Err(eventsourcing::persistence::PersistenceError::Config(
+                "a lost connection, once".into(),
+            ));
+        }
+        self.store.acquire_lease(name, owner, ttl)
+    }
+    fn renew_lease(
+        &self,
+        lease: &eventsourcing::persistence::Lease,
+        ttl: Duration,
+    ) -> Result<bool, eventsourcing::persistence::PersistenceError> {
+        self.store.renew_lease(lease, ttl)
+    }
+    fn release_lease(
+        &self,
+        lease: &eventsourcing::persistence::Lease,
+    ) -> Result<(), eventsourcing::persistence::PersistenceError> {
+        self.store.release_lease(lease)
+    }
+    fn list_leases(
+        &self,
+        prefix: &str,
+    ) -> Result<
+        Vec<eventsourcing::persistence::LeaseState>,
+        eventsourcing::persistence::PersistenceError,
+    > {
+        self.store.list_leases(prefix)
+    }
+}
+
+struct WithFlakyLeases(Arc<MemoryRecorder>, FlakyLeases);
+
+impl RecorderLayer for WithFlakyLeases {
+    fn inner(&self) -> &dyn Storage {
+        &*self.0
+    }
+    fn leases(&self) -> Option<&dyn LeaseRecorder> {
+        Some(&self.1)
+    }
+}
+
+#[test]
+fn a_heartbeat_that_fails_half_way_routes_nothing_it_does_not_know_and_retries() -> TestResult {
+    let upstream = Application::in_memory()?;
+    let written = write_tickers(&upstream, 12, 2);
+    let memory = Arc::new(MemoryRecorder::new());
+    // Calls: the member lease, then partition 0, then partition 1 (which fails).
+    let flaky = FlakyLeases {
+        store: Arc::clone(&memory),
+        calls: std::sync::atomic::AtomicUsize::new(0),
+        fail_at: 3,
+    };
+    let store: Arc<dyn Storage> = Arc::new(Layered(WithFlakyLeases(memory, flaky)));
+    let downstream = Application::builder().storage(Arc::clone(&store)).build()?;
+    let mut process = ProcessApplication::new(
+        downstream.clone(),
+        Upstream::application("tickers", &upstream),
+        copier("a"),
+    )
+    .named("copier")
+    .competing(
+        Competing::new(2)
+            .owner("a")
+            .heartbeat(Duration::from_secs(3600)),
+    );
+    assert!(process.pull().is_err(), "the heartbeat fails");
+    // The next pull retries at once (not an hour later), and nothing was routed at an
+    // unknown position meanwhile.
+    process.run_until_caught_up()?;
+    assert_eq!(process.partitions_held().len(), 2);
+    assert_exactly_once_in_order(&written, &downstream);
+    Ok(())
+}

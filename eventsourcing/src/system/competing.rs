@@ -75,8 +75,10 @@ impl Competing {
         self
     }
 
-    /// This instance's owner id in its leases: unique per process (by default the host
-    /// name, the process id and a random part). Two processes must never share one.
+    /// This instance's owner id, in reports and (with a random part added per process
+    /// application, `<id>~<8 hex digits>`) in its leases. By default the host name, the
+    /// process id and a random part; two instances given the same id still never share a
+    /// lease.
     #[must_use]
     pub fn owner(mut self, owner: impl Into<String>) -> Self {
         self.owner = owner.into();
@@ -178,10 +180,14 @@ pub(crate) struct Rebalance {
 pub(crate) struct Membership {
     config: Competing,
     follower: String,
+    /// The owner written into the leases: the configured owner id and a part random to this
+    /// membership, so that two instances given one id (a cloned configuration, an id reused
+    /// on another host) never share a lease, nor renew each other's.
+    owner: String,
     member: Option<Lease>,
     pub(crate) held: BTreeMap<u32, Held>,
     next_heartbeat: Option<Instant>,
-    /// The live members at the last heartbeat.
+    /// The live members at the last heartbeat (their owner ids, without the random part).
     pub(crate) members: Vec<String>,
     /// How many commits were refused by fencing since this instance started.
     pub(crate) fenced: u64,
@@ -189,7 +195,9 @@ pub(crate) struct Membership {
 
 impl Membership {
     pub(crate) fn new(config: Competing, follower: &str) -> Self {
+        let nonce = uuid::Uuid::new_v4().simple().to_string();
         Self {
+            owner: format!("{}~{}", config.owner, &nonce[..8]),
             config,
             follower: follower.to_owned(),
             member: None,
@@ -234,14 +242,13 @@ impl Membership {
         leases: &dyn LeaseRecorder,
     ) -> Result<Rebalance, PersistenceError> {
         let ttl = self.config.lease_ttl;
-        let owner = self.config.owner.clone();
+        let owner = self.owner.clone();
         self.next_heartbeat = Some(Instant::now() + self.config.heartbeat_interval());
         let member_name = format!("{}{owner}", self.member_prefix());
         self.member = leases.acquire_lease(&member_name, &owner, ttl)?;
         if self.member.is_none() {
             return Err(PersistenceError::Config(format!(
-                "another live instance of follower `{}` uses the owner id `{owner}`: give each \
-                 process its own (Competing::owner)",
+                "the member lease `{member_name}` of follower `{}` is held by someone else",
                 self.follower
             )));
         }
@@ -260,7 +267,14 @@ impl Membership {
         let index = members.iter().position(|m| *m == owner).unwrap_or(0);
         let count = members.len();
         let assigned = |p: u32| usize::try_from(p).unwrap_or(0) % count == index;
-        self.members = members;
+        self.members = members
+            .iter()
+            .map(|m| {
+                m.rsplit_once('~')
+                    .map_or(m.as_str(), |(id, _)| id)
+                    .to_owned()
+            })
+            .collect();
 
         let mut change = Rebalance::default();
         // Leases under this owner id that this instance does not know of (an earlier

@@ -42,10 +42,17 @@ fn all_held_by(downstream: &Application, partitions: usize, owners: &[&str]) -> 
     let listed = leases
         .list_leases("copier/partition/")
         .expect("list leases");
+    // A lease's owner is the instance's id and a part random to its process.
+    let id = |owner: &str| {
+        owner
+            .rsplit_once('~')
+            .map_or(owner, |(id, _)| id)
+            .to_owned()
+    };
     listed.len() == partitions
         && listed
             .iter()
-            .all(|l| l.is_held() && owners.contains(&l.owner.as_str()))
+            .all(|l| l.is_held() && owners.contains(&id(&l.owner).as_str()))
 }
 
 #[test]

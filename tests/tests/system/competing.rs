@@ -357,3 +357,33 @@ fn a_heartbeat_that_fails_half_way_routes_nothing_it_does_not_know_and_retries()
     assert_exactly_once_in_order(&written, &downstream);
     Ok(())
 }
+
+#[test]
+fn two_instances_given_one_owner_id_still_share_and_never_hold_one_lease() -> TestResult {
+    let upstream = Application::in_memory()?;
+    let written = write_tickers(&upstream, 20, 2);
+    let store: Arc<dyn Storage> = Arc::new(MemoryRecorder::new());
+    let same = || Competing::new(8).owner("host-1").heartbeat(Duration::ZERO);
+    let mut a =
+        instance("x", &store, &upstream, copier("a"), Duration::from_secs(30))?.competing(same());
+    let mut b =
+        instance("x", &store, &upstream, copier("b"), Duration::from_secs(30))?.competing(same());
+    for _ in 0..3 {
+        a.pull()?;
+        b.pull()?;
+    }
+    let held_a: Vec<u32> = a.partitions_held().iter().map(|(p, _)| *p).collect();
+    let held_b: Vec<u32> = b.partitions_held().iter().map(|(p, _)| *p).collect();
+    assert_eq!(
+        (held_a.len(), held_b.len()),
+        (4, 4),
+        "{held_a:?} {held_b:?}"
+    );
+    assert!(held_a.iter().all(|p| !held_b.contains(p)), "disjoint");
+    assert_eq!(a.members(), ["host-1", "host-1"]);
+    a.run_until_caught_up()?;
+    b.run_until_caught_up()?;
+    let downstream = Application::builder().storage(Arc::clone(&store)).build()?;
+    assert_exactly_once_in_order(&written, &downstream);
+    Ok(())
+}

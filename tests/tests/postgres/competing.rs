@@ -284,3 +284,40 @@ fn two_commits_under_one_lease_at_once_apply_once() -> Result<(), Box<dyn std::e
         .is_empty());
     Ok(())
 }
+
+/// A store created before the leases table existed still opens for a role that may only
+/// read (no DDL on open); the first lease operation of a writer creates the table.
+#[test]
+fn a_store_without_the_leases_table_opens_read_only_and_gets_it_on_first_use(
+) -> Result<(), Box<dyn std::error::Error>> {
+    use eventsourcing::persistence::{PostgresConfig, PostgresRecorder, ProcessRecorder};
+    let Some(url) = postgres_url("a_store_without_the_leases_table_opens_read_only") else {
+        return Ok(());
+    };
+    let schema = unique_schema();
+    let writer = PostgresRecorder::open(
+        PostgresConfig::new(url.as_str())
+            .schema(schema.clone())
+            .drop_schema_on_drop_for_testing(),
+    )?;
+    let mut admin = postgres::Client::connect(&url, postgres::NoTls)?;
+    // As an older release left it.
+    admin.batch_execute(&format!("DROP TABLE \"{schema}\".leases"))?;
+    let role = format!(
+        "es_reader_{}",
+        &uuid::Uuid::new_v4().simple().to_string()[..12]
+    );
+    admin.batch_execute(&format!(
+        "CREATE ROLE {role} LOGIN; GRANT USAGE ON SCHEMA \"{schema}\" TO {role}; \
+         GRANT SELECT ON ALL TABLES IN SCHEMA \"{schema}\" TO {role};"
+    ))?;
+    let reader_url = url.replacen("postgres://postgres@", &format!("postgres://{role}@"), 1);
+    let opened = PostgresRecorder::open(PostgresConfig::new(reader_url).schema(&schema)).map(drop);
+    admin.batch_execute(&format!("DROP OWNED BY {role}; DROP ROLE {role};"))?;
+    opened.map_err(|e| format!("a read-only role opens the older store: {e}"))?;
+    let leases = writer.leases().ok_or("leases")?;
+    assert!(leases.list_leases("x/")?.is_empty(), "created on first use");
+    let lease = leases.acquire_lease("x/partition/1/0", "a", Duration::from_secs(5))?;
+    assert_eq!(lease.map(|l| l.epoch), Some(1));
+    Ok(())
+}

@@ -36,6 +36,27 @@ impl PostgresRecorder {
     }
 }
 
+impl PostgresRecorder {
+    /// Runs a lease operation; in a store created before the leases table existed, creates
+    /// it (one transaction, under an advisory lock) and runs the operation again.
+    fn on_leases<T>(
+        &self,
+        operation: impl Fn(&mut super::pool::Conn) -> Result<T, postgres::Error>,
+    ) -> Result<T, PersistenceError> {
+        let mut conn = self.conn()?;
+        match operation(&mut conn) {
+            Err(e) if e.code() == Some(&postgres::error::SqlState::UNDEFINED_TABLE) => {
+                let mut tx = conn.client.transaction().map_err(classify)?;
+                tx.batch_execute(&self.sql.create_leases)
+                    .map_err(classify)?;
+                tx.commit().map_err(classify)?;
+                operation(&mut conn).map_err(classify)
+            }
+            other => other.map_err(classify),
+        }
+    }
+}
+
 impl LeaseRecorder for PostgresRecorder {
     fn acquire_lease(
         &self,
@@ -46,9 +67,7 @@ impl LeaseRecorder for PostgresRecorder {
         validate_lease(name, owner)?;
         let ttl = ttl_micros(ttl);
         let row = self
-            .conn()?
-            .prepared_opt(&self.sql.acquire_lease, &[&name, &owner, &ttl])
-            .map_err(classify)?;
+            .on_leases(|conn| conn.prepared_opt(&self.sql.acquire_lease, &[&name, &owner, &ttl]))?;
         let Some(row) = row else {
             return Ok(None);
         };
@@ -64,13 +83,13 @@ impl LeaseRecorder for PostgresRecorder {
 
     fn renew_lease(&self, lease: &Lease, ttl: Duration) -> Result<bool, PersistenceError> {
         let (epoch, ttl) = (epoch_i64(lease.epoch), ttl_micros(ttl));
-        self.conn()?
-            .prepared_execute(
+        self.on_leases(|conn| {
+            conn.prepared_execute(
                 &self.sql.renew_lease,
                 &[&lease.name, &lease.owner, &epoch, &ttl],
             )
-            .map(|changed| changed == 1)
-            .map_err(classify)
+        })
+        .map(|changed| changed == 1)
     }
 
     fn release_lease(&self, lease: &Lease) -> Result<(), PersistenceError> {
@@ -85,9 +104,10 @@ impl LeaseRecorder for PostgresRecorder {
     }
 
     fn list_leases(&self, prefix: &str) -> Result<Vec<LeaseState>, PersistenceError> {
-        let mut conn = self.conn()?;
-        let (client, statement) = conn.prepared(&self.sql.list_leases).map_err(classify)?;
-        let rows = client.query(&statement, &[&prefix]).map_err(classify)?;
+        let rows = self.on_leases(|conn| {
+            let (client, statement) = conn.prepared(&self.sql.list_leases)?;
+            client.query(&statement, &[&prefix])
+        })?;
         rows.iter()
             .map(|row| {
                 let bad = |what: &str, e: &dyn std::fmt::Display| corrupt(None, what, e);

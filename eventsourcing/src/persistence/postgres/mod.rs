@@ -566,15 +566,12 @@ impl PostgresRecorder {
     /// A newer schema is the typed [`PersistenceError::SchemaVersion`].
     fn schema_is_current(&self, conn: &mut Connection) -> Result<bool, PersistenceError> {
         let meta = self.names.qualified(&self.names.meta);
-        // The leases table came later without a version bump: a store without it is created
-        // up to date (every statement of the schema is idempotent).
-        let leases = self.names.qualified(&self.names.leases);
+        // The leases table came later without a version bump, and is not looked for here: a
+        // store without it still opens on a hot standby or for a role that may only read;
+        // the first lease operation creates it (`leases.rs`).
         let exists: bool = conn
             .client
-            .query_one(
-                "SELECT to_regclass($1) IS NOT NULL AND to_regclass($2) IS NOT NULL",
-                &[&meta, &leases],
-            )
+            .query_one("SELECT to_regclass($1) IS NOT NULL", &[&meta])
             .map_err(classify)?
             .try_get(0)
             .map_err(|e| corrupt(None, "schema lookup", e))?;

@@ -62,6 +62,8 @@ pub(super) struct Sql {
     pub(super) list_leases: String,
     /// In a fenced append's transaction: the lease row, share-locked until commit, if held.
     pub(super) lease_held: String,
+    /// Creates the leases table in a store created before it existed (under a lock).
+    pub(super) create_leases: String,
 }
 
 /// Now, by the server's clock, in microseconds since the Unix epoch: leases are judged by one
@@ -270,6 +272,12 @@ impl Sql {
             list_leases: format!(
                 "SELECT name, owner, epoch, expires_at - {NOW_US} FROM {leases} \
                  WHERE left(name, length($1)) = $1 ORDER BY name"
+            ),
+            create_leases: format!(
+                "SELECT pg_advisory_xact_lock(hashtext('eventsourcing:leases:' || {leases_name})); \
+                 CREATE TABLE IF NOT EXISTS {leases} (name TEXT PRIMARY KEY, owner TEXT NOT NULL, \
+                 epoch BIGINT NOT NULL, expires_at BIGINT NOT NULL)",
+                leases_name = format!("'{}'", leases.replace('\'', "''"))
             ),
             lease_held: format!(
                 "SELECT 1 FROM {leases} \

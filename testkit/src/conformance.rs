@@ -1223,6 +1223,11 @@ pub fn leases_fence_commits(store: &Store) {
     let mut stale = held.clone();
     stale.epoch += 1;
     assert_fenced(&stale, 3, "another epoch");
+    // Fenced comes first: before a conflict.
+    match store.append(&[append(&stream, 0, 1)], Some(&fenced_by(&stale, 3))) {
+        Err(PersistenceError::Fenced { .. }) => {}
+        other => panic!("a fenced commit at a stale version: expected Fenced first, got {other:?}"),
+    }
     let mut other = held.clone();
     other.owner.clone_from(&b);
     assert_fenced(&other, 3, "another owner");

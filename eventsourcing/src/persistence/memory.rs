@@ -86,6 +86,18 @@ impl Inner {
         tracking: Option<&Tracking>,
     ) -> Result<(), PersistenceError> {
         validate_append(batch, tracking)?;
+        // First, as on the other backends: a fenced committer learns nothing else.
+        if let Some(lease) = tracking.and_then(|t| t.lease.as_ref()) {
+            let held = self
+                .leases
+                .get(&lease.name)
+                .is_some_and(|(owner, epoch, expires)| {
+                    *owner == lease.owner && *epoch == lease.epoch && *expires > now_micros()
+                });
+            if !held {
+                return Err(fenced(lease));
+            }
+        }
         for append in batch {
             let actual = self.stream(&append.stream_id).len() as u64;
             if actual != append.expected_version {
@@ -102,17 +114,6 @@ impl Inner {
                         reason: format!("event id {} is already stored", event.metadata.event_id),
                     });
                 }
-            }
-        }
-        if let Some(lease) = tracking.and_then(|t| t.lease.as_ref()) {
-            let held = self
-                .leases
-                .get(&lease.name)
-                .is_some_and(|(owner, epoch, expires)| {
-                    *owner == lease.owner && *epoch == lease.epoch && *expires > now_micros()
-                });
-            if !held {
-                return Err(fenced(lease));
             }
         }
         if let Some(t) = tracking {

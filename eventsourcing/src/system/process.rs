@@ -770,6 +770,10 @@ impl<P: Policy> ProcessApplication<P> {
                 let mut done = 0;
                 while done < events.len() && self.route(events[done], 0).is_some() {
                     done += self.process_batch(&events[done..], &route)?;
+                    // Leases renewed between batches; partitions taken start further back.
+                    if self.heartbeat_if_due()? {
+                        return Ok((page.len(), self.cursor));
+                    }
                 }
             }
         } else {
@@ -856,6 +860,11 @@ impl<P: Policy> ProcessApplication<P> {
                 break;
             }
             if ctx.stale.load(Ordering::Relaxed) {
+                break;
+            }
+            // A competing batch ends when a heartbeat is due, so that it commits while its
+            // lease is held (a lease expires by time even when nobody takes it over).
+            if taken > 0 && self.competing.as_ref().is_some_and(Membership::due) {
                 break;
             }
             let (new, due) = ctx.into_parts();

@@ -387,3 +387,44 @@ fn two_instances_given_one_owner_id_still_share_and_never_hold_one_lease() -> Te
     assert_exactly_once_in_order(&written, &downstream);
     Ok(())
 }
+
+/// A policy that spends `per_event` on each event.
+struct Slow(CopyPolicy, Duration);
+
+impl Policy for Slow {
+    fn process(
+        &mut self,
+        event: &Notification<'_>,
+        ctx: &mut ProcessingContext<'_>,
+    ) -> Result<(), BoxError> {
+        std::thread::sleep(self.1);
+        self.0.process(event, ctx)
+    }
+}
+
+/// A batch of one partition whose policies take longer than the lease's time to live in all
+/// still commits: the batch ends when a heartbeat is due and the lease is renewed between
+/// batches (otherwise each batch is fenced, retried, fenced again).
+#[test]
+fn batches_longer_than_the_lease_still_make_progress() -> TestResult {
+    let upstream = Application::in_memory()?;
+    let written = write_tickers(&upstream, 1, 9); // one stream: one partition, one batch
+    let store: Arc<dyn Storage> = Arc::new(MemoryRecorder::new());
+    let policy = Slow(copier("a"), Duration::from_millis(40));
+    let mut process = instance("a", &store, &upstream, policy, Duration::from_millis(150))?
+        .competing(
+            Competing::new(2)
+                .owner("a")
+                .lease_ttl(Duration::from_millis(150))
+                .heartbeat(Duration::from_millis(50)),
+        )
+        .batch_commits(true);
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let downstream = Application::builder().storage(Arc::clone(&store)).build()?;
+    while copies(&downstream).0.values().map(Vec::len).sum::<usize>() < 10 {
+        assert!(std::time::Instant::now() < deadline, "no progress");
+        process.pull()?;
+    }
+    assert_exactly_once_in_order(&written, &downstream);
+    Ok(())
+}

@@ -518,6 +518,8 @@ pub trait VersionedProjection: DurableProjection {
 pub struct SideBySide<P> {
     serving: DurableProjector<P>,
     building: Option<DurableProjector<P>>,
+    /// A version switched away from whose drop failed: dropped again at the next pull.
+    retired: Option<DurableProjector<P>>,
     page_size: usize,
     switch: Switch<P>,
 }
@@ -544,6 +546,7 @@ impl<P: VersionedProjection> SideBySide<P> {
         Self {
             serving: DurableProjector::new(serving, upstream),
             building: None,
+            retired: None,
             page_size: DEFAULT_PAGE_SIZE,
             switch: Box::new(switch),
         }
@@ -579,28 +582,56 @@ impl<P: VersionedProjection> SideBySide<P> {
     }
 
     /// Starts building `next` from the beginning of the log (resetting it first), beside the
-    /// serving version. A rebuild already in progress is replaced (its storage dropped).
+    /// serving version. A rebuild already in progress is replaced (its storage dropped
+    /// first, since it may be the same storage).
     ///
     /// # Errors
-    /// [`SystemError::Projection`] when a store fails.
+    /// [`SystemError::Projection`] when a store fails, or `next` is the serving version.
     pub fn start_rebuild(&mut self, next: P) -> Result<(), SystemError> {
+        self.check_version(&next)?;
+        // The rebuild it replaces is dropped first: it may share the new one's storage.
+        self.replace_building(None)?;
         let mut building =
             DurableProjector::new(next, self.serving.upstream().clone()).page_size(self.page_size);
         building.pause = self.serving.pause.clone();
         building.reset()?;
-        self.replace_building(Some(building))
+        self.building = Some(building);
+        Ok(())
     }
 
     /// Carries on building `next` from its committed position (after a restart in the middle
     /// of a rebuild).
     ///
     /// # Errors
-    /// [`SystemError::Projection`] when a store fails.
+    /// [`SystemError::Projection`] when a store fails, or `next` is the serving version.
     pub fn resume_rebuild(&mut self, next: P) -> Result<(), SystemError> {
+        self.check_version(&next)?;
         let mut building =
             DurableProjector::new(next, self.serving.upstream().clone()).page_size(self.page_size);
         building.pause = self.serving.pause.clone();
-        self.replace_building(Some(building))
+        match &self.building {
+            // The same version again (a restart): keep its storage.
+            Some(current) if current.projection().version() == building.projection().version() => {
+                self.building = Some(building);
+                Ok(())
+            }
+            _ => self.replace_building(Some(building)),
+        }
+    }
+
+    /// Refuses to build the version that serves: resetting it would empty what readers see.
+    fn check_version(&self, next: &P) -> Result<(), SystemError> {
+        if next.version() == self.serving.projection().version() {
+            return Err(self.serving.error(
+                0,
+                format!(
+                    "version {} is the serving version: build a new version beside it",
+                    next.version()
+                )
+                .into(),
+            ));
+        }
+        Ok(())
     }
 
     /// Abandons the rebuild in progress and drops its storage.
@@ -623,19 +654,38 @@ impl<P: VersionedProjection> SideBySide<P> {
         Ok(())
     }
 
+    /// Drops the version switched away from, if its drop failed before.
+    fn drop_retired(&mut self) -> Result<(), SystemError> {
+        if let Some(retired) = &mut self.retired {
+            retired
+                .projection
+                .drop_version()
+                .map_err(|source| retired.error(0, source))?;
+            self.retired = None;
+        }
+        Ok(())
+    }
+
     /// One page of the serving version and one of the version being built; switches when the
-    /// new version has reached the serving one's position. Returns the events read by both.
+    /// new version has reached the serving one's position, or when both read nothing (both
+    /// at the end of the log: their positions differ when they follow different topics).
+    /// Returns the events read by both.
     ///
     /// # Errors
     /// As [`DurableProjector::pull`]; a failing `switch` leaves the old version serving and
-    /// the new one built (the next pull tries the switch again).
+    /// the new one built (the next pull tries the switch again); a failing drop of the old
+    /// version after the switch is tried again at the next pull.
     pub fn pull(&mut self) -> Result<usize, SystemError> {
-        let mut read = self.serving.pull()?;
+        self.drop_retired()?;
+        let serving_read = self.serving.pull()?;
         let Some(building) = &mut self.building else {
-            return Ok(read);
+            return Ok(serving_read);
         };
-        read += building.pull()?;
-        if self.serving.pause.is_paused() || building.position()? < self.serving.position()? {
+        let building_read = building.pull()?;
+        let read = serving_read + building_read;
+        let caught_up = building.position()? >= self.serving.position()?
+            || (serving_read == 0 && building_read == 0);
+        if self.serving.pause.is_paused() || !caught_up {
             return Ok(read);
         }
         (self.switch)(building.projection()).map_err(|source| SystemError::Projection {
@@ -645,16 +695,15 @@ impl<P: VersionedProjection> SideBySide<P> {
         })?;
         let version = building.projection().version();
         if let Some(next) = self.building.take() {
-            let mut old = std::mem::replace(&mut self.serving, next);
+            let old = std::mem::replace(&mut self.serving, next);
             tracing::info!(
                 projection = old.projection().name(),
                 from = old.projection().version(),
                 to = version,
                 "switched to the rebuilt version"
             );
-            old.projection
-                .drop_version()
-                .map_err(|source| old.error(0, source))?;
+            self.retired = Some(old);
+            self.drop_retired()?;
         }
         // Caught up is not finished: the caller reads 0 only once both are.
         Ok(read.max(1))

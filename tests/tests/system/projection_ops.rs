@@ -256,32 +256,64 @@ fn a_failed_switch_keeps_the_old_version_and_a_rebuild_resumes_or_is_cancelled()
         },
     );
     ticks.run_until_caught_up()?;
+    let same = ticks.start_rebuild(Ticks::open(&path, 1)?);
+    assert!(
+        same.is_err_and(|e| e.to_string().contains("serving version")),
+        "the serving version cannot be rebuilt in place"
+    );
+    assert_eq!(read_served(&path)?, (1, 8), "and it was not reset");
     ticks.start_rebuild(Ticks::open(&path, 2)?)?;
-    assert!(ticks.run_until_caught_up().is_err(), "the switch fails");
+    let failed = ticks.run_until_caught_up();
+    assert!(
+        failed.is_err_and(|e| e.to_string().contains("the pointer's store is down")),
+        "the switch fails"
+    );
     assert_eq!(read_served(&path)?, (1, 8), "the old version still serves");
     assert!(ticks.building().is_some(), "the new version is kept, built");
+    // Tried again at the next pull, once the switch works.
+    *fail.lock().map_err(|e| e.to_string())? = false;
+    ticks.run_until_caught_up()?;
+    assert_eq!(read_served(&path)?, (2, 12), "switched on the retry");
+    assert!(ticks.building().is_none());
+    let _ = write_tickers(&app, 1, 1);
 
-    // A restart in the middle: the new version resumes from its own committed position.
+    // Version 3 half built, then a restart: it resumes from its own committed position.
+    drop(ticks);
     let mut restarted = SideBySide::new(
-        Ticks::open(&path, 1)?,
+        Ticks::open(&path, 2)?,
         Upstream::application("tickers", &app),
         |_: &Ticks| Ok(()),
+    )
+    .page_size(4);
+    let mut half = DurableProjector::new(
+        Ticks::open(&path, 3)?,
+        Upstream::application("tickers", &app),
+    )
+    .page_size(4);
+    half.reset()?;
+    half.pull()?;
+    assert_eq!(half.position()?, 4, "version 3 half built");
+    restarted.resume_rebuild(half.into_projection())?;
+    restarted.pull()?;
+    assert_eq!(
+        restarted
+            .building()
+            .map(|b| b.position().unwrap_or_default()),
+        Some(8),
+        "resumed from position 4, not from the start"
     );
-    let built = Ticks::open(&path, 2)?;
-    assert_eq!(built.position()?, 12, "version 2 was built up to the end");
-    restarted.resume_rebuild(built)?;
     restarted.cancel_rebuild()?;
     assert!(restarted.building().is_none());
     let conn = Connection::open(&path)?;
     let dropped: Option<String> = conn
         .query_row(
-            "SELECT name FROM sqlite_master WHERE name = 'ticks_v2'",
+            "SELECT name FROM sqlite_master WHERE name = 'ticks_v3'",
             [],
             |r| r.get(0),
         )
         .optional()?;
     assert_eq!(dropped, None, "a cancelled rebuild's storage is dropped");
-    assert_eq!(read_served(&path)?, (1, 8));
+    assert_eq!(read_served(&path)?, (2, 14));
 
     // The durable projector alone: reset without replay, then a pull rebuilds.
     let mut projector = DurableProjector::new(
@@ -294,7 +326,6 @@ fn a_failed_switch_keeps_the_old_version_and_a_rebuild_resumes_or_is_cancelled()
         (0, 0)
     );
     projector.run_until_caught_up()?;
-    assert_eq!(projector.projection().total()?, 8);
-    *fail.lock().map_err(|e| e.to_string())? = false;
+    assert_eq!(projector.projection().total()?, 9);
     Ok(())
 }

@@ -59,7 +59,8 @@ impl LeaseState {
 /// - [`release_lease`](Self::release_lease) ends a lease held at its epoch at once;
 /// - an append whose tracking record carries a lease fails with
 ///   [`PersistenceError::Fenced`], writing nothing, unless the lease is held at that epoch and
-///   unexpired when the append commits (a takeover waits for the commit, or the commit fails).
+///   unexpired when the append checks it, inside its transaction (a takeover waits for that
+///   transaction to end, or the commit fails).
 pub trait LeaseRecorder: Send + Sync {
     /// Takes `name` for `owner` for `ttl`, or renews it if `owner` holds it.
     ///
@@ -125,9 +126,11 @@ pub(crate) fn now_micros() -> i64 {
         .map_or(0, |d| i64::try_from(d.as_micros()).unwrap_or(i64::MAX))
 }
 
-/// A time to live in microseconds, saturating.
+/// A time to live in microseconds, at most about ten years (so that now plus it fits a
+/// 64-bit count of microseconds on every backend).
 pub(crate) fn ttl_micros(ttl: Duration) -> i64 {
-    i64::try_from(ttl.as_micros()).unwrap_or(i64::MAX)
+    const MAX: i64 = 10 * 366 * 24 * 3600 * 1_000_000;
+    i64::try_from(ttl.as_micros()).map_or(MAX, |micros| micros.min(MAX))
 }
 
 /// What is left of a lease expiring at `expires_at` (µs), seen at `now` (µs).

@@ -73,7 +73,7 @@ CREATE TABLE IF NOT EXISTS "{schema}"."{snapshots}" (
 -- Leases of competing instances of a follower (one per partition of its upstream, and one per
 -- live instance). A tracked append that carries a lease is written only while the lease is
 -- held at its epoch and unexpired, checked under a share lock on its row that a takeover
--- waits for. Times are the server's clock (`clock_timestamp()`), so instances on machines
+-- waits for. Times are the server's clock (`statement_timestamp()`), so instances on machines
 -- whose clocks disagree still agree on expiry. Added without a schema version bump: older
 -- builds ignore the table.
 CREATE TABLE IF NOT EXISTS "{schema}"."{leases}" (

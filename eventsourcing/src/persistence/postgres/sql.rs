@@ -273,11 +273,11 @@ impl Sql {
                 "SELECT name, owner, epoch, expires_at - {NOW_US} FROM {leases} \
                  WHERE left(name, length($1)) = $1 ORDER BY name"
             ),
+            // The lock key is the qualified table name (validated identifiers: no quote).
             create_leases: format!(
-                "SELECT pg_advisory_xact_lock(hashtext('eventsourcing:leases:' || {leases_name})); \
+                "SELECT pg_advisory_xact_lock(hashtext('eventsourcing:leases:{leases}')); \
                  CREATE TABLE IF NOT EXISTS {leases} (name TEXT PRIMARY KEY, owner TEXT NOT NULL, \
-                 epoch BIGINT NOT NULL, expires_at BIGINT NOT NULL)",
-                leases_name = format!("'{}'", leases.replace('\'', "''"))
+                 epoch BIGINT NOT NULL, expires_at BIGINT NOT NULL)"
             ),
             lease_held: format!(
                 "SELECT 1 FROM {leases} \

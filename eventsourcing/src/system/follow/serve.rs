@@ -104,7 +104,7 @@ impl Runner {
         serve: Serve,
         mut on_status: impl FnMut(&[FollowerStatus]),
     ) -> Result<Vec<FollowerStatus>, SystemError> {
-        install_signal_handlers(&serve.stop)?;
+        let handlers = install_signal_handlers(&serve.stop)?;
         let mut next_status = serve.status_interval.map(|every| Instant::now() + every);
         while !serve.stop.load(Ordering::SeqCst) {
             let seen = serve.shared.lock().requested;
@@ -130,6 +130,10 @@ impl Runner {
             if read == 0 {
                 wait(&serve, seen);
             }
+        }
+        // The signals act as before `serve` once it returns.
+        for handler in handlers {
+            signal_hook::low_level::unregister(handler);
         }
         let released = self.release();
         let status = self.status();
@@ -157,15 +161,18 @@ fn wait(serve: &Serve, seen: u64) {
     }
 }
 
-fn install_signal_handlers(stop: &Arc<AtomicBool>) -> Result<(), SystemError> {
+fn install_signal_handlers(stop: &Arc<AtomicBool>) -> Result<Vec<signal_hook::SigId>, SystemError> {
     use signal_hook::consts::{SIGINT, SIGTERM};
     let failed =
         |e: std::io::Error| SystemError::Runner(format!("cannot install signal handlers: {e}"));
     // A second Ctrl-C while stopping exits at once; the first only sets the flag.
-    signal_hook::flag::register_conditional_shutdown(SIGINT, 130, Arc::clone(stop))
-        .map_err(failed)?;
+    let mut handlers =
+        vec![
+            signal_hook::flag::register_conditional_shutdown(SIGINT, 130, Arc::clone(stop))
+                .map_err(failed)?,
+        ];
     for signal in [SIGTERM, SIGINT] {
-        signal_hook::flag::register(signal, Arc::clone(stop)).map_err(failed)?;
+        handlers.push(signal_hook::flag::register(signal, Arc::clone(stop)).map_err(failed)?);
     }
-    Ok(())
+    Ok(handlers)
 }

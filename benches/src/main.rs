@@ -25,6 +25,13 @@ use std::time::{Duration, Instant};
 #[global_allocator]
 static GLOBAL: alloc::Counting = alloc::Counting;
 
+/// A number for each concurrent run of the program, so that runs' hand-written streams
+/// never collide (the writers curve runs several in one store).
+pub fn next_run() -> usize {
+    static RUNS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    RUNS.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+}
+
 /// Errors of the benchmark program: any error, reported and fatal.
 pub type R<T> = Result<T, Box<dyn std::error::Error + Send + Sync>>;
 

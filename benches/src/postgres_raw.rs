@@ -384,7 +384,8 @@ fn concurrent(
     let (mut ours_rates, mut raw_rates) = (Vec::new(), Vec::new());
     let mut notes = Vec::new();
     let budget = params.concurrent_budget;
-    for rep in 0..params.reps {
+    for _ in 0..params.reps {
+        let run_id = crate::next_run();
         let run = ours::concurrent(
             params.writers,
             budget,
@@ -430,7 +431,7 @@ fn concurrent(
             },
             &|w| {
                 let mut raw = Raw::connect(url)?;
-                let stream = raw::last_stream(50_000_000 + (rep * 100 + w) as u64);
+                let stream = raw::last_stream(50_000_000 + (run_id * 100 + w) as u64);
                 let topic = raw.topics.opened;
                 raw.insert_one(&stream, 1, topic, &raw::opened_payload(1)?)?;
                 Ok((raw, stream, 1u64))

@@ -351,7 +351,7 @@ fn concurrent(
     let (mut ours_rates, mut raw_rates) = (Vec::new(), Vec::new());
     let mut notes = Vec::new();
     let budget = params.concurrent_budget;
-    for rep in 0..params.reps {
+    for _ in 0..params.reps {
         let run = ours::concurrent(
             params.writers,
             budget,
@@ -379,7 +379,7 @@ fn concurrent(
         )?;
         ours_rates.push(run.rate);
         let conn = connect(raw_path)?;
-        let base = group_commit_baseline(params, raw_path, topics, rep, conn)?;
+        let base = group_commit_baseline(params, raw_path, topics, crate::next_run(), conn)?;
         raw_rates.push(base.rate);
         notes.push(format!(
             "{} writers; save p50/p99 ours {:.0}/{:.0} µs, raw {:.0}/{:.0} µs; ours followed {}/{} out of order {}; raw followed {}/{} holes {}",

@@ -440,7 +440,8 @@ pub fn run_common(
         println!("{backend}: snapshot_load done");
     }
 
-    if params.wants("scan_all") {
+    let growth = ["save_at_store_tenth", "save_at_store_full"];
+    if params.wants("scan_all") || growth.iter().any(|w| params.wants(w)) {
         // scan_all: enough events in the log for the big scan, in appends of 1,000.
         // Count the events (positions are not dense on PostgreSQL, so `max_position` is not
         // a count).
@@ -451,18 +452,49 @@ pub fn run_common(
         }
         let mut i = 10;
         let mut total = have;
-        while total < params.scan_big {
-            populate(full, i, 1000)?;
-            total += 1000;
-            i += 1;
-        }
         let mut raw_total = raw.count()?;
-        while raw_total < params.scan_big {
-            raw_n += 1;
-            crate::raw::populate(raw, raw_n, 1000)?;
-            raw_total += 1000;
+        // The store grows in two steps, to a tenth of the big scan and to all of it, and a
+        // save is measured at each (a save must not slow down as the store grows).
+        for (step, workload) in [
+            (params.scan_big / 10, "save_at_store_tenth"),
+            (params.scan_big, "save_at_store_full"),
+        ] {
+            while total < step {
+                populate(full, i, 1000)?;
+                total += 1000;
+                i += 1;
+            }
+            while raw_total < step {
+                raw_n += 1;
+                crate::raw::populate(raw, raw_n, 1000)?;
+                raw_total += 1000;
+            }
+            if params.wants(workload) {
+                let (ours, baseline) = paired(
+                    reps,
+                    || {
+                        rate(params.budget, || {
+                            ours_n += 1;
+                            save_one(full, ours_n)
+                        })
+                    },
+                    || {
+                        rate(params.budget, || {
+                            raw_n += 1;
+                            raw.save_one(raw_n)?;
+                            Ok(1)
+                        })
+                    },
+                )?;
+                let note =
+                    format!("one event saved in a store of {total} events (baseline {raw_total})");
+                push(outcomes, backend, workload, ours, baseline, "saves/s", note);
+            }
         }
         println!("{backend}: scan data ready ({total} events, baseline {raw_total})");
+        if !params.wants("scan_all") {
+            return Ok(());
+        }
         let n = params.scan_events;
         let (mut peak_ours, mut peak_raw) = (0usize, 0usize);
         let (ours, baseline) = paired(
@@ -481,18 +513,25 @@ pub fn run_common(
             },
         )?;
         let base = crate::alloc::reset_peak();
+        let began = Instant::now();
         let read_big = scan(full, params.scan_big, params.page)?;
+        let big_rate = read_big as f64 / began.elapsed().as_secs_f64();
         let big_peak = crate::alloc::peak().saturating_sub(base);
         let base = crate::alloc::reset_peak();
+        let began = Instant::now();
         let raw_big = raw.scan(params.scan_big)?;
+        let raw_big_rate = raw_big as f64 / began.elapsed().as_secs_f64();
         let raw_big_peak = crate::alloc::peak().saturating_sub(base);
         let note = format!(
             "{n} events; peak heap ours {:.2} MiB (baseline {:.2} MiB); \
-             {read_big} events: ours {:.2} MiB (baseline {raw_big}: {:.2} MiB)",
+             {read_big} events: ours {:.2} MiB at {:.0} events/s (baseline {raw_big}: {:.2} MiB \
+             at {:.0} events/s)",
             mib(peak_ours),
             mib(peak_raw),
             mib(big_peak),
-            mib(raw_big_peak)
+            big_rate,
+            mib(raw_big_peak),
+            raw_big_rate
         );
         push(
             outcomes, backend, "scan_all", ours, baseline, "events/s", note,

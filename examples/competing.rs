@@ -118,11 +118,14 @@ fn write_ticks(app: &Application, tickers: u32, ticks: u32) -> Result<u64, Appli
     Ok(written)
 }
 
+/// The upstream events copied (each stream and version once: a second copy is an error) and
+/// the copies made by each instance.
 fn count_copies(
     app: &Application,
 ) -> Result<(u64, BTreeMap<String, u64>), Box<dyn std::error::Error>> {
     let mut copies = 0;
     let mut by_instance = BTreeMap::new();
+    let mut seen = std::collections::HashSet::new();
     let mut from = 1;
     loop {
         let page = app.notification_log().select(from, 500)?;
@@ -132,7 +135,14 @@ fn count_copies(
         for event in &page {
             let notification = Notification::new(event, app.event_store().mapper());
             if let Some(envelope) = notification.decode::<CopyEvent>()? {
-                let CopyEvent::Made { instance, .. } = envelope.event;
+                let CopyEvent::Made {
+                    stream,
+                    version,
+                    instance,
+                } = envelope.event;
+                if !seen.insert((stream.clone(), version)) {
+                    return Err(format!("version {version} of {stream} was copied twice").into());
+                }
                 copies += 1;
                 *by_instance.entry(instance).or_insert(0) += 1;
             }

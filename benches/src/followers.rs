@@ -241,32 +241,6 @@ fn by_hand(url: &str, instances: usize, events: u64) -> R<f64> {
     Ok(events as f64 / elapsed.as_secs_f64())
 }
 
-/// The median and p99 of the time from each commit to the first apply at or after it, in µs.
-fn latencies(commits: &[Instant], applied: &[Instant]) -> (f64, f64) {
-    let mut waits: Vec<Duration> = commits
-        .iter()
-        .map(|c| {
-            applied
-                .iter()
-                .find(|a| *a >= c)
-                .map_or(Duration::from_secs(3600), |a| *a - *c)
-        })
-        .collect();
-    waits.sort_unstable();
-    let at = |q: f64| {
-        #[allow(
-            clippy::cast_precision_loss,
-            clippy::cast_possible_truncation,
-            clippy::cast_sign_loss
-        )]
-        let i = ((waits.len().saturating_sub(1)) as f64 * q).round() as usize;
-        waits
-            .get(i)
-            .map_or(f64::INFINITY, |d| d.as_secs_f64() * 1e6)
-    };
-    (at(0.5), at(0.99))
-}
-
 fn commit_to_apply(params: &Params, url: &str, outcomes: &mut Vec<Outcome>) -> R<()> {
     let saves: u64 = if params.quick { 60 } else { 300 };
     let (up, down) = ("bench_apply_up", "bench_apply_down");
@@ -313,7 +287,7 @@ fn commit_to_apply(params: &Params, url: &str, outcomes: &mut Vec<Outcome>) -> R
     }
     std::thread::sleep(Duration::from_millis(300));
     let applied: Vec<Instant> = rx.try_iter().collect();
-    let (ours_p50, ours_p99) = latencies(&commits, &applied);
+    let (ours_p50, ours_p99) = crate::ours::wait_quantiles(&commits, &applied);
     drop(listener);
     handle.stop()?;
     drop((upstream, downstream, up_recorder));
@@ -389,7 +363,7 @@ fn commit_to_apply(params: &Params, url: &str, outcomes: &mut Vec<Outcome>) -> R
     stop.store(true, Ordering::Relaxed);
     consumer.join().map_err(|_| "the consumer panicked")??;
     let applied: Vec<Instant> = rx.try_iter().collect();
-    let (raw_p50, raw_p99) = latencies(&commits, &applied);
+    let (raw_p50, raw_p99) = crate::ours::wait_quantiles(&commits, &applied);
     drop_schemas(url, &[schema])?;
     push(
         outcomes,

@@ -97,6 +97,23 @@ pub struct Concurrent {
     pub p99_us: f64,
 }
 
+/// For each instant of `commits`, the time to the first instant of `later` at or after it
+/// (an hour when none came): the median and the 99th percentile, in microseconds.
+#[must_use]
+pub fn wait_quantiles(commits: &[Instant], later: &[Instant]) -> (f64, f64) {
+    let waits: Vec<u32> = commits
+        .iter()
+        .map(|c| {
+            later
+                .iter()
+                .find(|l| *l >= c)
+                .map_or(Duration::from_secs(3600), |l| *l - *c)
+        })
+        .map(|wait| u32::try_from(wait.as_micros()).unwrap_or(u32::MAX))
+        .collect();
+    quantiles(waits)
+}
+
 /// The median and 99th percentile of `samples` (microseconds).
 #[must_use]
 pub fn quantiles(mut samples: Vec<u32>) -> (f64, f64) {
@@ -242,23 +259,7 @@ pub fn run_common(
     let mut raw_n = 1_000_000u64;
 
     if params.wants("save_one") {
-        // save_one
-        let (ours, baseline) = paired(
-            reps,
-            || {
-                rate(params.budget, || {
-                    ours_n += 1;
-                    save_one(full, ours_n)
-                })
-            },
-            || {
-                rate(params.budget, || {
-                    raw_n += 1;
-                    raw.save_one(raw_n)?;
-                    Ok(1)
-                })
-            },
-        )?;
+        let (ours, baseline) = save_rates(params, full, raw, &mut ours_n, &mut raw_n)?;
         push(
             outcomes,
             backend,
@@ -470,22 +471,7 @@ pub fn run_common(
                 raw_total += 1000;
             }
             if params.wants(workload) {
-                let (ours, baseline) = paired(
-                    reps,
-                    || {
-                        rate(params.budget, || {
-                            ours_n += 1;
-                            save_one(full, ours_n)
-                        })
-                    },
-                    || {
-                        rate(params.budget, || {
-                            raw_n += 1;
-                            raw.save_one(raw_n)?;
-                            Ok(1)
-                        })
-                    },
-                )?;
+                let (ours, baseline) = save_rates(params, full, raw, &mut ours_n, &mut raw_n)?;
                 let note =
                     format!("one event saved in a store of {total} events (baseline {raw_total})");
                 push(outcomes, backend, workload, ours, baseline, "saves/s", note);
@@ -539,6 +525,34 @@ pub fn run_common(
         println!("{backend}: scan_all done");
     }
     Ok(())
+}
+
+/// `save_one`'s rates, ours and the baseline's, each saving new streams numbered after
+/// `ours_n` and `raw_n`.
+fn save_rates(
+    params: &crate::Params,
+    full: &Application,
+    raw: &mut dyn crate::raw::RawStore,
+    ours_n: &mut u64,
+    raw_n: &mut u64,
+) -> R<(f64, f64)> {
+    use crate::{paired, rate};
+    paired(
+        params.reps,
+        || {
+            rate(params.budget, || {
+                *ours_n += 1;
+                save_one(full, *ours_n)
+            })
+        },
+        || {
+            rate(params.budget, || {
+                *raw_n += 1;
+                raw.save_one(*raw_n)?;
+                Ok(1)
+            })
+        },
+    )
 }
 
 /// Adds an outcome.

@@ -285,34 +285,6 @@ fn wake_latency(
     use std::time::{Duration, Instant};
 
     let saves: u64 = if params.quick { 60 } else { 300 };
-    let quantiles = |mut waits: Vec<Duration>| -> (f64, f64) {
-        waits.sort_unstable();
-        let at = |q: f64| {
-            #[allow(
-                clippy::cast_precision_loss,
-                clippy::cast_possible_truncation,
-                clippy::cast_sign_loss
-            )]
-            let i = ((waits.len().saturating_sub(1)) as f64 * q).round() as usize;
-            waits
-                .get(i)
-                .map_or(f64::INFINITY, |d| d.as_secs_f64() * 1e6)
-        };
-        (at(0.5), at(0.99))
-    };
-    let waits_of = |commits: &[Instant], rx: &mpsc::Receiver<Instant>| -> Vec<Duration> {
-        let wakes: Vec<Instant> = rx.try_iter().collect();
-        commits
-            .iter()
-            .map(|c| {
-                wakes
-                    .iter()
-                    .find(|w| *w >= c)
-                    .map_or(Duration::from_secs(3600), |w| *w - *c)
-            })
-            .collect()
-    };
-
     // Ours.
     let (tx, rx) = mpsc::channel();
     let listener = storage.listen_for_commits(Duration::from_secs(60), move || {
@@ -328,7 +300,8 @@ fn wake_latency(
         commits.push(Instant::now());
     }
     std::thread::sleep(Duration::from_millis(200));
-    let (ours_p50, ours_p99) = quantiles(waits_of(&commits, &rx));
+    let wakes: Vec<Instant> = rx.try_iter().collect();
+    let (ours_p50, ours_p99) = ours::wait_quantiles(&commits, &wakes);
     drop(listener);
 
     // By hand: NOTIFY right after each insert, LISTEN on a raw connection.
@@ -358,7 +331,8 @@ fn wake_latency(
     std::thread::sleep(Duration::from_millis(200));
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     let _ = waiter.join();
-    let (raw_p50, raw_p99) = quantiles(waits_of(&commits, &rx));
+    let wakes: Vec<Instant> = rx.try_iter().collect();
+    let (raw_p50, raw_p99) = ours::wait_quantiles(&commits, &wakes);
     push(
         outcomes,
         "postgres",

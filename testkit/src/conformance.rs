@@ -1286,6 +1286,33 @@ pub fn leases_fence_commits(store: &Store) {
     assert_eq!(listed.len(), 1);
     assert!(!listed[0].is_held(), "released: listed, not held");
 
+    // Removed only when no longer held, and only at its owner and epoch.
+    let member = format!("conformance-{run}/member/a");
+    let joined = leases
+        .acquire_lease(&member, &a, long)
+        .expect("acquire")
+        .expect("free");
+    leases.remove_lease(&joined).expect("remove");
+    assert_eq!(
+        leases.list_leases(&member).expect("list").len(),
+        1,
+        "held: kept"
+    );
+    leases.release_lease(&joined).expect("release");
+    let mut other_epoch = joined.clone();
+    other_epoch.epoch += 1;
+    leases.remove_lease(&other_epoch).expect("remove");
+    assert_eq!(
+        leases.list_leases(&member).expect("list").len(),
+        1,
+        "another epoch: kept"
+    );
+    leases.remove_lease(&joined).expect("remove");
+    assert!(
+        leases.list_leases(&member).expect("list").is_empty(),
+        "released: removed"
+    );
+
     // Bad input is a typed error, before any I/O.
     for (name, owner) in [("", a.as_str()), ("x", ""), ("nul\0", a.as_str())] {
         assert!(

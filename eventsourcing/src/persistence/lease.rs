@@ -57,6 +57,7 @@ impl LeaseState {
 ///   returns `None`, changing nothing, while another owner holds it;
 /// - [`renew_lease`](Self::renew_lease) extends a lease held at its epoch and unexpired;
 /// - [`release_lease`](Self::release_lease) ends a lease held at its epoch at once;
+/// - [`remove_lease`](Self::remove_lease) deletes a lease no longer held, at its epoch;
 /// - an append whose tracking record carries a lease fails with
 ///   [`PersistenceError::Fenced`], writing nothing, unless the lease is held at that epoch and
 ///   unexpired when the append checks it, inside its transaction (a takeover waits for that
@@ -84,6 +85,14 @@ pub trait LeaseRecorder: Send + Sync {
     /// # Errors
     /// Backend failures.
     fn release_lease(&self, lease: &Lease) -> Result<(), PersistenceError>;
+
+    /// Deletes `lease`'s row if it is still at that owner and epoch and no longer held
+    /// (released or expired); otherwise nothing changes. For leases whose epochs need not
+    /// keep increasing (the member leases of instances that left).
+    ///
+    /// # Errors
+    /// Backend failures.
+    fn remove_lease(&self, lease: &Lease) -> Result<(), PersistenceError>;
 
     /// Every lease whose name starts with `prefix`, by name.
     ///

@@ -372,6 +372,21 @@ impl LeaseRecorder for MemoryRecorder {
         Ok(())
     }
 
+    fn remove_lease(&self, lease: &Lease) -> Result<(), PersistenceError> {
+        let now = now_micros();
+        let mut inner = self.write();
+        let gone = inner
+            .leases
+            .get(&lease.name)
+            .is_some_and(|(owner, epoch, expires)| {
+                *owner == lease.owner && *epoch == lease.epoch && *expires <= now
+            });
+        if gone {
+            inner.leases.remove(&lease.name);
+        }
+        Ok(())
+    }
+
     fn list_leases(&self, prefix: &str) -> Result<Vec<LeaseState>, PersistenceError> {
         let now = now_micros();
         let inner = self.read();

@@ -255,6 +255,18 @@ impl Membership {
         let listed = leases.list_leases(&format!("{}/", self.follower))?;
         self.check_partition_count(&listed)?;
         let prefix = self.member_prefix();
+        // The rows of members that left without releasing (killed, crashed): removed once
+        // expired, so that the listing does not grow with every instance ever started.
+        for gone in listed
+            .iter()
+            .filter(|l| !l.is_held() && l.name.starts_with(&prefix) && l.owner != owner)
+        {
+            leases.remove_lease(&Lease {
+                name: gone.name.clone(),
+                owner: gone.owner.clone(),
+                epoch: gone.epoch,
+            })?;
+        }
         let mut members: Vec<String> = listed
             .iter()
             .filter(|l| l.is_held())
@@ -384,7 +396,11 @@ impl Membership {
             }
         }
         if let Some(member) = self.member.take() {
-            if let Err(e) = leases.release_lease(&member) {
+            // A member's row goes with it: member epochs need not keep increasing.
+            let gone = leases
+                .release_lease(&member)
+                .and_then(|()| leases.remove_lease(&member));
+            if let Err(e) = gone {
                 first_error.get_or_insert(e);
             }
         }

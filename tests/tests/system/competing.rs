@@ -303,6 +303,12 @@ impl LeaseRecorder for FlakyLeases {
     ) -> Result<(), eventsourcing::persistence::PersistenceError> {
         self.store.release_lease(lease)
     }
+    fn remove_lease(
+        &self,
+        lease: &eventsourcing::persistence::Lease,
+    ) -> Result<(), eventsourcing::persistence::PersistenceError> {
+        self.store.remove_lease(lease)
+    }
     fn list_leases(
         &self,
         prefix: &str,
@@ -426,5 +432,42 @@ fn batches_longer_than_the_lease_still_make_progress() -> TestResult {
         process.pull()?;
     }
     assert_exactly_once_in_order(&written, &downstream);
+    Ok(())
+}
+
+/// Member rows do not pile up: a member that stops removes its row, and the row of one that
+/// vanished (never dropped, as a killed process) is removed by the others once it expired.
+#[test]
+fn member_rows_go_with_their_instances() -> TestResult {
+    let upstream = Application::in_memory()?;
+    let _ = write_tickers(&upstream, 4, 1);
+    let store: Arc<dyn Storage> = Arc::new(MemoryRecorder::new());
+    let ttl = Duration::from_millis(100);
+    let every_pull = |name: &str| {
+        Competing::new(4)
+            .owner(name)
+            .lease_ttl(ttl)
+            .heartbeat(Duration::ZERO)
+    };
+    let members = |store: &Arc<dyn Storage>| -> Result<usize, Box<dyn std::error::Error>> {
+        let leases = store.leases().ok_or("leases")?;
+        Ok(leases.list_leases("copier/member/")?.len())
+    };
+    let mut a = instance("a", &store, &upstream, copier("a"), ttl)?.competing(every_pull("a"));
+    let mut b = instance("b", &store, &upstream, copier("b"), ttl)?.competing(every_pull("b"));
+    a.pull()?;
+    b.pull()?;
+    assert_eq!(members(&store)?, 2);
+    // `a` vanishes without a word, as a killed process does.
+    std::mem::forget(a);
+    std::thread::sleep(ttl * 2);
+    b.pull()?;
+    assert_eq!(
+        members(&store)?,
+        1,
+        "the vanished member's expired row is removed"
+    );
+    b.release_leases()?;
+    assert_eq!(members(&store)?, 0, "a member that stops removes its row");
     Ok(())
 }

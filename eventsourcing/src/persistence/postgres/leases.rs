@@ -103,6 +103,14 @@ impl LeaseRecorder for PostgresRecorder {
             .map_err(classify)
     }
 
+    fn remove_lease(&self, lease: &Lease) -> Result<(), PersistenceError> {
+        let epoch = epoch_i64(lease.epoch);
+        self.on_leases(|conn| {
+            conn.prepared_execute(&self.sql.remove_lease, &[&lease.name, &lease.owner, &epoch])
+        })
+        .map(drop)
+    }
+
     fn list_leases(&self, prefix: &str) -> Result<Vec<LeaseState>, PersistenceError> {
         let rows = self.on_leases(|conn| {
             let (client, statement) = conn.prepared(&self.sql.list_leases)?;

@@ -60,6 +60,7 @@ pub(super) struct Sql {
     pub(super) renew_lease: String,
     pub(super) release_lease: String,
     pub(super) list_leases: String,
+    pub(super) remove_lease: String,
     /// In a fenced append's transaction: the lease row, share-locked until commit, if held.
     pub(super) lease_held: String,
     /// Creates the leases table in a store created before it existed (under a lock).
@@ -268,6 +269,10 @@ impl Sql {
             ),
             release_lease: format!(
                 "UPDATE {leases} SET expires_at = 0 WHERE name = $1 AND owner = $2 AND epoch = $3"
+            ),
+            remove_lease: format!(
+                "DELETE FROM {leases} \
+                 WHERE name = $1 AND owner = $2 AND epoch = $3 AND expires_at <= {NOW_US}"
             ),
             list_leases: format!(
                 "SELECT name, owner, epoch, expires_at - {NOW_US} FROM {leases} \

@@ -94,6 +94,16 @@ impl LeaseRecorder for SqliteRecorder {
         })
     }
 
+    fn remove_lease(&self, lease: &Lease) -> Result<(), PersistenceError> {
+        let epoch = epoch_i64(lease.epoch);
+        self.write(|tx| {
+            tx.prepare_cached(&self.sql.remove_lease)
+                .and_then(|mut s| s.execute(params![lease.name, lease.owner, epoch, now_micros()]))
+                .map(drop)
+                .map_err(from_sqlite)
+        })
+    }
+
     fn list_leases(&self, prefix: &str) -> Result<Vec<LeaseState>, PersistenceError> {
         let now = now_micros();
         self.read(|conn| {

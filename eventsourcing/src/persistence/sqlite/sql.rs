@@ -43,6 +43,7 @@ pub(super) struct Statements {
     pub(super) renew_lease: String,
     pub(super) release_lease: String,
     pub(super) list_leases: String,
+    pub(super) remove_lease: String,
     pub(super) lease_held: String,
 }
 
@@ -104,6 +105,8 @@ impl Statements {
                  WHERE name = ?1 AND owner = ?2 AND epoch = ?3 AND expires_at > ?4"),
             release_lease: t("UPDATE {prefix}leases SET expires_at = 0 \
                  WHERE name = ?1 AND owner = ?2 AND epoch = ?3"),
+            remove_lease: t("DELETE FROM {prefix}leases \
+                 WHERE name = ?1 AND owner = ?2 AND epoch = ?3 AND expires_at <= ?4"),
             list_leases: t("SELECT name, owner, epoch, expires_at FROM {prefix}leases \
                  WHERE substr(name, 1, length(?1)) = ?1 ORDER BY name"),
             lease_held: t("SELECT 1 FROM {prefix}leases \

@@ -62,21 +62,33 @@ impl Instance {
         }
     }
 
-    /// The partitions of its last status line.
-    #[must_use]
-    pub fn held(&self) -> Vec<u32> {
+    /// The value of `key=` in the last status line that has it.
+    fn last_field(&self, key: &str) -> Option<String> {
+        let prefix = format!("{key}=");
         let lines = self
             .lines
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        lines
-            .iter()
-            .rev()
-            .find_map(|l| {
-                l.split_whitespace()
-                    .find_map(|w| w.strip_prefix("partitions="))
-            })
+        lines.iter().rev().find_map(|l| {
+            l.split_whitespace()
+                .find_map(|w| w.strip_prefix(prefix.as_str()))
+                .map(str::to_owned)
+        })
+    }
+
+    /// The partitions of its last status line.
+    #[must_use]
+    pub fn held(&self) -> Vec<u32> {
+        self.last_field("partitions")
             .map(|held| held.split(',').filter_map(|p| p.parse().ok()).collect())
+            .unwrap_or_default()
+    }
+
+    /// The fenced commits of its last status line.
+    #[must_use]
+    pub fn fenced(&self) -> u64 {
+        self.last_field("fenced")
+            .and_then(|n| n.parse().ok())
             .unwrap_or_default()
     }
 
@@ -88,33 +100,6 @@ impl Instance {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         lines.last().cloned().unwrap_or_default()
-    }
-
-    /// The fenced commits of its last status line.
-    #[must_use]
-    pub fn fenced(&self) -> u64 {
-        let lines = self
-            .lines
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        lines
-            .iter()
-            .rev()
-            .find_map(|l| l.split_whitespace().find_map(|w| w.strip_prefix("fenced=")))
-            .and_then(|n| n.parse().ok())
-            .unwrap_or_default()
-    }
-
-    /// Whether any status line showed partitions held.
-    #[must_use]
-    pub fn ever_held(&self) -> bool {
-        let lines = self
-            .lines
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        lines
-            .iter()
-            .any(|l| l.contains("partitions=") && !l.contains("partitions= "))
     }
 
     /// Sends `signal` (`TERM`, `KILL`, `STOP`, `CONT`).

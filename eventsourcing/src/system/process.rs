@@ -517,9 +517,10 @@ impl<P: Policy> ProcessApplication<P> {
             return self.tracked_at(self.upstream.name());
         };
         let count = membership.config().partitions();
+        let before = self.tracked_at(self.upstream.name())?;
         let mut lowest = u64::MAX;
         for partition in 0..count {
-            lowest = lowest.min(self.partition_position(partition, count)?);
+            lowest = lowest.min(self.partition_position(partition, count, before)?);
         }
         Ok(lowest)
     }
@@ -534,13 +535,16 @@ impl<P: Policy> ProcessApplication<P> {
             .map_err(|e| self.store_error(e.into()))
     }
 
-    /// A partition's tracked position: its own record, or the position tracked before the
-    /// follower was partitioned.
-    fn partition_position(&self, partition: u32, count: u32) -> Result<u64, SystemError> {
+    /// A partition's tracked position: its own record, or `before`, the position tracked
+    /// before the follower was partitioned (read once by callers that need several).
+    fn partition_position(
+        &self,
+        partition: u32,
+        count: u32,
+        before: u64,
+    ) -> Result<u64, SystemError> {
         let own = super::competing::tracking_name(self.upstream.name(), partition, count);
-        Ok(self
-            .tracked_at(&own)?
-            .max(self.tracked_at(self.upstream.name())?))
+        Ok(self.tracked_at(&own)?.max(before))
     }
 
     /// The partitions this instance leases now (empty unless competing), with the position
@@ -618,11 +622,21 @@ impl<P: Policy> ProcessApplication<P> {
         // heartbeat, which comes at the next pull).
         let mut taken = Vec::new();
         let mut failure = change.error.take().map(|e| self.store_error(e.into()));
+        // The position from before the follower was partitioned, read once.
+        let mut before = 0;
+        if !change.taken.is_empty() {
+            match self.tracked_at(self.upstream.name()) {
+                Ok(position) => before = position,
+                Err(error) => {
+                    failure.get_or_insert(error);
+                }
+            }
+        }
         for (partition, lease) in std::mem::take(&mut change.taken) {
             if failure.is_some() {
                 break;
             }
-            match self.partition_position(partition, count) {
+            match self.partition_position(partition, count, before) {
                 Ok(tracked) => {
                     if let Some(m) = self.competing.as_mut() {
                         m.hold(partition, lease, self.upstream.name(), tracked);
@@ -965,7 +979,8 @@ impl<P: Policy> ProcessApplication<P> {
     fn tracked_for(&self, route: &Route) -> Result<u64, SystemError> {
         match (route.partition, &self.competing) {
             (Some(partition), Some(m)) => {
-                self.partition_position(partition, m.config().partitions())
+                let before = self.tracked_at(self.upstream.name())?;
+                self.partition_position(partition, m.config().partitions(), before)
             }
             _ => self.tracked_at(&route.tracking),
         }

@@ -387,8 +387,12 @@ fn concurrent(
         )?;
         ours_rates.push(run.rate);
         let mut follower = Client::connect(url, NoTls)?;
+        // The same work as ours: every column of the events read and owned, not only the
+        // positions.
         let poll = follower.prepare(
-            "SELECT position FROM bench_raw.events WHERE position > $1 ORDER BY position LIMIT 1000",
+            "SELECT position, stream_id, version, event_id, topic, schema_version, \
+             \"timestamp\", payload, metadata FROM bench_raw.events WHERE position > $1 \
+             ORDER BY position LIMIT 1000",
         )?;
         let base = ours::concurrent(
             params.writers,
@@ -420,7 +424,20 @@ fn concurrent(
             &|(client, poll), after| {
                 let rows = client.query(&*poll, &[&i64::try_from(after)?])?;
                 rows.iter()
-                    .map(|r| Ok(u64::try_from(r.try_get::<_, i64>(0)?)?))
+                    .map(|row| {
+                        let owned: OwnedRow = (
+                            row.try_get(0)?,
+                            row.try_get(1)?,
+                            row.try_get(2)?,
+                            row.try_get(3)?,
+                            row.try_get(4)?,
+                            row.try_get(5)?,
+                            row.try_get(6)?,
+                            row.try_get(7)?,
+                            row.try_get(8)?,
+                        );
+                        Ok(u64::try_from(black_box(owned).0)?)
+                    })
                     .collect()
             },
         )?;

@@ -14,7 +14,7 @@ use super::config::OrderingMode;
 use super::error::{classify, is_unique_violation};
 use super::pool::Conn;
 use super::rows::{corrupt, extras_json, to_bigint, to_int};
-use super::{prepare, PostgresRecorder, MAX_EVENTS_PER_XID_APPEND};
+use super::{prepare, Connection, PostgresRecorder, MAX_EVENTS_PER_XID_APPEND};
 use crate::persistence::recorder::{validate_append, validate_text};
 use crate::persistence::{PersistenceError, StoredEvent, StreamAppend, Tracking};
 
@@ -153,14 +153,19 @@ impl PostgresRecorder {
         }
 
         let mut conn = self.conn()?;
+        let autocommit = self.config.ordering != OrderingMode::TableLock
+            && self.config.hold_in_transaction.is_none();
+        if let ([append], [chunk], None, true) = (batch, chunks.as_slice(), tracked, autocommit) {
+            if !append.events.is_empty() {
+                let outcome = self.append_stream(&mut conn, append, chunk);
+                return self.finish(conn, batch, tracking, retry, outcome);
+            }
+        }
         let insert = prepare(&mut conn, &self.sql.insert)?;
         let outcome = match (chunks.as_slice(), tracked) {
             // One statement is a transaction of its own in autocommit: the append is one
             // round trip, without BEGIN and COMMIT.
-            ([chunk], None)
-                if self.config.ordering != OrderingMode::TableLock
-                    && self.config.hold_in_transaction.is_none() =>
-            {
+            ([chunk], None) if autocommit => {
                 let mut positions = Vec::with_capacity(events.len());
                 self.insert_chunk(&mut conn.client, &insert, chunk, 0, &mut positions)
                     .map(|()| positions)
@@ -178,6 +183,20 @@ impl PostgresRecorder {
                 }
             }
         };
+        self.finish(conn, batch, tracking, retry, outcome)
+    }
+
+    /// Reports an append's outcome: announces a commit, or maps the failure to its error
+    /// (after repairing the position offset and retrying once, if `retry`, when the store
+    /// was found ahead of the cluster).
+    fn finish(
+        &self,
+        mut conn: Connection,
+        batch: &[StreamAppend],
+        tracking: Option<&Tracking>,
+        retry: bool,
+        outcome: Result<Vec<u64>, AppendFailure>,
+    ) -> Result<Vec<u64>, PersistenceError> {
         match outcome {
             Ok(positions) => {
                 if let Some(last) = positions.iter().max() {
@@ -204,6 +223,134 @@ impl PostgresRecorder {
         }
     }
 
+    /// The append of one stream without tracking in one autocommit statement
+    /// ([`Sql::append_event`](super::sql::Sql) for one event, `append_stream` for more): no
+    /// row back means the stream is not at its expected version or the store is ahead of
+    /// the cluster, and two reads tell which (only on that path).
+    fn append_stream(
+        &self,
+        conn: &mut Conn,
+        append: &StreamAppend,
+        chunk: &Columns<'_>,
+    ) -> Result<Vec<u64>, AppendFailure> {
+        let expected = if self.config.skip_version_check {
+            0
+        } else {
+            to_bigint(append.expected_version, "expected version")?
+        };
+        let stream: &str = &append.stream_id;
+        let rows = match (append.events.as_slice(), chunk) {
+            ([_], c) => {
+                let statement = prepare(conn, &self.sql.append_event)?;
+                conn.client.query(
+                    &statement,
+                    &[
+                        &stream,
+                        &c.versions[0],
+                        &c.event_ids[0],
+                        &c.topics[0],
+                        &c.schema_versions[0],
+                        &c.timestamps[0],
+                        &c.payloads[0],
+                        &c.metadata[0],
+                        &expected,
+                    ],
+                )
+            }
+            (_, c) => {
+                let statement = prepare(conn, &self.sql.append_stream)?;
+                conn.client.query(
+                    &statement,
+                    &[
+                        &stream,
+                        &c.versions,
+                        &c.event_ids,
+                        &c.topics,
+                        &c.schema_versions,
+                        &c.timestamps,
+                        &c.payloads,
+                        &c.metadata,
+                        &expected,
+                    ],
+                )
+            }
+        }
+        .map_err(|e| self.insert_error(e))?;
+        let mut positions = rows
+            .iter()
+            .map(|row| {
+                let position: i64 = row.try_get(0).map_err(|e| corrupt(None, "position", e))?;
+                u64::try_from(position).map_err(|e| corrupt(Some(position), "position", e))
+            })
+            .collect::<Result<Vec<u64>, _>>()?;
+        if positions.is_empty() {
+            return Err(self.why_not_appended(conn, append));
+        }
+        if positions.len() != append.events.len() {
+            return Err(corrupt(
+                None,
+                "rows returned by the insert",
+                format!("{} for {} events", positions.len(), append.events.len()),
+            )
+            .into());
+        }
+        positions.sort_unstable();
+        Ok(positions)
+    }
+
+    /// Why the one-stream append inserted nothing: the store is ahead of the cluster, or the
+    /// stream is not at its expected version (a conflict naming the actual one).
+    fn why_not_appended(&self, conn: &mut Conn, append: &StreamAppend) -> AppendFailure {
+        if self.config.ordering.uses_xid() {
+            let ahead = conn
+                .prepared_one(&self.sql.ahead, &[])
+                .map_err(classify)
+                .and_then(|row| {
+                    row.try_get::<_, bool>(0)
+                        .map_err(|e| corrupt(None, "position check", e))
+                });
+            match ahead {
+                Ok(true) => return AppendFailure::Ahead,
+                Ok(false) => {}
+                Err(e) => return e.into(),
+            }
+        }
+        let batch = std::slice::from_ref(append);
+        let current = prepare(conn, &self.sql.current_versions).and_then(|statement| {
+            match conn.client.transaction() {
+                Ok(mut tx) => current_versions(&mut tx, &statement, batch),
+                Err(e) => Err(classify(e)),
+            }
+        });
+        match current.map(|c| c.first().copied().unwrap_or(0)) {
+            Ok(actual) if actual != append.expected_version => {
+                AppendFailure::Error(PersistenceError::Conflict(Conflict {
+                    stream_id: append.stream_id.clone(),
+                    expected: append.expected_version,
+                    actual,
+                }))
+            }
+            // At the expected version again (deleted and written anew since the insert):
+            // still a conflict, reported as a racing writer's.
+            Ok(_) => AppendFailure::StreamRace,
+            Err(e) => e.into(),
+        }
+    }
+
+    /// The error of a failed insert: a racing writer, an event id stored already, or another.
+    fn insert_error(&self, e: postgres::Error) -> AppendFailure {
+        if is_unique_violation(&e, &self.names.stream_version_key) {
+            AppendFailure::StreamRace
+        } else if is_unique_violation(&e, &self.names.event_id_key) {
+            AppendFailure::Error(PersistenceError::InvalidBatch {
+                stream_id: String::new(),
+                reason: "an event id in the batch is already stored".into(),
+            })
+        } else {
+            AppendFailure::Error(classify(e))
+        }
+    }
+
     /// Runs the insert statement for one chunk, appending the positions of its events to
     /// `positions` in batch order; a stream not at its expected version (the first of the
     /// batch) is a conflict, and then the statement inserted nothing.
@@ -222,18 +369,9 @@ impl PostgresRecorder {
     ) -> Result<(), AppendFailure> {
         let offset = i64::try_from(index * CHUNK_ROWS).unwrap_or(i64::MAX);
         let params = chunk.params(&offset, self.config.ordering.uses_xid());
-        let rows = client.query(insert, &params).map_err(|e| {
-            if is_unique_violation(&e, &self.names.stream_version_key) {
-                AppendFailure::StreamRace
-            } else if is_unique_violation(&e, &self.names.event_id_key) {
-                AppendFailure::Error(PersistenceError::InvalidBatch {
-                    stream_id: String::new(),
-                    reason: "an event id in the batch is already stored".into(),
-                })
-            } else {
-                AppendFailure::Error(classify(e))
-            }
-        })?;
+        let rows = client
+            .query(insert, &params)
+            .map_err(|e| self.insert_error(e))?;
         let mut conflict: Option<(i64, PersistenceError)> = None;
         let start = positions.len();
         for row in &rows {

@@ -41,6 +41,10 @@ pub(super) struct Sql {
     pub(super) lag: String,
     pub(super) current_versions: String,
     pub(super) insert: String,
+    /// The append of one event to one stream, without tracking: see [`Sql::new`].
+    pub(super) append_event: String,
+    /// The append of up to a chunk of events to one stream, without tracking.
+    pub(super) append_stream: String,
     pub(super) track: String,
     /// Serialises tracked commits of one upstream (transaction-scoped advisory lock).
     pub(super) track_lock: String,
@@ -128,6 +132,50 @@ impl Sql {
         } else {
             (String::new(), "", "")
         };
+        // The append of one stream without tracking, the common case, in the cheapest form
+        // that keeps the checks: a plain insert, the unique index on (stream_id, version)
+        // refusing the stream's next version if it exists already, and one guard where the
+        // expected version ($9) is above zero: the stream's row at that version must exist
+        // (an index probe). Together they hold the stream at exactly its expected version (a
+        // stream behind it fails the guard; versions are gap-free). With transaction-id
+        // positions, a range probe of the position index (no row found in the normal case,
+        // so no heap visit, where `max(position)` visits one) checks that the store is not
+        // ahead of this cluster. No row returned means a guard failed, and the recorder asks
+        // which; a unique violation is a racing writer, as for `insert`.
+        let (one_position, n_position, ahead_probe) = if ordering.uses_xid() {
+            let xid = format!("{offset} + pg_current_xact_id()::text::bigint * {SCALE}");
+            (
+                format!("{xid}, "),
+                format!("{xid} + (r.n - 1), "),
+                format!(
+                    " AND NOT EXISTS (SELECT 1 FROM (SELECT position FROM {events} \
+                     WHERE position >= LEAST({next}, 9223372036854775807)::bigint \
+                     ORDER BY position LIMIT 1) a)"
+                ),
+            )
+        } else {
+            (String::new(), String::new(), String::new())
+        };
+        let at_expected = format!(
+            "($9::int8 = 0 OR EXISTS (SELECT 1 FROM {events} WHERE stream_id = $1::text \
+             AND version = $9::int8)){ahead_probe}"
+        );
+        let event_columns = "stream_id, version, event_id, topic, schema_version, \"timestamp\", \
+                             payload, metadata";
+        let append_event = format!(
+            "INSERT INTO {events} ({position}{event_columns}){overriding} \
+             SELECT {one_position}$1::text, $2::int8, $3::uuid, $4::text, $5::int4, $6::int8, \
+             $7::bytea, $8::text::jsonb WHERE {at_expected} RETURNING position"
+        );
+        let append_stream = format!(
+            "INSERT INTO {events} ({position}{event_columns}){overriding} \
+             SELECT {n_position}$1::text, r.version, r.event_id, r.topic, r.schema_version, \
+             r.ts, r.payload, r.metadata::jsonb \
+             FROM UNNEST($2::int8[], $3::uuid[], $4::text[], $5::int4[], $6::int8[], \
+             $7::bytea[], $8::text[]) WITH ORDINALITY \
+             AS r(version, event_id, topic, schema_version, ts, payload, metadata, n) \
+             WHERE {at_expected} ORDER BY r.n RETURNING position"
+        );
         // The stream id is the parameter: not sent back with every row.
         let stream_columns = EVENT_COLUMNS.replace("stream_id", "NULL::text");
         let select = |order: &str| {
@@ -206,6 +254,8 @@ impl Sql {
                  SELECT NULL, x.stream_id, x.expected, x.actual, x.n \
                  FROM expected x WHERE x.actual <> x.expected{ahead_row}"
             ),
+            append_event,
+            append_stream,
             // The tracking guard and the record in one statement: no row when the upstream
             // has a position at or above $3 (the first position the commit covers). Run after
             // the advisory lock (`track_lock`), in a statement of its own, so that its

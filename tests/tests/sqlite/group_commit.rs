@@ -101,3 +101,52 @@ fn concurrent_appends_share_commits_and_fail_only_on_their_own_conflicts() {
         "{appends} appends took {commits} commits: none shared one"
     );
 }
+
+/// More appenders than a group holds (64): the lead passes from group to group, every append
+/// commits, and none waits for ever (a hang fails the test after 60 s).
+#[test]
+fn more_appenders_than_a_group_holds_all_commit() {
+    const THREADS: usize = 96;
+    const EACH: u64 = 5;
+    let file = TempDb::new("sqlite-group-commit-many");
+    let recorder = Arc::new(SqliteRecorder::open(SqliteConfig::new(file.path())).expect("open"));
+    let start = Arc::new(Barrier::new(THREADS));
+    let (done, finished) = std::sync::mpsc::channel();
+    for _ in 0..THREADS {
+        let (recorder, start, done) = (recorder.clone(), start.clone(), done.clone());
+        thread::spawn(move || {
+            let own = Uuid::now_v7().to_string();
+            for round in 0..EACH {
+                // All at once, each round: more than a group holds arrive together, and no
+                // later arrival is there to lead what the first groups leave queued.
+                start.wait();
+                recorder
+                    .append(&[append(&own, round, 1)], None)
+                    .unwrap_or_else(|e| panic!("round {round}: {e}"));
+            }
+            let _ = done.send(own);
+        });
+    }
+    drop(done);
+    let mut owns = Vec::new();
+    for _ in 0..THREADS {
+        match finished.recv_timeout(std::time::Duration::from_secs(60)) {
+            Ok(own) => owns.push(own),
+            Err(e) => panic!(
+                "{} of {THREADS} appenders finished, the others did not: {e}",
+                owns.len()
+            ),
+        }
+    }
+    let reopened = SqliteRecorder::open(SqliteConfig::new(file.path())).expect("reopen");
+    for own in &owns {
+        assert_eq!(version_of(&reopened, own), EACH);
+    }
+    let appends = THREADS as u64 * EACH;
+    let commits = recorder.group_commits();
+    println!("GROUP_COMMIT appends={appends} commits={commits}");
+    assert!(
+        commits < appends,
+        "{appends} appends took {commits} commits"
+    );
+}

@@ -61,6 +61,27 @@ impl SqliteRecorder {
         tracking: Option<&Tracking>,
     ) -> Result<Vec<u64>, PersistenceError> {
         validate_append(batch, tracking)?;
+        if let Some(t) = tracking {
+            tracked_position(t)?;
+        }
+        if tracking.is_none() && batch.is_empty() {
+            return Ok(Vec::new());
+        }
+        // Run by whichever thread leads the group this append joins.
+        let run = |tx: &Connection, batch: &[StreamAppend], tracking: Option<&Tracking>| {
+            self.append_in(tx, batch, tracking)
+        };
+        self.writer.append(batch, tracking, &run)
+    }
+
+    /// One append inside the group transaction (in its own savepoint): the fence, the version
+    /// checks, the tracking record and the inserts.
+    fn append_in(
+        &self,
+        tx: &Connection,
+        batch: &[StreamAppend],
+        tracking: Option<&Tracking>,
+    ) -> Result<Vec<u64>, PersistenceError> {
         let encoded = batch
             .iter()
             .map(|a| {
@@ -70,89 +91,75 @@ impl SqliteRecorder {
                     .collect::<Result<Vec<_>, _>>()
             })
             .collect::<Result<Vec<_>, _>>()?;
-        let tracked = tracking
-            .map(|t| {
-                i64::try_from(t.position)
-                    .map(|position| (t, position))
-                    .map_err(|_| PersistenceError::Config(format!(
-                        "tracking position {} of upstream `{}` does not fit a 64-bit signed integer",
-                        t.position, t.upstream
-                    )))
-            })
-            .transpose()?;
-        if tracked.is_none() && batch.is_empty() {
-            return Ok(Vec::new());
+        // First: a fenced committer learns nothing else about the store.
+        if let Some(lease) = tracking.and_then(|t| t.lease.as_ref()) {
+            self.check_fence(tx, lease)?;
         }
-        self.writer.append(|tx| {
-            // First: a fenced committer learns nothing else about the store.
-            if let Some(lease) = tracking.and_then(|t| t.lease.as_ref()) {
-                self.check_fence(tx, lease)?;
-            }
-            if !self.config.skip_version_check {
-                for append in batch {
-                    let actual = Self::max_version(tx, &self.sql.max_version, &append.stream_id)?;
-                    if actual != append.expected_version {
-                        return Err(PersistenceError::Conflict(Conflict {
-                            stream_id: append.stream_id.clone(),
-                            expected: append.expected_version,
-                            actual,
-                        }));
-                    }
+        if !self.config.skip_version_check {
+            for append in batch {
+                let actual = Self::max_version(tx, &self.sql.max_version, &append.stream_id)?;
+                if actual != append.expected_version {
+                    return Err(PersistenceError::Conflict(Conflict {
+                        stream_id: append.stream_id.clone(),
+                        expected: append.expected_version,
+                        actual,
+                    }));
                 }
             }
-            if let Some((t, position)) = tracked {
-                // Under the write lock: no other writer can track meanwhile.
-                let max: Option<i64> = tx
-                    .prepare_cached(&self.sql.max_tracking)
-                    .and_then(|mut s| s.query_row([&t.upstream], |row| row.get(0)))
-                    .map_err(from_sqlite)?;
-                check_not_tracked(t, max.and_then(|m| u64::try_from(m).ok()))?;
-                let inserted = tx
-                    .prepare_cached(&self.sql.insert_tracking)
-                    .and_then(|mut s| s.execute(params![t.upstream, position]));
-                match inserted {
-                    Ok(_) => {}
-                    Err(e) if is_unique_violation(&e) => {
-                        return Err(PersistenceError::AlreadyTracked {
-                            upstream: t.upstream.clone(),
-                            position: t.position,
-                        })
-                    }
-                    Err(e) => return Err(from_sqlite(e)),
-                }
-            }
-            let mut positions = Vec::with_capacity(encoded.iter().map(Vec::len).sum());
-            let mut insert = tx
-                .prepare_cached(&self.sql.insert_event)
+        }
+        if let Some(t) = tracking {
+            let position = tracked_position(t)?;
+            // Under the write lock: no other writer can track meanwhile.
+            let max: Option<i64> = tx
+                .prepare_cached(&self.sql.max_tracking)
+                .and_then(|mut s| s.query_row([&t.upstream], |row| row.get(0)))
                 .map_err(from_sqlite)?;
-            for (append, encoded) in batch.iter().zip(&encoded) {
-                for (event, e) in append.events.iter().zip(encoded) {
-                    let row = insert.insert(params![
-                        append.stream_id,
-                        e.version,
-                        e.event_id.as_slice(),
-                        event.topic,
-                        e.schema_version,
-                        e.timestamp,
-                        event.payload,
-                        e.metadata,
-                    ]);
-                    let position = match row {
-                        Ok(position) => position,
-                        Err(error) if is_unique_violation(&error) => {
-                            return Err(self.insert_conflict(tx, append, event));
-                        }
-                        Err(error) => return Err(from_sqlite(error)),
-                    };
-                    positions.push(u64::try_from(position).map_err(|_| {
-                        PersistenceError::Corrupt {
-                            detail: format!("SQLite assigned a negative position {position}"),
-                        }
-                    })?);
+            check_not_tracked(t, max.and_then(|m| u64::try_from(m).ok()))?;
+            let inserted = tx
+                .prepare_cached(&self.sql.insert_tracking)
+                .and_then(|mut s| s.execute(params![t.upstream, position]));
+            match inserted {
+                Ok(_) => {}
+                Err(e) if is_unique_violation(&e) => {
+                    return Err(PersistenceError::AlreadyTracked {
+                        upstream: t.upstream.clone(),
+                        position: t.position,
+                    })
                 }
+                Err(e) => return Err(from_sqlite(e)),
             }
-            Ok(positions)
-        })
+        }
+        let mut positions = Vec::with_capacity(encoded.iter().map(Vec::len).sum());
+        let mut insert = tx
+            .prepare_cached(&self.sql.insert_event)
+            .map_err(from_sqlite)?;
+        for (append, encoded) in batch.iter().zip(&encoded) {
+            for (event, e) in append.events.iter().zip(encoded) {
+                let row = insert.insert(params![
+                    append.stream_id,
+                    e.version,
+                    e.event_id.as_slice(),
+                    event.topic,
+                    e.schema_version,
+                    e.timestamp,
+                    event.payload,
+                    e.metadata,
+                ]);
+                let position = match row {
+                    Ok(position) => position,
+                    Err(error) if is_unique_violation(&error) => {
+                        return Err(self.insert_conflict(tx, append, event));
+                    }
+                    Err(error) => return Err(from_sqlite(error)),
+                };
+                positions.push(
+                    u64::try_from(position).map_err(|_| PersistenceError::Corrupt {
+                        detail: format!("SQLite assigned a negative position {position}"),
+                    })?,
+                );
+            }
+        }
+        Ok(positions)
     }
 
     pub(super) fn delete_stream_and_snapshots(
@@ -218,4 +225,14 @@ impl SqliteRecorder {
             Ok(())
         })
     }
+}
+
+/// The tracking position as SQLite stores it (a 64-bit signed integer).
+fn tracked_position(t: &Tracking) -> Result<i64, PersistenceError> {
+    i64::try_from(t.position).map_err(|_| {
+        PersistenceError::Config(format!(
+            "tracking position {} of upstream `{}` does not fit a 64-bit signed integer",
+            t.position, t.upstream
+        ))
+    })
 }

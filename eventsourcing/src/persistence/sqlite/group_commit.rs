@@ -2,88 +2,96 @@
 //! `fsync`, while each stays atomic and checked on its own.
 //!
 //! SQLite has one writer at a time, and with `synchronous = FULL` each commit costs an
-//! `fsync`. An appender takes the writer connection; if no group transaction is open it begins
-//! one (`BEGIN IMMEDIATE`). It runs its whole append inside a `SAVEPOINT`: a conflict or any
-//! other error rolls back to the savepoint (its own rows only) and is returned at once, so a
-//! failing append never touches the others. A successful one joins the group. Then, if no
-//! other appender is waiting for the connection (or the group is full), it commits the group
-//! and tells every member the outcome; otherwise it releases the connection and waits, and
-//! the next appender does its work in the same transaction. Every member is acknowledged only
-//! after the commit that holds its rows has returned, and a failed commit fails every member
-//! (nothing of the group is stored). A member that has waited too long commits the group
-//! itself, so no group is left open. Anything else that needs the writer (snapshots, deletes,
-//! updates, the reads of an in-memory database) commits an open group first.
+//! `fsync`. An appender that finds no leader becomes the leader: it takes the writer
+//! connection, begins a transaction (`BEGIN IMMEDIATE`), runs its own append, then the appends
+//! that queued up meanwhile (other threads hand theirs over as owned copies and wait), each in
+//! its own `SAVEPOINT`, commits them all at once and hands every member its outcome. A
+//! conflict or any other error rolls back to that member's savepoint (its own rows only) and
+//! is its outcome; the others are untouched. Every outcome, errors included, is handed over
+//! only after the commit that holds the group has returned (so a conflict is reported once
+//! what it conflicted with is committed), and a failed commit fails every member whose append
+//! had succeeded (nothing of the group is stored). Appends arriving during a commit wait for
+//! it; when it ends, one of them leads the next group. So a group costs one hand-over between
+//! threads, not one per member: the leader runs the members' work itself.
+//!
+//! Anything else that needs the writer (snapshots, deletes, updates, the reads of an in-memory
+//! database) takes the connection between groups: no group stays open outside its leader.
 
-use std::collections::VecDeque;
+use std::any::Any;
+use std::collections::{HashMap, VecDeque};
 use std::panic::{catch_unwind, resume_unwind, AssertUnwindSafe};
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
-use std::time::Duration;
 
 use rusqlite::Connection;
 
 use super::error::from_sqlite;
-use crate::persistence::PersistenceError;
+use crate::persistence::{PersistenceError, StreamAppend, Tracking};
 
 /// Members of one group at most, so that a group's commit waits for a bounded amount of work.
 const MAX_MEMBERS: usize = 64;
 
-/// How long a member waits before it commits its group itself (a safety net: the last member
-/// normally commits at once).
-const HELP_AFTER: Duration = Duration::from_millis(50);
+/// One append's outcome: its positions, or its error.
+pub(super) type Outcome = Result<Vec<u64>, PersistenceError>;
 
-/// The writer connection and the group transaction open on it, if any.
+/// What runs one append on the writer connection: the recorder's checks and inserts, the same
+/// for every member of a group (the leader runs them all).
+pub(super) type Run<'a> =
+    &'a (dyn Fn(&Connection, &[StreamAppend], Option<&Tracking>) -> Outcome + Sync);
+
+/// The writer connection.
 #[derive(Debug)]
 pub(super) struct WriterState {
     pub(super) conn: Connection,
-    group: Option<Group>,
-    next_epoch: u64,
 }
 
-#[derive(Debug, Clone, Copy)]
-struct Group {
-    epoch: u64,
-    members: usize,
-}
-
-/// A failed commit, kept until every member has read it.
+/// An append handed to the leader: owned copies, since its thread waits elsewhere.
 #[derive(Debug)]
-struct Failure {
-    epoch: u64,
-    code: rusqlite::ffi::Error,
-    message: Option<String>,
-    unread: usize,
+struct Job {
+    id: u64,
+    batch: Vec<StreamAppend>,
+    tracking: Option<Tracking>,
 }
 
-/// The outcomes of finished groups.
-#[derive(Debug, Default)]
-struct Outcomes {
-    /// Every group up to this epoch has finished (committed or failed).
-    finished: u64,
-    failures: VecDeque<Failure>,
+/// What a member's thread is handed once its group has finished.
+enum Delivered {
+    Done(Outcome),
+    /// Its append panicked in the leader's thread: the panic goes on in its own.
+    Panicked(Box<dyn Any + Send>),
+}
+
+/// Appends waiting for a leader, and the outcomes not yet collected.
+#[derive(Default)]
+struct Queue {
+    /// A leader is running a group; new appends queue up for the next one.
+    leading: bool,
+    next_id: u64,
+    pending: VecDeque<Job>,
+    delivered: HashMap<u64, Delivered>,
 }
 
 /// The writer connection shared by appenders that commit in groups.
-#[derive(Debug)]
 pub(super) struct GroupWriter {
     state: Mutex<WriterState>,
-    /// Appenders waiting for `state`: while there are some, a member leaves the commit to them.
-    arriving: AtomicUsize,
-    outcomes: Mutex<Outcomes>,
+    queue: Mutex<Queue>,
+    /// Signalled when a group has finished: outcomes are ready, and the lead is free.
     finished: Condvar,
     commits: AtomicU64,
+}
+
+impl std::fmt::Debug for GroupWriter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GroupWriter")
+            .field("commits", &self.commits())
+            .finish_non_exhaustive()
+    }
 }
 
 impl GroupWriter {
     pub(super) fn new(conn: Connection) -> Self {
         Self {
-            state: Mutex::new(WriterState {
-                conn,
-                group: None,
-                next_epoch: 1,
-            }),
-            arriving: AtomicUsize::new(0),
-            outcomes: Mutex::new(Outcomes::default()),
+            state: Mutex::new(WriterState { conn }),
+            queue: Mutex::new(Queue::default()),
             finished: Condvar::new(),
             commits: AtomicU64::new(0),
         }
@@ -95,190 +103,250 @@ impl GroupWriter {
     }
 
     fn lock_state(&self) -> MutexGuard<'_, WriterState> {
-        // A panic while the state was held left no half-done append inside the group: the
-        // panicking append rolled back to its savepoint first (see `append`).
+        // A panic while the state was held left no half-done append inside a group: every
+        // member runs under `catch_unwind` and a panicking one is rolled back to its savepoint.
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// The writer connection for work outside the groups, with no group open (an open one is
-    /// committed first, and its members told).
+    fn lock_queue(&self) -> MutexGuard<'_, Queue> {
+        self.queue.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The writer connection for work outside the groups (none is open between leaders).
     pub(super) fn exclusive(&self) -> MutexGuard<'_, WriterState> {
-        let mut state = self.lock_state();
-        self.finish_group(&mut state);
-        state
+        self.lock_state()
     }
 
-    /// Runs `work` as one append in the group transaction and returns its value once the
-    /// group has committed: `work`'s error (its rows rolled back, the group untouched), or the
+    /// Runs `run` for this append in a group transaction and returns its outcome once the
+    /// group has committed: `run`'s error (its rows rolled back, the group untouched), or the
     /// commit's.
-    pub(super) fn append<T>(
+    pub(super) fn append(
         &self,
-        work: impl FnOnce(&Connection) -> Result<T, PersistenceError>,
-    ) -> Result<T, PersistenceError> {
-        self.arriving.fetch_add(1, Ordering::SeqCst);
-        let mut state = self.lock_state();
-        self.arriving.fetch_sub(1, Ordering::SeqCst);
-        let group = match state.group {
-            Some(group) => group,
-            None => begin(&mut state)?,
-        };
-        let result = match catch_unwind(AssertUnwindSafe(|| in_savepoint(&state.conn, work))) {
-            // Some errors (a full disk, an I/O error) make SQLite roll the whole transaction
-            // back: the group is lost, and its members are told at once. (Had this append
-            // succeeded outside a transaction, its `RELEASE` committed it: `Ok` is true.)
-            Ok(result) if state.conn.is_autocommit() => {
-                self.finish_group(&mut state);
-                drop(state);
-                return result;
+        batch: &[StreamAppend],
+        tracking: Option<&Tracking>,
+        run: Run<'_>,
+    ) -> Outcome {
+        let mut queue = self.lock_queue();
+        if !queue.leading {
+            queue.leading = true;
+            drop(queue);
+            return match self.lead(Some((batch, tracking)), run) {
+                Some(Delivered::Done(outcome)) => outcome,
+                Some(Delivered::Panicked(panic)) => resume_unwind(panic),
+                None => unreachable!("a leader with its own append gets its outcome"),
+            };
+        }
+        // A group is running: queue a copy for the next one, and wait.
+        let id = queue.next_id;
+        queue.next_id += 1;
+        queue.pending.push_back(Job {
+            id,
+            batch: batch.to_vec(),
+            tracking: tracking.cloned(),
+        });
+        loop {
+            // Checked before every wait: a group may have finished, or the lead become free,
+            // since this thread last looked.
+            if let Some(delivered) = queue.delivered.remove(&id) {
+                return match delivered {
+                    Delivered::Done(outcome) => outcome,
+                    Delivered::Panicked(panic) => resume_unwind(panic),
+                };
             }
-            Ok(result) => result,
-            Err(panic) => {
-                // Its savepoint is still open: undo it, then let the group go on without it.
-                let _ = state
-                    .conn
-                    .execute_batch("ROLLBACK TO append; RELEASE append");
-                self.settle(&mut state);
-                drop(state);
-                resume_unwind(panic)
-            }
-        };
-        if result.is_ok() {
-            if let Some(open) = state.group.as_mut() {
-                open.members += 1;
+            if queue.leading {
+                queue = self
+                    .finished
+                    .wait(queue)
+                    .unwrap_or_else(PoisonError::into_inner);
+            } else {
+                // The last group has finished and ours still waits: lead the next one.
+                queue.leading = true;
+                drop(queue);
+                let _ = self.lead(None, run);
+                queue = self.lock_queue();
             }
         }
-        let committed_here = self.settle(&mut state);
+    }
+
+    /// Runs one group: `own` (the leader's append, borrowed) and the queued appends, commits,
+    /// hands the queued members their outcomes and gives up the lead; the leader's own
+    /// outcome.
+    fn lead(
+        &self,
+        own: Option<(&[StreamAppend], Option<&Tracking>)>,
+        run: Run<'_>,
+    ) -> Option<Delivered> {
+        // Hands the lead back even if this thread panics outside a member (a bug), so that
+        // the appends queued behind it are not left waiting for ever.
+        let mut handover = Handover {
+            writer: self,
+            ids: Vec::new(),
+            done: false,
+        };
+        let state = self.lock_state();
+        let mut members: Vec<(Option<u64>, Delivered)> = Vec::new();
+        let mut open = begin(&state.conn);
+        if let Some((batch, tracking)) = own {
+            let delivered = match &open {
+                Ok(()) => member(&state.conn, batch, tracking, run),
+                Err(failure) => Delivered::Done(Err(failure.error())),
+            };
+            members.push((None, delivered));
+        }
+        // Appends queued meanwhile, and those arriving while these run, up to a full group.
+        while members.len() < MAX_MEMBERS {
+            let jobs: Vec<Job> = {
+                let mut queue = self.lock_queue();
+                let take = queue.pending.len().min(MAX_MEMBERS - members.len());
+                queue.pending.drain(..take).collect()
+            };
+            if jobs.is_empty() {
+                break;
+            }
+            for job in jobs {
+                handover.ids.push(job.id);
+                if open.is_ok() && state.conn.is_autocommit() {
+                    // SQLite rolled the group back by itself (a full disk, an I/O error): the
+                    // members so far are lost; the rest go on in a new transaction.
+                    lose_group(&mut members);
+                    open = begin(&state.conn);
+                }
+                let delivered = match &open {
+                    Ok(()) => member(&state.conn, &job.batch, job.tracking.as_ref(), run),
+                    Err(failure) => Delivered::Done(Err(failure.error())),
+                };
+                members.push((Some(job.id), delivered));
+            }
+        }
+        if open.is_ok() {
+            self.commit(&state.conn, &mut members);
+        }
         drop(state);
-        let value = match result {
-            Ok(value) => value,
-            Err(error) => {
-                // A conflict may come from rows of this group, not yet committed: report it
-                // once they are, so that the caller's next read sees what it conflicted with
-                // (a retry would otherwise read the old state and conflict again).
-                if !committed_here && error.is_conflict() {
-                    self.wait_finished(group.epoch);
+        // Hand over the outcomes and the lead together: a woken appender either finds its
+        // outcome or leads the next group.
+        let mut own_outcome = None;
+        let mut queue = self.lock_queue();
+        for (id, delivered) in members {
+            match id {
+                Some(id) => {
+                    queue.delivered.insert(id, delivered);
                 }
-                return Err(error);
+                None => own_outcome = Some(delivered),
             }
-        };
-        if !committed_here {
-            self.wait_finished(group.epoch);
         }
-        self.outcome_of(group.epoch)?;
-        Ok(value)
-    }
-
-    /// Commits the open group when no appender waits to join it or it is full; whether it
-    /// did.
-    fn settle(&self, state: &mut WriterState) -> bool {
-        let full = state.group.is_some_and(|g| g.members >= MAX_MEMBERS);
-        if full || self.arriving.load(Ordering::SeqCst) == 0 {
-            self.finish_group(state);
-            return true;
-        }
-        false
-    }
-
-    /// Commits the open group (or rolls it back when it has no member) and publishes the
-    /// outcome to its members.
-    fn finish_group(&self, state: &mut WriterState) {
-        let Some(group) = state.group.take() else {
-            return;
-        };
-        let failure = if group.members == 0 {
-            if !state.conn.is_autocommit() {
-                let _ = state.conn.execute_batch("ROLLBACK");
-            }
-            None
-        } else if state.conn.is_autocommit() {
-            // SQLite rolled the transaction back by itself (a full disk, an I/O error).
-            let code = rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_ABORT);
-            let message = "SQLite rolled back the group transaction".to_owned();
-            Some(failure_of(
-                group,
-                rusqlite::Error::SqliteFailure(code, Some(message)),
-            ))
-        } else {
-            match state.conn.execute_batch("COMMIT") {
-                Ok(()) => {
-                    self.commits.fetch_add(1, Ordering::Relaxed);
-                    None
-                }
-                Err(error) => {
-                    // Nothing of the group is stored: roll back what the failed commit left.
-                    if !state.conn.is_autocommit() {
-                        let _ = state.conn.execute_batch("ROLLBACK");
-                    }
-                    Some(failure_of(group, error))
-                }
-            }
-        };
-        let mut outcomes = self.lock_outcomes();
-        outcomes.finished = outcomes.finished.max(group.epoch);
-        outcomes.failures.extend(failure);
-        drop(outcomes);
+        queue.leading = false;
+        handover.done = true;
+        drop(queue);
         self.finished.notify_all();
+        own_outcome
     }
 
-    fn lock_outcomes(&self) -> MutexGuard<'_, Outcomes> {
-        self.outcomes.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-
-    /// Waits until group `epoch` has finished, committing it here if it stays open too long.
-    fn wait_finished(&self, epoch: u64) {
-        let mut outcomes = self.lock_outcomes();
-        while outcomes.finished < epoch {
-            let (guard, timeout) = self
-                .finished
-                .wait_timeout(outcomes, HELP_AFTER)
-                .unwrap_or_else(PoisonError::into_inner);
-            outcomes = guard;
-            if timeout.timed_out() && outcomes.finished < epoch {
-                drop(outcomes);
-                let mut state = self.lock_state();
-                if state.group.is_some_and(|g| g.epoch == epoch) {
-                    self.finish_group(&mut state);
+    /// Commits the open group (or rolls it back when no member succeeded); a failed commit
+    /// fails every member that had succeeded.
+    fn commit(&self, conn: &Connection, members: &mut [(Option<u64>, Delivered)]) {
+        let succeeded = members
+            .iter()
+            .any(|(_, d)| matches!(d, Delivered::Done(Ok(_))));
+        if conn.is_autocommit() {
+            // SQLite rolled the group back by itself after its last member.
+            lose_group(members);
+            return;
+        }
+        if !succeeded {
+            let _ = conn.execute_batch("ROLLBACK");
+            return;
+        }
+        match conn.execute_batch("COMMIT") {
+            Ok(()) => {
+                self.commits.fetch_add(1, Ordering::Relaxed);
+            }
+            Err(error) => {
+                // Nothing of the group is stored: roll back what the failed commit left.
+                if !conn.is_autocommit() {
+                    let _ = conn.execute_batch("ROLLBACK");
                 }
-                drop(state);
-                outcomes = self.lock_outcomes();
+                let failure = Failure::from(error);
+                for (_, delivered) in members.iter_mut() {
+                    if matches!(delivered, Delivered::Done(Ok(_))) {
+                        *delivered = Delivered::Done(Err(failure.error()));
+                    }
+                }
             }
         }
     }
+}
 
-    /// The outcome of finished group `epoch`, for one of its members.
-    fn outcome_of(&self, epoch: u64) -> Result<(), PersistenceError> {
-        let mut outcomes = self.lock_outcomes();
-        let Some(index) = outcomes.failures.iter().position(|f| f.epoch == epoch) else {
-            return Ok(());
-        };
-        let failure = &mut outcomes.failures[index];
-        let error = rusqlite::Error::SqliteFailure(failure.code, failure.message.clone());
-        failure.unread -= 1;
-        if failure.unread == 0 {
-            outcomes.failures.remove(index);
+/// Gives up the lead if the leader panics outside a member (a bug) before handing the
+/// outcomes over: the members it had taken (`ids`) get an error instead of waiting for ever.
+struct Handover<'a> {
+    writer: &'a GroupWriter,
+    ids: Vec<u64>,
+    /// The outcomes and the lead were handed over: nothing left to do.
+    done: bool,
+}
+
+impl Drop for Handover<'_> {
+    fn drop(&mut self) {
+        if self.done {
+            return;
         }
-        Err(from_sqlite(error))
+        let mut queue = self.writer.lock_queue();
+        for id in self.ids.drain(..) {
+            queue.delivered.entry(id).or_insert_with(|| {
+                Delivered::Done(Err(PersistenceError::Backend {
+                    backend: "sqlite",
+                    source: "the group committer panicked before this append committed; \
+                             nothing of it is stored"
+                        .into(),
+                }))
+            });
+        }
+        queue.leading = false;
+        drop(queue);
+        self.writer.finished.notify_all();
     }
 }
 
 /// Opens a group transaction. `BEGIN IMMEDIATE` takes SQLite's write lock up front, so the
 /// version checks of every member run under it.
-fn begin(state: &mut WriterState) -> Result<Group, PersistenceError> {
-    if !state.conn.is_autocommit() {
+fn begin(conn: &Connection) -> Result<(), Failure> {
+    if !conn.is_autocommit() {
         // Left by a panic outside any append: nothing in it was acknowledged.
-        state.conn.execute_batch("ROLLBACK").map_err(from_sqlite)?;
+        conn.execute_batch("ROLLBACK")?;
     }
-    state
-        .conn
-        .execute_batch("BEGIN IMMEDIATE")
-        .map_err(from_sqlite)?;
-    let group = Group {
-        epoch: state.next_epoch,
-        members: 0,
+    Ok(conn.execute_batch("BEGIN IMMEDIATE")?)
+}
+
+/// Runs one member's append in a savepoint of the group, catching a panic (its savepoint is
+/// rolled back, and the panic is handed to its thread).
+fn member(
+    conn: &Connection,
+    batch: &[StreamAppend],
+    tracking: Option<&Tracking>,
+    run: Run<'_>,
+) -> Delivered {
+    match catch_unwind(AssertUnwindSafe(|| {
+        in_savepoint(conn, |c| run(c, batch, tracking))
+    })) {
+        Ok(outcome) => Delivered::Done(outcome),
+        Err(panic) => {
+            let _ = conn.execute_batch("ROLLBACK TO append; RELEASE append");
+            Delivered::Panicked(panic)
+        }
+    }
+}
+
+/// The members that had succeeded in a group SQLite rolled back by itself: none is stored.
+fn lose_group(members: &mut [(Option<u64>, Delivered)]) {
+    let failure = Failure {
+        code: rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_ABORT),
+        message: Some("SQLite rolled back the group transaction".to_owned()),
     };
-    state.next_epoch += 1;
-    state.group = Some(group);
-    Ok(group)
+    for (_, delivered) in members.iter_mut() {
+        if matches!(delivered, Delivered::Done(Ok(_))) {
+            *delivered = Delivered::Done(Err(failure.error()));
+        }
+    }
 }
 
 /// Runs `work` in a savepoint: released when it succeeds, rolled back to when it fails.
@@ -301,18 +369,31 @@ fn in_savepoint<T>(
     result
 }
 
-fn failure_of(group: Group, error: rusqlite::Error) -> Failure {
-    let (code, message) = match error {
-        rusqlite::Error::SqliteFailure(code, message) => (code, message),
-        other => (
-            rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_ERROR),
-            Some(other.to_string()),
-        ),
-    };
-    Failure {
-        epoch: group.epoch,
-        code,
-        message,
-        unread: group.members,
+/// A failure of the group's transaction (its begin or its commit), which every member it
+/// concerns gets as its own error.
+#[derive(Debug)]
+struct Failure {
+    code: rusqlite::ffi::Error,
+    message: Option<String>,
+}
+
+impl From<rusqlite::Error> for Failure {
+    fn from(error: rusqlite::Error) -> Self {
+        match error {
+            rusqlite::Error::SqliteFailure(code, message) => Self { code, message },
+            other => Self {
+                code: rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_ERROR),
+                message: Some(other.to_string()),
+            },
+        }
+    }
+}
+
+impl Failure {
+    fn error(&self) -> PersistenceError {
+        from_sqlite(rusqlite::Error::SqliteFailure(
+            self.code,
+            self.message.clone(),
+        ))
     }
 }

@@ -426,6 +426,24 @@ pub fn delete_stream(store: &Store) {
     store
         .append(&[append(&a, 0, 1)], None)
         .expect("a deleted stream starts again at version 1");
+    if has_global_log(store) {
+        // Deleting the stream that holds the log's last events: the highest position is the
+        // last event left, and a new append still goes above every position handed out.
+        let before = max_position_or_zero(store);
+        let tail = new_stream();
+        let tail_positions = store
+            .append(&[append(&tail, 0, 2)], None)
+            .expect("append");
+        assert_eq!(store.delete_stream(&tail).expect("delete"), 2);
+        assert_eq!(max_position_or_zero(store), before, "the deleted tail is gone");
+        let next = store
+            .append(&[append(&new_stream(), 0, 1)], None)
+            .expect("append");
+        assert!(
+            next[0] > tail_positions[1],
+            "positions are not given again: {next:?} after {tail_positions:?}"
+        );
+    }
 }
 
 /// Stored events can be rewritten in place (schema migration); positions stay.

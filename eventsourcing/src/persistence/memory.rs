@@ -36,8 +36,12 @@ struct Inner {
     slots: Vec<Vec<StoredEvent>>,
     /// The slot of each stream.
     streams: HashMap<String, usize>,
-    /// Every event by position: its slot and index there.
-    log: BTreeMap<u64, (usize, usize)>,
+    /// Every event by position (`log[p - 1]` for position `p`; positions are handed out
+    /// densely from 1): its slot and index there, `None` once its stream was deleted. A range
+    /// of the log is a slice.
+    log: Vec<Option<(usize, usize)>>,
+    /// The highest position still in the log (0 when none).
+    max_live: u64,
     by_event_id: HashMap<Uuid, u64>,
     tracking: HashMap<String, BTreeSet<u64>>,
     /// Leases by name: owner, epoch, expiry (µs since the Unix epoch).
@@ -76,7 +80,8 @@ impl Inner {
 
     /// The event at `position`.
     fn at(&self, position: u64) -> Option<&StoredEvent> {
-        let &(slot, index) = self.log.get(&position)?;
+        let index = usize::try_from(position.checked_sub(1)?).ok()?;
+        let (slot, index) = (*self.log.get(index)?)?;
         self.slots.get(slot)?.get(index)
     }
 
@@ -152,7 +157,8 @@ impl Inner {
                 let mut stored = event.clone();
                 stored.position = Some(position);
                 self.by_event_id.insert(stored.metadata.event_id, position);
-                self.log.insert(position, (slot, stream.len()));
+                self.log.push(Some((slot, stream.len())));
+                self.max_live = position;
                 stream.push(stored);
                 positions.push(position);
             }
@@ -230,9 +236,17 @@ impl AdminRecorder for MemoryRecorder {
             .unwrap_or_default();
         for event in &events {
             inner.by_event_id.remove(&event.metadata.event_id);
-            if let Some(position) = event.position {
-                inner.log.remove(&position);
+            let entry = event
+                .position
+                .and_then(|p| usize::try_from(p.checked_sub(1)?).ok())
+                .and_then(|i| inner.log.get_mut(i));
+            if let Some(entry) = entry {
+                *entry = None;
             }
+        }
+        // The highest live position moves down past the deleted tail, if it was there.
+        while inner.max_live > 0 && inner.at(inner.max_live).is_none() {
+            inner.max_live -= 1;
         }
         Ok(events.len() as u64)
     }
@@ -288,11 +302,20 @@ impl ApplicationRecorder for MemoryRecorder {
         if query.from_position > upper {
             return Ok(());
         }
+        let first = usize::try_from(query.from_position.saturating_sub(1)).unwrap_or(usize::MAX);
+        let end = usize::try_from(upper)
+            .unwrap_or(usize::MAX)
+            .min(inner.log.len());
         into.extend(
             inner
                 .log
-                .range(query.from_position..=upper)
-                .filter_map(|(_, &(slot, index))| inner.slots.get(slot)?.get(index))
+                .get(first..end)
+                .unwrap_or_default()
+                .iter()
+                .filter_map(|entry| {
+                    let (slot, index) = (*entry)?;
+                    inner.slots.get(slot)?.get(index)
+                })
                 .filter(|e| query.topics.is_empty() || query.topics.contains(&e.topic))
                 .take(query.limit)
                 .cloned(),
@@ -301,7 +324,7 @@ impl ApplicationRecorder for MemoryRecorder {
     }
 
     fn max_position(&self) -> Result<u64, PersistenceError> {
-        Ok(self.read().log.last_key_value().map_or(0, |(p, _)| *p))
+        Ok(self.read().max_live)
     }
 }
 

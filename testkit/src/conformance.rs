@@ -431,11 +431,13 @@ pub fn delete_stream(store: &Store) {
         // last event left, and a new append still goes above every position handed out.
         let before = max_position_or_zero(store);
         let tail = new_stream();
-        let tail_positions = store
-            .append(&[append(&tail, 0, 2)], None)
-            .expect("append");
+        let tail_positions = store.append(&[append(&tail, 0, 2)], None).expect("append");
         assert_eq!(store.delete_stream(&tail).expect("delete"), 2);
-        assert_eq!(max_position_or_zero(store), before, "the deleted tail is gone");
+        assert_eq!(
+            max_position_or_zero(store),
+            before,
+            "the deleted tail is gone"
+        );
         let next = store
             .append(&[append(&new_stream(), 0, 1)], None)
             .expect("append");

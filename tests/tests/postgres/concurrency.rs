@@ -453,6 +453,43 @@ fn unique_index_alone_turns_a_race_into_a_conflict() {
     drop_schema(&config);
 }
 
+/// The one-stream append checks the stream's highest version, not only that the row at the
+/// expected version exists: on a stream with a gap (1, 2, 5: written by a writer that skipped
+/// the check, or imported), an append expecting 2 is a conflict naming 5, not version 3.
+#[test]
+fn a_stream_with_a_gap_is_a_conflict_at_its_highest_version() {
+    let Some(config) = config("a_stream_with_a_gap_is_a_conflict_at_its_highest_version") else {
+        return;
+    };
+    let unchecked = open(config.clone().skip_version_check_for_testing());
+    let stream = uuid::Uuid::now_v7().to_string();
+    unchecked
+        .append(&[append(&stream, 0, 2)], None)
+        .expect("versions 1 and 2");
+    unchecked
+        .append(&[append(&stream, 4, 1)], None)
+        .expect("version 5, leaving a gap");
+    drop(unchecked);
+    let store = open(config.clone());
+    for events in [1, 3] {
+        match store.append(&[append(&stream, 2, events)], None) {
+            Err(PersistenceError::Conflict(Conflict {
+                expected, actual, ..
+            })) => assert_eq!((expected, actual), (2, 5), "{events} events"),
+            other => panic!("{events} events: expected a conflict at version 5, got {other:?}"),
+        }
+    }
+    let versions: Vec<u64> = store
+        .select_events(&stream, &EventQuery::all())
+        .expect("read")
+        .iter()
+        .map(|e| e.version)
+        .collect();
+    assert_eq!(versions, [1, 2, 5], "nothing written");
+    drop(store);
+    drop_schema(&config);
+}
+
 #[test]
 fn race_check_fails_without_concurrency_control() {
     let Some(config) = config("race_check_fails_without_concurrency_control") else {

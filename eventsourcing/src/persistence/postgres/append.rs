@@ -299,7 +299,11 @@ impl PostgresRecorder {
     }
 
     /// Why the one-stream append inserted nothing: the store is ahead of the cluster, or the
-    /// stream is not at its expected version (a conflict naming the actual one).
+    /// stream is not at its expected version (a conflict naming the actual one). The reads
+    /// run in snapshots later than the insert's, so "neither" can come back (another
+    /// instance repaired the offset meanwhile, or the cluster's transaction ids moved past the
+    /// stored positions): that is the ahead case too, and the caller repairs (a no-op then) and
+    /// retries once, rather than report a conflict the stream does not have.
     fn why_not_appended(&self, conn: &mut Conn, append: &StreamAppend) -> AppendFailure {
         if self.config.ordering.uses_xid() {
             let ahead = conn
@@ -314,6 +318,10 @@ impl PostgresRecorder {
                 Ok(false) => {}
                 Err(e) => return e.into(),
             }
+        }
+        if self.config.skip_version_check {
+            // No version guard ran: only the ahead probe can have refused the insert.
+            return AppendFailure::Ahead;
         }
         let batch = std::slice::from_ref(append);
         let current = prepare(conn, &self.sql.current_versions).and_then(|statement| {
@@ -330,9 +338,7 @@ impl PostgresRecorder {
                     actual,
                 }))
             }
-            // At the expected version again (deleted and written anew since the insert):
-            // still a conflict, reported as a racing writer's.
-            Ok(_) => AppendFailure::StreamRace,
+            Ok(_) => AppendFailure::Ahead,
             Err(e) => e.into(),
         }
     }

@@ -135,9 +135,11 @@ impl Sql {
         // The append of one stream without tracking, the common case, in the cheapest form
         // that keeps the checks: a plain insert, the unique index on (stream_id, version)
         // refusing the stream's next version if it exists already, and one guard where the
-        // expected version ($9) is above zero: the stream's row at that version must exist
-        // (an index probe). Together they hold the stream at exactly its expected version (a
-        // stream behind it fails the guard; versions are gap-free). With transaction-id
+        // expected version ($9) is above zero: the stream's highest version must be $9 (one
+        // backward probe of the same index, written `ORDER BY .. DESC LIMIT 1` because the
+        // generic plan of `max(version)` aggregates every entry of the stream; exact even if
+        // a stream had gaps, where "the row at $9 exists" would not be). A new stream ($9 = 0) relies on the unique index alone:
+        // a stream exists once it has its version 1. With transaction-id
         // positions, a range probe of the position index (no row found in the normal case,
         // so no heap visit, where `max(position)` visits one) checks that the store is not
         // ahead of this cluster. No row returned means a guard failed, and the recorder asks
@@ -157,8 +159,8 @@ impl Sql {
             (String::new(), String::new(), String::new())
         };
         let at_expected = format!(
-            "($9::int8 = 0 OR EXISTS (SELECT 1 FROM {events} WHERE stream_id = $1::text \
-             AND version = $9::int8)){ahead_probe}"
+            "($9::int8 = 0 OR (SELECT version FROM {events} WHERE stream_id = $1::text \
+             ORDER BY version DESC LIMIT 1) = $9::int8){ahead_probe}"
         );
         let event_columns = "stream_id, version, event_id, topic, schema_version, \"timestamp\", \
                              payload, metadata";
@@ -221,8 +223,9 @@ impl Sql {
                  LEFT JOIN pg_prepared_xacts p ON p.transaction::text = h.xid"
             ),
             current_versions: format!(
-                "SELECT s.stream_id, COALESCE((SELECT max(e.version) FROM {events} e \
-                 WHERE e.stream_id = s.stream_id), 0) FROM UNNEST($1::text[]) AS s(stream_id)"
+                "SELECT s.stream_id, COALESCE((SELECT e.version FROM {events} e \
+                 WHERE e.stream_id = s.stream_id ORDER BY e.version DESC LIMIT 1), 0) \
+                 FROM UNNEST($1::text[]) AS s(stream_id)"
             ),
             // The version check and the insert in one statement (one round trip; in
             // autocommit, the whole append): `expected` computes the current version of every
@@ -237,8 +240,8 @@ impl Sql {
             // of NULLs, and the recorder repairs the offset and retries.
             insert: format!(
                 "WITH {ahead_cte}expected AS (SELECT c.stream_id, c.expected, c.n, \
-                 COALESCE((SELECT max(e.version) FROM {events} e \
-                 WHERE e.stream_id = c.stream_id), 0) AS actual \
+                 COALESCE((SELECT e.version FROM {events} e \
+                 WHERE e.stream_id = c.stream_id ORDER BY e.version DESC LIMIT 1), 0) AS actual \
                  FROM UNNEST($1::text[], $2::int8[]) WITH ORDINALITY AS c(stream_id, expected, n)), \
                  inserted AS (INSERT INTO {events} ({position}stream_id, version, event_id, topic, \
                  schema_version, \"timestamp\", payload, metadata){overriding} \

@@ -14,6 +14,11 @@
 //! it; when it ends, one of them leads the next group. So a group costs one hand-over between
 //! threads, not one per member: the leader runs the members' work itself.
 //!
+//! A group that does not commit (its `BEGIN` or `COMMIT` fails, or SQLite rolls it back by
+//! itself) fails with that error every member that succeeded and every member whose error may
+//! come from an earlier member's rows (a conflict found against rows that are gone is not
+//! true); a failed `BEGIN` fails every member taken into the group.
+//!
 //! Anything else that needs the writer (snapshots, deletes, updates, the reads of an in-memory
 //! database) takes the connection between groups: no group stays open outside its leader.
 
@@ -203,8 +208,8 @@ impl GroupWriter {
             if jobs.is_empty() {
                 break;
             }
+            handover.ids.extend(jobs.iter().map(|job| job.id));
             for job in jobs {
-                handover.ids.push(job.id);
                 if open.is_ok() && state.conn.is_autocommit() {
                     // SQLite rolled the group back by itself (a full disk, an I/O error): the
                     // members so far are lost; the rest go on in a new transaction.
@@ -265,12 +270,7 @@ impl GroupWriter {
                 if !conn.is_autocommit() {
                     let _ = conn.execute_batch("ROLLBACK");
                 }
-                let failure = Failure::from(error);
-                for (_, delivered) in members.iter_mut() {
-                    if matches!(delivered, Delivered::Done(Ok(_))) {
-                        *delivered = Delivered::Done(Err(failure.error()));
-                    }
-                }
+                fail_all(members, &Failure::from(error));
             }
         }
     }
@@ -290,6 +290,12 @@ impl Drop for Handover<'_> {
         if self.done {
             return;
         }
+        // Nothing of the group was acknowledged: undo it before anyone else uses the writer.
+        let state = self.writer.lock_state();
+        if !state.conn.is_autocommit() {
+            let _ = state.conn.execute_batch("ROLLBACK");
+        }
+        drop(state);
         let mut queue = self.writer.lock_queue();
         for id in self.ids.drain(..) {
             queue.delivered.entry(id).or_insert_with(|| {
@@ -336,15 +342,35 @@ fn member(
     }
 }
 
-/// The members that had succeeded in a group SQLite rolled back by itself: none is stored.
+/// The members of a group SQLite rolled back by itself: none is stored.
 fn lose_group(members: &mut [(Option<u64>, Delivered)]) {
     let failure = Failure {
         code: rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_ABORT),
         message: Some("SQLite rolled back the group transaction".to_owned()),
     };
+    fail_all(members, &failure);
+}
+
+/// A group that did not commit fails every member that succeeded, and every member whose
+/// error may have come from an earlier member's rows: a conflict, an "already tracked" or a
+/// duplicate event id found against rows that are now gone is not true (and a follower told
+/// "already tracked" would skip its work), while the failure's error makes it retry and find
+/// out. Other errors (a full disk, an I/O error, bad input) stay the member's own.
+fn fail_all(members: &mut [(Option<u64>, Delivered)], failure: &Failure) {
     for (_, delivered) in members.iter_mut() {
-        if matches!(delivered, Delivered::Done(Ok(_))) {
-            *delivered = Delivered::Done(Err(failure.error()));
+        if let Delivered::Done(outcome) = delivered {
+            let from_group = match outcome {
+                Ok(_) => true,
+                Err(error) => matches!(
+                    error,
+                    PersistenceError::Conflict(_)
+                        | PersistenceError::AlreadyTracked { .. }
+                        | PersistenceError::InvalidBatch { .. }
+                ),
+            };
+            if from_group {
+                *outcome = Err(failure.error());
+            }
         }
     }
 }

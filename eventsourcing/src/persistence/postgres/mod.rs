@@ -164,7 +164,12 @@
 //!
 //! # Appends and reads: round trips
 //!
-//! An append is one statement: a CTE computes the current version of every stream of the
+//! An append of one stream without a tracking record (the common case: a `save` of one
+//! aggregate) is a plain `INSERT .. SELECT` in autocommit, guarded by the unique index on
+//! `(stream_id, version)`, a backward probe of that index for the stream's highest version
+//! (only when the expected version is above zero) and a range probe of the position index for
+//! the store being ahead of the cluster (`append.rs`, `Sql::append_event`). Any other
+//! append is one statement too: a CTE computes the current version of every stream of the
 //! batch in the statement's snapshot, the `INSERT ... SELECT FROM UNNEST(arrays)` writes only
 //! when every stream is at its expected version, and the result is either the inserted rows'
 //! positions or the streams that are not (stream, expected, actual; the first in batch order is

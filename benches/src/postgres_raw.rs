@@ -62,6 +62,21 @@ type OwnedRow = (
     Option<Jsonb>,
 );
 
+/// Every column of an event row read into owned values, as a reader keeps them.
+fn owned_row(row: &postgres::Row) -> R<OwnedRow> {
+    Ok((
+        row.try_get(0)?,
+        row.try_get(1)?,
+        row.try_get(2)?,
+        row.try_get(3)?,
+        row.try_get(4)?,
+        row.try_get(5)?,
+        row.try_get(6)?,
+        row.try_get(7)?,
+        row.try_get(8)?,
+    ))
+}
+
 /// A raw client with its statements prepared once, as a long-running service keeps them:
 /// binary parameters and columns, one autocommit statement per write, and the generic plan
 /// that a prepared statement settles on after its first executions (forced here, so that the
@@ -182,18 +197,7 @@ impl RawStore for Raw {
         let mut rows = self.client.query_raw(&self.scan, [limit])?;
         let mut read = 0;
         while let Some(row) = postgres::fallible_iterator::FallibleIterator::next(&mut rows)? {
-            let owned: OwnedRow = (
-                row.try_get(0)?,
-                row.try_get(1)?,
-                row.try_get(2)?,
-                row.try_get(3)?,
-                row.try_get(4)?,
-                row.try_get(5)?,
-                row.try_get(6)?,
-                row.try_get(7)?,
-                row.try_get(8)?,
-            );
-            black_box(&owned);
+            black_box(&owned_row(&row)?);
             read += 1;
         }
         Ok(read)
@@ -424,20 +428,7 @@ fn concurrent(
             &|(client, poll), after| {
                 let rows = client.query(&*poll, &[&i64::try_from(after)?])?;
                 rows.iter()
-                    .map(|row| {
-                        let owned: OwnedRow = (
-                            row.try_get(0)?,
-                            row.try_get(1)?,
-                            row.try_get(2)?,
-                            row.try_get(3)?,
-                            row.try_get(4)?,
-                            row.try_get(5)?,
-                            row.try_get(6)?,
-                            row.try_get(7)?,
-                            row.try_get(8)?,
-                        );
-                        Ok(u64::try_from(black_box(owned).0)?)
-                    })
+                    .map(|row| Ok(u64::try_from(black_box(owned_row(row)?).0)?))
                     .collect()
             },
         )?;

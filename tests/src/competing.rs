@@ -211,6 +211,26 @@ pub fn wait_for_copies(downstream: &Application, expected: usize, timeout: Durat
     false
 }
 
+/// Waits (at most `timeout`) until every event of `written` is copied downstream, then
+/// asserts that each was copied exactly once and in its stream's order.
+///
+/// # Panics
+/// When the copies do not all arrive in time, or one was lost, copied twice or out of order.
+pub fn assert_all_copied_once(
+    written: &BTreeMap<String, u64>,
+    downstream: &Application,
+    timeout: Duration,
+) {
+    let total: u64 = written.values().sum();
+    let total = usize::try_from(total).unwrap_or(usize::MAX);
+    assert!(
+        wait_for_copies(downstream, total, timeout),
+        "every upstream event is copied ({} of {total})",
+        copy_count(downstream)
+    );
+    assert_exactly_once_in_order(written, downstream);
+}
+
 /// Asserts that every upstream event was copied exactly once, each stream's in version order.
 ///
 /// # Panics

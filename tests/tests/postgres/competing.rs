@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use eventsourcing::prelude::*;
 use eventsourcing_tests::competing::{
-    assert_exactly_once_in_order, copies, copy_count, wait_for_copies, write_tickers, Instance,
+    assert_all_copied_once, copies, copy_count, wait_for_copies, write_tickers, Instance,
 };
 use eventsourcing_tests::{postgres_url, unique_schema};
 
@@ -134,17 +134,7 @@ fn three_instances_share_the_work_and_survive_a_kill_and_a_stop(
     );
 
     written.extend(write_tickers(&upstream, 10, 9));
-    let total: u64 = written.values().sum();
-    assert!(
-        wait_for_copies(
-            &downstream,
-            usize::try_from(total)?,
-            Duration::from_secs(60)
-        ),
-        "every upstream event is copied ({} of {total})",
-        copy_count(&downstream)
-    );
-    assert_exactly_once_in_order(&written, &downstream);
+    assert_all_copied_once(&written, &downstream, Duration::from_secs(60));
     let (_, by_instance) = copies(&downstream);
     assert_eq!(
         by_instance.len(),
@@ -204,16 +194,7 @@ fn a_paused_instance_whose_leases_expired_cannot_commit_after_it_resumes(
     );
     // Resumed while its partitions are someone else's: whatever it was doing cannot commit.
     a.signal("CONT");
-    let total: u64 = written.values().sum();
-    assert!(
-        wait_for_copies(
-            &downstream,
-            usize::try_from(total)?,
-            Duration::from_secs(60)
-        ),
-        "every upstream event is copied"
-    );
-    assert_exactly_once_in_order(&written, &downstream);
+    assert_all_copied_once(&written, &downstream, Duration::from_secs(60));
     // Its in-flight commit was refused by the fence; later it may rejoin and commit with new
     // leases.
     assert!(

@@ -5,9 +5,7 @@
 use std::time::{Duration, Instant};
 
 use eventsourcing::prelude::*;
-use eventsourcing_tests::competing::{
-    assert_exactly_once_in_order, copies, copy_count, wait_for_copies, write_tickers, Instance,
-};
+use eventsourcing_tests::competing::{assert_all_copied_once, copies, write_tickers, Instance};
 use eventsourcing_tests::support::TempDb;
 
 const EXE: &str = env!("CARGO_BIN_EXE_competing_instance");
@@ -37,17 +35,7 @@ fn two_processes_share_one_file() -> Result<(), Box<dyn std::error::Error>> {
         "both hold partitions"
     );
     written.extend(write_tickers(&upstream, 20, 9));
-    let total: u64 = written.values().sum();
-    assert!(
-        wait_for_copies(
-            &downstream,
-            usize::try_from(total)?,
-            Duration::from_secs(60)
-        ),
-        "every upstream event is copied ({} of {total})",
-        copy_count(&downstream)
-    );
-    assert_exactly_once_in_order(&written, &downstream);
+    assert_all_copied_once(&written, &downstream, Duration::from_secs(60));
     let (_, by_instance) = copies(&downstream);
     assert_eq!(
         by_instance.len(),

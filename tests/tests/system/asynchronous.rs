@@ -6,14 +6,15 @@ use std::sync::{mpsc, Arc, Mutex};
 use std::time::Duration;
 
 use eventsourcing::asynchronous::{AsyncApplication, AsyncFollower, SaveOutcome};
-use eventsourcing::persistence::BoxError;
 use eventsourcing::persistence::RecorderLayer;
 use eventsourcing::prelude::*;
-use eventsourcing::system::{Notification, Projection, Projector, Upstream};
+use eventsourcing::system::{Projector, Upstream};
 use eventsourcing::{
     AggregateRecorder, MemoryRecorder, PersistenceError, Storage, StreamAppend, Tracking,
 };
 use eventsourcing_examples::bank::{transfer, Account, AccountCommands};
+
+use crate::Count;
 
 fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread()
@@ -259,21 +260,6 @@ fn a_save_dropped_before_it_starts_writes_nothing_and_the_receipt_tells() {
             .expect("contains"));
         assert_eq!(app.notification_log().max_position().await.expect("max"), 0);
     });
-}
-
-struct Count(u64);
-
-impl Projection for Count {
-    fn name(&self) -> &str {
-        "count"
-    }
-    fn apply(&mut self, _: &Notification<'_>) -> Result<(), BoxError> {
-        self.0 += 1;
-        Ok(())
-    }
-    fn reset(&mut self) {
-        self.0 = 0;
-    }
 }
 
 /// Followers: waiting for the log wakes on a save, and a follower catches up on the pool.

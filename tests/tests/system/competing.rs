@@ -36,6 +36,14 @@ fn instance<P: Policy>(
     .competing(Competing::new(8).owner(name).lease_ttl(ttl)))
 }
 
+/// Eight partitions, owned by `name`, rebalanced at every pull.
+fn every_pull(name: &str, ttl: Duration) -> Competing {
+    Competing::new(8)
+        .owner(name)
+        .lease_ttl(ttl)
+        .heartbeat(Duration::ZERO)
+}
+
 fn copier(name: &str) -> CopyPolicy {
     CopyPolicy {
         instance: name.to_owned(),
@@ -49,14 +57,8 @@ fn two_instances_share_the_partitions_and_apply_each_event_once() -> TestResult 
     let upstream = Application::in_memory()?;
     let store: Arc<dyn Storage> = Arc::new(MemoryRecorder::new());
     let ttl = Duration::from_secs(30);
-    let every_pull = |name: &str| {
-        Competing::new(8)
-            .owner(name)
-            .lease_ttl(ttl)
-            .heartbeat(Duration::ZERO)
-    };
-    let mut a = instance("a", &store, &upstream, copier("a"), ttl)?.competing(every_pull("a"));
-    let mut b = instance("b", &store, &upstream, copier("b"), ttl)?.competing(every_pull("b"));
+    let mut a = instance("a", &store, &upstream, copier("a"), ttl)?.competing(every_pull("a", ttl));
+    let mut b = instance("b", &store, &upstream, copier("b"), ttl)?.competing(every_pull("b", ttl));
     let written = write_tickers(&upstream, 40, 4);
     // The first heartbeat of `a` sees one member and takes all eight partitions.
     a.pull()?;
@@ -105,17 +107,11 @@ fn a_released_lease_moves_at_the_next_heartbeat_and_batches_stay_exactly_once() 
     let upstream = Application::in_memory()?;
     let store: Arc<dyn Storage> = Arc::new(MemoryRecorder::new());
     let ttl = Duration::from_secs(30);
-    let fast = |name: &str| {
-        Competing::new(8)
-            .owner(name)
-            .lease_ttl(ttl)
-            .heartbeat(Duration::ZERO)
-    };
     let mut a = instance("a", &store, &upstream, copier("a"), ttl)?
-        .competing(fast("a"))
+        .competing(every_pull("a", ttl))
         .batch_commits(true);
     let mut b = instance("b", &store, &upstream, copier("b"), ttl)?
-        .competing(fast("b"))
+        .competing(every_pull("b", ttl))
         .batch_commits(true);
     let mut written = write_tickers(&upstream, 30, 5);
     for _ in 0..2 {
@@ -443,7 +439,7 @@ fn member_rows_go_with_their_instances() -> TestResult {
     let _ = write_tickers(&upstream, 4, 1);
     let store: Arc<dyn Storage> = Arc::new(MemoryRecorder::new());
     let ttl = Duration::from_millis(100);
-    let every_pull = |name: &str| {
+    let four_partitions = |name: &str| {
         Competing::new(4)
             .owner(name)
             .lease_ttl(ttl)
@@ -453,8 +449,8 @@ fn member_rows_go_with_their_instances() -> TestResult {
         let leases = store.leases().ok_or("leases")?;
         Ok(leases.list_leases("copier/member/")?.len())
     };
-    let mut a = instance("a", &store, &upstream, copier("a"), ttl)?.competing(every_pull("a"));
-    let mut b = instance("b", &store, &upstream, copier("b"), ttl)?.competing(every_pull("b"));
+    let mut a = instance("a", &store, &upstream, copier("a"), ttl)?.competing(four_partitions("a"));
+    let mut b = instance("b", &store, &upstream, copier("b"), ttl)?.competing(four_partitions("b"));
     a.pull()?;
     b.pull()?;
     assert_eq!(members(&store)?, 2);

@@ -17,3 +17,23 @@ mod projection_ops;
 mod seed_example;
 mod topics;
 mod transcoders;
+
+use eventsourcing::persistence::BoxError;
+use eventsourcing::system::{Notification, Projection};
+
+/// A projection that counts the events it applied (and forgets them on reset).
+#[derive(Default)]
+struct Count(u64);
+
+impl Projection for Count {
+    fn name(&self) -> &str {
+        "count"
+    }
+    fn apply(&mut self, _: &Notification<'_>) -> Result<(), BoxError> {
+        self.0 += 1;
+        Ok(())
+    }
+    fn reset(&mut self) {
+        self.0 = 0;
+    }
+}

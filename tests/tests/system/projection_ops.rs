@@ -7,31 +7,16 @@ use std::sync::{Arc, Mutex};
 use eventsourcing::persistence::BoxError;
 use eventsourcing::prelude::*;
 use eventsourcing::system::{
-    DurableProjection, DurableProjector, Notification, Projection, Projector, SideBySide,
-    VersionedProjection,
+    DurableProjection, DurableProjector, Notification, Projector, SideBySide, VersionedProjection,
 };
 use eventsourcing_examples::competing::{Ticker, TickerCommands};
 use eventsourcing_tests::competing::write_tickers;
 use eventsourcing_tests::support::TempDb;
 use rusqlite::{params, Connection, OptionalExtension};
 
+use crate::Count;
+
 type TestResult = Result<(), BoxError>;
-
-#[derive(Default)]
-struct Count(u64);
-
-impl Projection for Count {
-    fn name(&self) -> &str {
-        "count"
-    }
-    fn apply(&mut self, _: &Notification<'_>) -> Result<(), BoxError> {
-        self.0 += 1;
-        Ok(())
-    }
-    fn reset(&mut self) {
-        self.0 = 0;
-    }
-}
 
 #[test]
 fn a_paused_projector_reads_nothing_until_resumed_from_another_thread() -> TestResult {

@@ -323,13 +323,7 @@ impl PostgresRecorder {
             // No version guard ran: only the ahead probe can have refused the insert.
             return AppendFailure::Ahead;
         }
-        let batch = std::slice::from_ref(append);
-        let current = prepare(conn, &self.sql.current_versions).and_then(|statement| {
-            match conn.client.transaction() {
-                Ok(mut tx) => current_versions(&mut tx, &statement, batch),
-                Err(e) => Err(classify(e)),
-            }
-        });
+        let current = self.current_versions(conn, std::slice::from_ref(append));
         match current.map(|c| c.first().copied().unwrap_or(0)) {
             Ok(actual) if actual != append.expected_version => {
                 AppendFailure::Error(PersistenceError::Conflict(Conflict {
@@ -486,13 +480,7 @@ impl PostgresRecorder {
     /// The conflict to report after a racing writer made the insert fail: the first stream of
     /// the batch that is not at its expected version any more.
     fn race_conflict(&self, conn: &mut Conn, batch: &[StreamAppend]) -> PersistenceError {
-        let current = prepare(conn, &self.sql.current_versions).and_then(|statement| {
-            match conn.client.transaction() {
-                Ok(mut tx) => current_versions(&mut tx, &statement, batch),
-                Err(e) => Err(classify(e)),
-            }
-        });
-        let current = match current {
+        let current = match self.current_versions(conn, batch) {
             Ok(current) => current,
             Err(e) => return e,
         };
@@ -564,6 +552,19 @@ impl PostgresRecorder {
             }
         }
         tx.commit().map_err(classify)
+    }
+}
+
+impl PostgresRecorder {
+    /// The current version of each stream of `batch` (0 for none), read in one snapshot.
+    fn current_versions(
+        &self,
+        conn: &mut Conn,
+        batch: &[StreamAppend],
+    ) -> Result<Vec<u64>, PersistenceError> {
+        let statement = prepare(conn, &self.sql.current_versions)?;
+        let mut tx = conn.client.transaction().map_err(classify)?;
+        current_versions(&mut tx, &statement, batch)
     }
 }
 

@@ -65,6 +65,16 @@ enum Delivered {
     Panicked(Box<dyn Any + Send>),
 }
 
+impl Delivered {
+    /// The outcome, in the member's own thread: a panic in its append goes on here.
+    fn into_outcome(self) -> Outcome {
+        match self {
+            Self::Done(outcome) => outcome,
+            Self::Panicked(panic) => resume_unwind(panic),
+        }
+    }
+}
+
 /// Appends waiting for a leader, and the outcomes not yet collected.
 #[derive(Default)]
 struct Queue {
@@ -136,8 +146,7 @@ impl GroupWriter {
             queue.leading = true;
             drop(queue);
             return match self.lead(Some((batch, tracking)), run) {
-                Some(Delivered::Done(outcome)) => outcome,
-                Some(Delivered::Panicked(panic)) => resume_unwind(panic),
+                Some(delivered) => delivered.into_outcome(),
                 None => unreachable!("a leader with its own append gets its outcome"),
             };
         }
@@ -153,10 +162,7 @@ impl GroupWriter {
             // Checked before every wait: a group may have finished, or the lead become free,
             // since this thread last looked.
             if let Some(delivered) = queue.delivered.remove(&id) {
-                return match delivered {
-                    Delivered::Done(outcome) => outcome,
-                    Delivered::Panicked(panic) => resume_unwind(panic),
-                };
+                return delivered.into_outcome();
             }
             if queue.leading {
                 queue = self

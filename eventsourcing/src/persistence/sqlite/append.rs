@@ -5,6 +5,7 @@ use crate::persistence::Conflict;
 use rusqlite::{params, Connection};
 
 use super::error::{from_sqlite, is_unique_violation};
+use super::group_commit::Member;
 use super::rows::{count_u64, encode_event};
 use super::SqliteRecorder;
 use crate::persistence::recorder::{check_not_tracked, validate_append, validate_text};
@@ -67,21 +68,8 @@ impl SqliteRecorder {
         if tracking.is_none() && batch.is_empty() {
             return Ok(Vec::new());
         }
-        // Run by whichever thread leads the group this append joins.
-        let run = |tx: &Connection, batch: &[StreamAppend], tracking: Option<&Tracking>| {
-            self.append_in(tx, batch, tracking)
-        };
-        self.writer.append(batch, tracking, &run)
-    }
-
-    /// One append inside the group transaction (in its own savepoint): the fence, the version
-    /// checks, the tracking record and the inserts.
-    fn append_in(
-        &self,
-        tx: &Connection,
-        batch: &[StreamAppend],
-        tracking: Option<&Tracking>,
-    ) -> Result<Vec<u64>, PersistenceError> {
+        // Encoded here, in the appender's thread: bad input fails before the writer, and the
+        // leader of a group does not encode everyone's events in turn.
         let encoded = batch
             .iter()
             .map(|a| {
@@ -91,6 +79,24 @@ impl SqliteRecorder {
                     .collect::<Result<Vec<_>, _>>()
             })
             .collect::<Result<Vec<_>, _>>()?;
+        let own = Member {
+            batch,
+            encoded: &encoded,
+            tracking,
+        };
+        // Run by whichever thread leads the group this append joins.
+        let run = |tx: &Connection, member: Member<'_>| self.append_in(tx, member);
+        self.writer.append(own, &run)
+    }
+
+    /// One append inside the group transaction (in its own savepoint): the fence, the version
+    /// checks, the tracking record and the inserts.
+    fn append_in(&self, tx: &Connection, member: Member<'_>) -> Result<Vec<u64>, PersistenceError> {
+        let Member {
+            batch,
+            encoded,
+            tracking,
+        } = member;
         // First: a fenced committer learns nothing else about the store.
         if let Some(lease) = tracking.and_then(|t| t.lease.as_ref()) {
             self.check_fence(tx, lease)?;
@@ -133,7 +139,7 @@ impl SqliteRecorder {
         let mut insert = tx
             .prepare_cached(&self.sql.insert_event)
             .map_err(from_sqlite)?;
-        for (append, encoded) in batch.iter().zip(&encoded) {
+        for (append, encoded) in batch.iter().zip(encoded) {
             for (event, e) in append.events.iter().zip(encoded) {
                 let row = insert.insert(params![
                     append.stream_id,

@@ -31,6 +31,7 @@ use std::sync::{Condvar, Mutex, MutexGuard, PoisonError};
 use rusqlite::Connection;
 
 use super::error::from_sqlite;
+use super::rows::EncodedEvent;
 use crate::persistence::{PersistenceError, StreamAppend, Tracking};
 
 /// Members of one group at most, so that a group's commit waits for a bounded amount of work.
@@ -39,10 +40,18 @@ const MAX_MEMBERS: usize = 64;
 /// One append's outcome: its positions, or its error.
 pub(super) type Outcome = Result<Vec<u64>, PersistenceError>;
 
+/// One append as the writer runs it: the batch, its events' columns encoded beforehand (by
+/// the appender's own thread, outside the group), and the tracking record.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Member<'a> {
+    pub(super) batch: &'a [StreamAppend],
+    pub(super) encoded: &'a [Vec<EncodedEvent>],
+    pub(super) tracking: Option<&'a Tracking>,
+}
+
 /// What runs one append on the writer connection: the recorder's checks and inserts, the same
 /// for every member of a group (the leader runs them all).
-pub(super) type Run<'a> =
-    &'a (dyn Fn(&Connection, &[StreamAppend], Option<&Tracking>) -> Outcome + Sync);
+pub(super) type Run<'a> = &'a (dyn Fn(&Connection, Member<'_>) -> Outcome + Sync);
 
 /// The writer connection.
 #[derive(Debug)]
@@ -55,7 +64,18 @@ pub(super) struct WriterState {
 struct Job {
     id: u64,
     batch: Vec<StreamAppend>,
+    encoded: Vec<Vec<EncodedEvent>>,
     tracking: Option<Tracking>,
+}
+
+impl Job {
+    fn member(&self) -> Member<'_> {
+        Member {
+            batch: &self.batch,
+            encoded: &self.encoded,
+            tracking: self.tracking.as_ref(),
+        }
+    }
 }
 
 /// What a member's thread is handed once its group has finished.
@@ -135,17 +155,12 @@ impl GroupWriter {
     /// Runs `run` for this append in a group transaction and returns its outcome once the
     /// group has committed: `run`'s error (its rows rolled back, the group untouched), or the
     /// commit's.
-    pub(super) fn append(
-        &self,
-        batch: &[StreamAppend],
-        tracking: Option<&Tracking>,
-        run: Run<'_>,
-    ) -> Outcome {
+    pub(super) fn append(&self, own: Member<'_>, run: Run<'_>) -> Outcome {
         let mut queue = self.lock_queue();
         if !queue.leading {
             queue.leading = true;
             drop(queue);
-            return match self.lead(Some((batch, tracking)), run) {
+            return match self.lead(Some(own), run) {
                 Some(delivered) => delivered.into_outcome(),
                 None => unreachable!("a leader with its own append gets its outcome"),
             };
@@ -155,8 +170,9 @@ impl GroupWriter {
         queue.next_id += 1;
         queue.pending.push_back(Job {
             id,
-            batch: batch.to_vec(),
-            tracking: tracking.cloned(),
+            batch: own.batch.to_vec(),
+            encoded: own.encoded.to_vec(),
+            tracking: own.tracking.cloned(),
         });
         loop {
             // Checked before every wait: a group may have finished, or the lead become free,
@@ -182,11 +198,7 @@ impl GroupWriter {
     /// Runs one group: `own` (the leader's append, borrowed) and the queued appends, commits,
     /// hands the queued members their outcomes and gives up the lead; the leader's own
     /// outcome.
-    fn lead(
-        &self,
-        own: Option<(&[StreamAppend], Option<&Tracking>)>,
-        run: Run<'_>,
-    ) -> Option<Delivered> {
+    fn lead(&self, own: Option<Member<'_>>, run: Run<'_>) -> Option<Delivered> {
         // Hands the lead back even if this thread panics outside a member (a bug), so that
         // the appends queued behind it are not left waiting for ever.
         let mut handover = Handover {
@@ -197,9 +209,9 @@ impl GroupWriter {
         let state = self.lock_state();
         let mut members: Vec<(Option<u64>, Delivered)> = Vec::new();
         let mut open = begin(&state.conn);
-        if let Some((batch, tracking)) = own {
+        if let Some(own) = own {
             let delivered = match &open {
-                Ok(()) => member(&state.conn, batch, tracking, run),
+                Ok(()) => member(&state.conn, own, run),
                 Err(failure) => Delivered::Done(Err(failure.error())),
             };
             members.push((None, delivered));
@@ -223,7 +235,7 @@ impl GroupWriter {
                     open = begin(&state.conn);
                 }
                 let delivered = match &open {
-                    Ok(()) => member(&state.conn, &job.batch, job.tracking.as_ref(), run),
+                    Ok(()) => member(&state.conn, job.member(), run),
                     Err(failure) => Delivered::Done(Err(failure.error())),
                 };
                 members.push((Some(job.id), delivered));
@@ -331,15 +343,8 @@ fn begin(conn: &Connection) -> Result<(), Failure> {
 
 /// Runs one member's append in a savepoint of the group, catching a panic (its savepoint is
 /// rolled back, and the panic is handed to its thread).
-fn member(
-    conn: &Connection,
-    batch: &[StreamAppend],
-    tracking: Option<&Tracking>,
-    run: Run<'_>,
-) -> Delivered {
-    match catch_unwind(AssertUnwindSafe(|| {
-        in_savepoint(conn, |c| run(c, batch, tracking))
-    })) {
+fn member(conn: &Connection, append: Member<'_>, run: Run<'_>) -> Delivered {
+    match catch_unwind(AssertUnwindSafe(|| in_savepoint(conn, |c| run(c, append)))) {
         Ok(outcome) => Delivered::Done(outcome),
         Err(panic) => {
             let _ = conn.execute_batch("ROLLBACK TO append; RELEASE append");

@@ -39,6 +39,7 @@ struct ExtrasIn {
 }
 
 /// An event's values as bound to the insert and update statements.
+#[derive(Debug, Clone)]
 pub(super) struct EncodedEvent {
     pub(super) version: i64,
     pub(super) event_id: [u8; 16],
